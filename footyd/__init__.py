@@ -1,0 +1,5 @@
+"""footyd: live football goal-clip archiver."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

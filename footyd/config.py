@@ -1,0 +1,434 @@
+"""Configuration: pydantic models, TOML loading, FOOTYD_* env overrides, *_file secrets, diff()."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from footyd.errors import ConfigError
+
+ENV_PREFIX = "FOOTYD_"
+MASK = "**********"
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiFootballConfig(Section):
+    base_url: str = "https://v3.football.api-sports.io"
+    api_key: SecretStr | None = None
+    mode: Literal["direct", "rapidapi"] = "direct"
+    rapidapi_host: str = "api-football-v1.p.rapidapi.com"
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    max_retries: int = Field(3, ge=0, le=10)
+    backoff_base_s: float = Field(2.0, gt=0, le=60)
+    daily_reserve: int = Field(100, ge=0)
+    daily_limit: int | None = Field(None, ge=1)  # None: learn it from /status and headers
+    per_minute_limit: int | None = Field(None, ge=1)
+
+
+class ScopeConfig(Section):
+    teams: list[int] = Field(default_factory=list)
+    leagues: list[int] = Field(default_factory=list)
+    season: int | None = None  # None: the season in progress, resolved per league
+
+
+class IngestConfig(Section):
+    days_ahead: int = Field(1, ge=0, le=14)
+    at: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # UTC
+    on_startup: bool = True
+
+
+class MonitorConfig(Section):
+    poll_interval_s: float = Field(30.0, gt=0)
+    poll_floor_s: float = Field(15.0, gt=0)  # lower only against the simulator
+    staging_check_interval_s: float = Field(900.0, gt=0)
+    activate_before_s: float = Field(300.0, ge=0)
+    complete_grace_s: float = Field(600.0, ge=0)
+    max_poll_interval_s: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _floor(self) -> MonitorConfig:
+        if self.poll_interval_s < self.poll_floor_s:
+            raise ValueError(
+                f"poll_interval_s ({self.poll_interval_s}) is below poll_floor_s "
+                f"({self.poll_floor_s}); API-Football refreshes every 15 s"
+            )
+        return self
+
+
+class GoalsConfig(Section):
+    confirm_polls: int = Field(2, ge=1, le=20)
+    cancel_polls: int = Field(3, ge=1, le=50)
+    match_window_min: int = Field(5, ge=0, le=30)
+    on_cancel: Literal["delete", "keep"] = "delete"
+
+
+class SearchConfig(Section):
+    attempts: int = Field(10, ge=1, le=100)
+    interval_s: float = Field(60.0, gt=0)
+    window_margin_s: float = Field(120.0, ge=0)
+    sources: list[Literal["x_api", "search_service", "snscrape", "fake"]] = Field(
+        default_factory=lambda: ["x_api"]
+    )
+    team_aliases: dict[str, list[str]] = Field(default_factory=dict)
+    max_candidates_per_attempt: int = Field(50, ge=1, le=500)
+    workers: int = Field(4, ge=1, le=64)
+
+
+class XApiConfig(Section):
+    base_url: str = "https://api.x.com/2"
+    bearer_token: SecretStr | None = None
+    requests_per_15min: int = Field(60, ge=1)
+    max_results: int = Field(50, ge=10, le=100)
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class SearchServiceConfig(Section):
+    base_url: str = "http://127.0.0.1:8080"
+    token: SecretStr | None = None
+    limit: int = Field(50, ge=1, le=500)
+    timeout_s: float = Field(15.0, gt=0)
+    requests_per_min: int = Field(30, ge=1)
+
+
+class SnscrapeConfig(Section):
+    timeout_s: float = Field(20.0, gt=0)
+    max_results: int = Field(50, ge=1)
+    backoff_max_s: float = Field(3600.0, gt=0)
+
+
+class FakeSourceConfig(Section):
+    base_url: str = "http://127.0.0.1:8099"
+    timeout_s: float = Field(5.0, gt=0)
+
+
+class SourcesConfig(Section):
+    x_api: XApiConfig = Field(default_factory=XApiConfig)
+    search_service: SearchServiceConfig = Field(default_factory=SearchServiceConfig)
+    snscrape: SnscrapeConfig = Field(default_factory=SnscrapeConfig)
+    fake: FakeSourceConfig = Field(default_factory=FakeSourceConfig)
+
+
+class DownloadConfig(Section):
+    concurrency: int = Field(3, ge=1, le=32)
+    timeout_s: float = Field(120.0, gt=0)
+    socket_timeout_s: float = Field(15.0, gt=0)
+    max_size_mb: float = Field(100.0, gt=0)
+    min_duration_s: float = Field(3.0, ge=0)
+    max_duration_s: float = Field(180.0, gt=0)
+    min_short_side_px: int = Field(360, ge=1)
+    aspect_min: float = Field(1.6, gt=0)
+    aspect_max: float = Field(1.9, gt=0)
+    max_attempts: int = Field(4, ge=1, le=20)
+    retry_backoff_s: float = Field(60.0, ge=0)
+    scratch_dir: Path = Path("/tmp/footyd-scratch")
+    cookies_file: Path | None = None
+    ffmpeg_location: Path | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> DownloadConfig:
+        if self.min_duration_s >= self.max_duration_s:
+            raise ValueError("min_duration_s must be below max_duration_s")
+        if self.aspect_min >= self.aspect_max:
+            raise ValueError("aspect_min must be below aspect_max")
+        return self
+
+
+class DedupConfig(Section):
+    workers: int = Field(2, ge=1, le=32)
+    sample_fps: float = Field(2.0, gt=0, le=30)
+    reference_fps: float = Field(5.0, gt=0, le=30)
+    max_hamming: int = Field(10, ge=0, le=64)
+    min_consecutive: int = Field(3, ge=1, le=100)
+    timeout_s: float = Field(120.0, gt=0)
+    retry_backoff_s: float = Field(60.0, ge=0)
+
+
+class MongoConfig(Section):
+    uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
+    database: str = "footyd"
+    server_selection_timeout_s: float = Field(5.0, gt=0)
+
+
+class StorageConfig(Section):
+    kind: Literal["s3", "local"] = "s3"
+    bucket: str = "footyd-clips"
+    prefix: str = "clips"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    local_dir: Path = Path("/var/lib/footyd/clips")
+    create_bucket: bool = False
+
+
+class HealthConfig(Section):
+    listen: str = Field("127.0.0.1:9464", pattern=r"^[^:]+:\d{1,5}$")
+    enabled: bool = True
+    stale_tick_s: float = Field(120.0, gt=0)
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    libraries: dict[str, Literal["debug", "info", "warning", "error"]] = Field(
+        default_factory=lambda: {
+            "pymongo": "warning",
+            "apscheduler": "warning",
+            "aiohttp": "warning",
+            "botocore": "warning",
+            "aiobotocore": "warning",
+        }
+    )
+
+
+class ShutdownConfig(Section):
+    """Drain budgets, in stage order; their sum must fit inside TimeoutStopSec."""
+
+    intake_s: float = Field(2.0, ge=0)
+    search_s: float = Field(5.0, ge=0)
+    download_s: float = Field(20.0, ge=0)
+    dedup_s: float = Field(15.0, ge=0)
+    close_s: float = Field(5.0, ge=0)
+
+    @property
+    def total_s(self) -> float:
+        return self.intake_s + self.search_s + self.download_s + self.dedup_s + self.close_s
+
+
+class Config(Section):
+    api_football: ApiFootballConfig = Field(default_factory=ApiFootballConfig)
+    scope: ScopeConfig = Field(default_factory=ScopeConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    goals: GoalsConfig = Field(default_factory=GoalsConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    mongo: MongoConfig = Field(default_factory=MongoConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    shutdown: ShutdownConfig = Field(default_factory=ShutdownConfig)
+
+
+# Keys that change behaviour live; everything else is applied on the next start.
+HOT_KEYS: frozenset[str] = frozenset(
+    {
+        "scope.teams",
+        "scope.leagues",
+        "scope.season",
+        "ingest.days_ahead",
+        "monitor.poll_interval_s",
+        "monitor.staging_check_interval_s",
+        "monitor.activate_before_s",
+        "monitor.complete_grace_s",
+        "monitor.max_poll_interval_s",
+        "goals.confirm_polls",
+        "goals.cancel_polls",
+        "goals.match_window_min",
+        "goals.on_cancel",
+        "search.attempts",
+        "search.interval_s",
+        "search.window_margin_s",
+        "search.team_aliases",
+        "search.max_candidates_per_attempt",
+        "download.concurrency",
+        "download.timeout_s",
+        "download.socket_timeout_s",
+        "download.max_size_mb",
+        "download.min_duration_s",
+        "download.max_duration_s",
+        "download.min_short_side_px",
+        "download.aspect_min",
+        "download.aspect_max",
+        "download.max_attempts",
+        "download.retry_backoff_s",
+        "dedup.max_hamming",
+        "dedup.min_consecutive",
+        "api_football.daily_reserve",
+        "log.level",
+        "log.libraries",
+        "shutdown.intake_s",
+        "shutdown.search_s",
+        "shutdown.download_s",
+        "shutdown.dedup_s",
+        "shutdown.close_s",
+    }
+)
+
+
+def is_hot(key: str) -> bool:
+    """True when a dotted key can change without a restart."""
+    return key in HOT_KEYS or any(key.startswith(k + ".") for k in HOT_KEYS)
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError([f"{'.'.join(path)}: cannot override, {part} is not a section"])
+        node = child
+    node[path[-1]] = value
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Env values are TOML literals when they parse as one (42, true, [1, 2]), else strings."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(tree: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        _set_path(tree, path, _parse_env_value(raw))
+
+
+def _resolve_files(tree: dict[str, Any], prefix: str, errors: list[str]) -> None:
+    """Replace `<key>_file = PATH` with `<key> = contents` (docker/systemd credentials)."""
+    for key in list(tree):
+        value = tree[key]
+        where = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _resolve_files(value, where + ".", errors)
+        elif key.endswith("_file") and key != "cookies_file" and isinstance(value, str):
+            target = key[: -len("_file")]
+            try:
+                tree[target] = Path(value).read_text().strip()
+            except OSError as exc:
+                errors.append(f"{where}: cannot read secret file ({exc.strerror})")
+            del tree[key]
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append(f"{loc}: {msg}")
+    return out
+
+
+def build(tree: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Validate a config tree (after env overrides and *_file secrets) or raise ConfigError."""
+    tree = json.loads(json.dumps(tree, default=str))  # deep copy, plain types
+    _apply_env(tree, os.environ if env is None else env)
+    errors: list[str] = []
+    _resolve_files(tree, "", errors)
+    if errors:
+        raise ConfigError(errors)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+
+
+def load(path: Path | str | None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file at path (None: defaults only) and build the effective config."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            tree = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError([f"(file): {path} does not exist"]) from None
+        except OSError as exc:
+            raise ConfigError([f"(file): cannot read {path}: {exc.strerror}"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"(file): {path} is not valid TOML: {exc}"]) from None
+    return build(tree, env)
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            out.update(_flatten(getattr(obj, name), f"{prefix}{name}."))
+        return out
+    key = prefix[:-1]
+    if isinstance(obj, SecretStr):
+        # compare secrets by digest so diff() never holds the value itself
+        out[key] = ("secret", hashlib.sha256(obj.get_secret_value().encode()).hexdigest())
+    elif isinstance(obj, Path):
+        out[key] = str(obj)
+    else:
+        out[key] = obj
+    return out
+
+
+def diff(old: Config, new: Config) -> list[str]:
+    """Dotted keys whose effective values differ between two configs."""
+    a, b = _flatten(old), _flatten(new)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def masked(cfg: Config) -> dict[str, Any]:
+    """The effective config as plain data, every secret replaced by a mask."""
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, BaseModel):
+            return {name: walk(getattr(obj, name)) for name in type(obj).model_fields}
+        if isinstance(obj, SecretStr):
+            return MASK if obj.get_secret_value() else ""
+        if isinstance(obj, Path):
+            return str(obj)
+        if isinstance(obj, dict):
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        return obj
+
+    result = walk(cfg)
+    assert isinstance(result, dict)
+    return result
+
+
+def config_hash(cfg: Config) -> str:
+    """A short stable digest of the effective config (secrets included only as digests)."""
+    flat = _flatten(cfg)
+    blob = json.dumps(flat, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def secret_values(cfg: Config) -> list[str]:
+    """Every non-empty secret value, for log redaction."""
+    values = []
+    for v in _flatten_raw(cfg):
+        if isinstance(v, SecretStr) and v.get_secret_value():
+            values.append(v.get_secret_value())
+    return values
+
+
+def _flatten_raw(obj: Any) -> list[Any]:
+    if isinstance(obj, BaseModel):
+        out: list[Any] = []
+        for name in type(obj).model_fields:
+            out.extend(_flatten_raw(getattr(obj, name)))
+        return out
+    return [obj]

@@ -1,0 +1,57 @@
+"""The typed exceptions footyd raises across module boundaries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class FootydError(Exception):
+    """Base of every footyd error."""
+
+
+class ConfigError(FootydError):
+    """The configuration is invalid; each entry of `errors` starts with its key path."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+class DependencyUnavailable(FootydError):
+    """A dependency (MongoDB, blob store, ...) cannot be reached or set up at startup."""
+
+
+class Retryable(FootydError):
+    """A failure worth trying again later (timeouts, 5xx, rate limits)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class Permanent(FootydError):
+    """A failure that will not go away by retrying (404, invalid media, filtered)."""
+
+
+class RateLimited(Retryable):
+    """A per-minute (or per-window) rate limit was hit."""
+
+
+class QuotaExhausted(FootydError):
+    """The daily API quota is spent; nothing may be sent before `reset_at`."""
+
+    def __init__(self, message: str, *, reset_at: datetime) -> None:
+        self.reset_at = reset_at
+        super().__init__(message)
+
+
+class ApiError(Permanent):
+    """The API answered with a non-empty `errors` object (often under HTTP 200)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("API-Football errors: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+class MalformedPayload(FootydError):
+    """A response or one item of it does not have the documented shape."""
