@@ -55,3 +55,20 @@ class ApiError(Permanent):
 
 class MalformedPayload(FootydError):
     """A response or one item of it does not have the documented shape."""
+
+
+class DownloadFailed(FootydError):
+    """A clip could not be fetched or was refused; `kind` decides the retry policy."""
+
+    RETRYABLE_KINDS = frozenset({"rate_limited", "timeout", "network", "server_error"})
+
+    def __init__(self, kind: str, reason: str) -> None:
+        # kinds: not_found, forbidden, rate_limited, timeout, network, server_error,
+        # too_large, invalid_media, filtered, unsupported_url, skipped
+        self.kind = kind
+        self.reason = reason
+        super().__init__(f"{kind}: {reason}")
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in self.RETRYABLE_KINDS
