@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from footyd.errors import ConfigError
 
 ENV_PREFIX = "FOOTYD_"
+SourceName = Literal["x_api", "search_service", "snscrape", "fake"]
+LevelName = Literal["debug", "info", "warning", "error"]
 MASK = "**********"
 
 
@@ -78,9 +80,7 @@ class SearchConfig(Section):
     attempts: int = Field(10, ge=1, le=100)
     interval_s: float = Field(60.0, gt=0)
     window_margin_s: float = Field(120.0, ge=0)
-    sources: list[Literal["x_api", "search_service", "snscrape", "fake"]] = Field(
-        default_factory=lambda: ["x_api"]
-    )
+    sources: list[SourceName] = Field(default_factory=lambda: list[SourceName](["x_api"]))
     team_aliases: dict[str, list[str]] = Field(default_factory=dict)
     max_candidates_per_attempt: int = Field(50, ge=1, le=500)
     workers: int = Field(4, ge=1, le=64)
@@ -188,16 +188,16 @@ class HealthConfig(Section):
 
 
 class LogConfig(Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: LevelName = "info"
     format: Literal["auto", "json", "console"] = "auto"
-    libraries: dict[str, Literal["debug", "info", "warning", "error"]] = Field(
-        default_factory=lambda: {
+    libraries: dict[str, LevelName] = Field(
+        default_factory=lambda: dict[str, LevelName]({
             "pymongo": "warning",
             "apscheduler": "warning",
             "aiohttp": "warning",
             "botocore": "warning",
             "aiobotocore": "warning",
-        }
+        })
     )
 
 

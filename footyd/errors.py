@@ -72,3 +72,15 @@ class DownloadFailed(FootydError):
     @property
     def retryable(self) -> bool:
         return self.kind in self.RETRYABLE_KINDS
+
+
+class ExitCode:
+    """Process exit codes (sysexits.h where one fits); documented in README."""
+
+    OK = 0
+    ERROR = 1  # unexpected error (a bug): systemd restarts
+    USAGE = 2  # bad command line
+    UNAVAILABLE = 69  # a dependency (MongoDB, S3, health port) unreachable at start
+    SOFTWARE = 70  # unexpected exception during run
+    FORCED = 75  # a second SIGTERM/SIGINT forced exit before the drain finished
+    CONFIG = 78  # configuration invalid: fix it, restarting will not help

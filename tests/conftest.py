@@ -4,6 +4,7 @@ from __future__ import annotations
 
 pytest_plugins = [
     "tests.plugins.servers",
+    "tests.plugins.daemon",
     "tests.plugins.sim",
     "tests.plugins.clips",
 ]

@@ -1,1 +1,161 @@
-"""Test fixtures (placeholder until filled)."""
+"""Session servers: a MongoDB-wire server (SecantusDB subprocess) and an S3 server (moto)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from footyd.clients.blobs import LocalBlobStore, S3BlobStore
+from footyd.clients.store import Store
+from footyd.config import MongoConfig, StorageConfig
+
+_LISTEN = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+
+@dataclass(frozen=True)
+class MongoServer:
+    uri: str
+    pid: int | None  # None when FOOTYD_TEST_MONGO_URI points at an external server
+
+    def uri_for(self) -> str:
+        return self.uri
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    access_key_id: str
+    secret_access_key: str
+    region: str
+
+
+def _start_secantus(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    log_path = tmp / "secantus.log"
+    exe = Path(sys.executable).with_name("secantusd-py")
+    cmd = [str(exe) if exe.exists() else "secantusd-py", "--host", "127.0.0.1", "--port", "0",
+           "--storage-path", str(tmp / "data")]
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        match = _LISTEN.search(log_path.read_text(errors="replace"))
+        if match:
+            return proc, f"mongodb://127.0.0.1:{match.group(1)}/?retryWrites=false"
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)  # polling a log file of another process: no event to await
+    proc.kill()
+    raise RuntimeError("SecantusDB did not start:\n" + log_path.read_text(errors="replace"))
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    """A MongoDB-wire server for the session (or FOOTYD_TEST_MONGO_URI)."""
+    external = os.environ.get("FOOTYD_TEST_MONGO_URI")
+    if external:
+        yield MongoServer(uri=external, pid=None)
+        return
+    tmp = tmp_path_factory.mktemp("secantus")
+    proc, uri = _start_secantus(tmp)
+    try:
+        yield MongoServer(uri=uri, pid=proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on loopback for the session (or FOOTYD_TEST_S3_ENDPOINT)."""
+    endpoint = os.environ.get("FOOTYD_TEST_S3_ENDPOINT")
+    if endpoint:
+        yield S3Server(
+            endpoint_url=endpoint,
+            access_key_id=os.environ.get("FOOTYD_TEST_S3_KEY", ""),
+            secret_access_key=os.environ.get("FOOTYD_TEST_S3_SECRET", ""),
+            region=os.environ.get("FOOTYD_TEST_S3_REGION", "us-east-1"),
+        )
+        return
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield S3Server(f"http://{host}:{port}", "testing", "testing", "us-east-1")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mongo_cfg(mongo_server: MongoServer) -> MongoConfig:
+    """A fresh database name per test on the session server."""
+    return MongoConfig.model_validate(
+        {"uri": mongo_server.uri, "database": f"t_{uuid.uuid4().hex[:12]}",
+         "server_selection_timeout_s": 5}
+    )
+
+
+@pytest.fixture
+async def store(mongo_cfg: MongoConfig) -> AsyncIterator[Store]:
+    """An open Store on a fresh database, dropped afterwards."""
+    async with Store(mongo_cfg) as s:
+        yield s
+        await s.db.client.drop_database(mongo_cfg.database)
+
+
+@pytest.fixture
+def s3_cfg(s3_server: S3Server) -> StorageConfig:
+    """Storage config for a fresh bucket per test (created on open)."""
+    return StorageConfig.model_validate(
+        {
+            "kind": "s3",
+            "bucket": f"t-{uuid.uuid4().hex[:16]}",
+            "endpoint_url": s3_server.endpoint_url,
+            "region": s3_server.region,
+            "access_key_id": s3_server.access_key_id,
+            "secret_access_key": s3_server.secret_access_key,
+            "create_bucket": True,
+        }
+    )
+
+
+@pytest.fixture
+async def s3_store(s3_cfg: StorageConfig) -> AsyncIterator[S3BlobStore]:
+    async with S3BlobStore(s3_cfg) as blobs:
+        yield blobs
+
+
+@pytest.fixture
+async def local_store(tmp_path: Path) -> AsyncIterator[LocalBlobStore]:
+    cfg = StorageConfig.model_validate({"kind": "local", "local_dir": str(tmp_path / "blobs")})
+    async with LocalBlobStore(cfg) as blobs:
+        yield blobs
+
+
+def env_for_s3(s3: S3Server) -> dict[str, Any]:
+    """FOOTYD_* env entries pointing a daemon subprocess at the test S3 server."""
+    return {
+        "FOOTYD_STORAGE__ENDPOINT_URL": s3.endpoint_url,
+        "FOOTYD_STORAGE__ACCESS_KEY_ID": s3.access_key_id,
+        "FOOTYD_STORAGE__SECRET_ACCESS_KEY": s3.secret_access_key,
+        "FOOTYD_STORAGE__REGION": s3.region,
+    }

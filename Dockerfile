@@ -1,0 +1,36 @@
+# footyd container: `docker build -t footyd .`; see README.md for the `docker run` line.
+FROM python:3.11-slim
+
+# ffmpeg lets yt-dlp merge separate audio/video streams and remux HLS.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
+
+ARG FOOTYD_BUILD_COMMIT=unknown
+ENV FOOTYD_BUILD_COMMIT=${FOOTYD_BUILD_COMMIT} \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    FOOTYD_CONFIG=/etc/footyd/config.toml \
+    FOOTYD_DOWNLOAD__SCRATCH_DIR=/var/cache/footyd
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY footyd ./footyd
+RUN pip install --no-compile . && rm -rf /src
+
+RUN useradd --system --uid 10001 --home-dir /var/lib/footyd --create-home footyd \
+    && mkdir -p /etc/footyd /var/cache/footyd \
+    && chown footyd:footyd /var/cache/footyd
+COPY config.toml /etc/footyd/config.toml
+
+USER footyd
+WORKDIR /var/lib/footyd
+VOLUME ["/var/cache/footyd"]
+EXPOSE 9464
+
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["footyd", "healthcheck", "-c", "/etc/footyd/config.toml"]
+# exec form: footyd is PID 1 and receives SIGTERM/SIGHUP itself
+ENTRYPOINT ["footyd", "run"]
+CMD ["-c", "/etc/footyd/config.toml"]

@@ -1,0 +1,7 @@
+"""`python -m footyd` is the `footyd` command."""
+
+from __future__ import annotations
+
+from footyd.cli import main
+
+raise SystemExit(main())

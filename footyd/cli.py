@@ -1,0 +1,160 @@
+"""Command line: run | check-config | status | healthcheck | ingest | advance | demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from footyd import config as config_mod
+from footyd import logs
+from footyd.build import git_commit, version
+from footyd.config import Config
+from footyd.errors import ConfigError, DependencyUnavailable, ExitCode
+
+log = structlog.get_logger("footyd.cli")
+
+DEFAULT_CONFIG = os.environ.get("FOOTYD_CONFIG", "/etc/footyd/config.toml")
+
+
+def _load(path: str | None) -> Config:
+    """Load the config or exit with ExitCode.CONFIG and every error by key path."""
+    try:
+        return config_mod.load(path)
+    except ConfigError as exc:
+        print(f"footyd: invalid configuration ({path}):", file=sys.stderr)
+        for err in exc.errors:
+            print(f"  {err}", file=sys.stderr)
+        raise SystemExit(ExitCode.CONFIG) from None
+
+
+def _setup_logs(cfg: Config) -> None:
+    logs.setup(
+        level=cfg.log.level,
+        fmt=cfg.log.format,
+        libraries=cfg.log.libraries,
+        secrets=config_mod.secret_values(cfg),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    _setup_logs(cfg)
+    from footyd.daemon import Daemon
+
+    try:
+        return asyncio.run(Daemon(cfg, Path(args.config)).run())
+    except DependencyUnavailable as exc:
+        log.error("startup_failed", reason=str(exc))
+        print(f"footyd: cannot start: {exc}", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
+    except Exception:
+        log.critical("daemon_crashed", exc_info=True)
+        return ExitCode.SOFTWARE
+
+
+def _flat_lines(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    lines = []
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and key not in {"team_aliases", "libraries"}:
+            lines.extend(_flat_lines(value, path + "."))
+        else:
+            kind = "hot" if config_mod.is_hot(path) else "restart"
+            lines.append(f"{path} = {json.dumps(value)}  # {kind}")
+    return lines
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    masked = config_mod.masked(cfg)
+    if args.json:
+        print(json.dumps(masked, indent=2))
+    else:
+        print(f"# {args.config}: valid (config hash {config_mod.config_hash(cfg)})")
+        print("\n".join(_flat_lines(masked)))
+    return ExitCode.OK
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    url = args.url
+    if url is None:
+        cfg = _load(args.config)
+        url = f"http://{cfg.health.listen}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout_s) as resp:
+            ok = resp.status == 200
+    except (urllib.error.URLError, OSError):
+        ok = False
+    print("healthy" if ok else "unhealthy")
+    return ExitCode.OK if ok else ExitCode.ERROR
+
+
+async def _status(cfg: Config) -> dict[str, Any]:
+    from footyd.clients.store import Store
+
+    async with Store(cfg.mongo) as store:
+        out: dict[str, Any] = {}
+        for name, key in (("fixtures", "stage"), ("goals", "state"), ("clips", "state")):
+            rows = store.db[name].aggregate([{"$group": {"_id": f"${key}", "n": {"$sum": 1}}}])
+            out[name] = {str(r["_id"]): r["n"] async for r in await rows}
+        return out
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    logs.setup(level="warning", fmt="console", secrets=config_mod.secret_values(cfg),
+               stream=sys.stderr)
+    try:
+        counts = asyncio.run(_status(cfg))
+    except DependencyUnavailable as exc:
+        print(f"footyd: {exc}", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
+    print(json.dumps({"version": version(), "commit": git_commit(), **counts}, indent=2))
+    return ExitCode.OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="footyd", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"footyd {version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="config file (TOML)")
+        p.set_defaults(func=func)
+        return p
+
+    add("run", cmd_run, "run the daemon")
+    p = add("check-config", cmd_check_config, "validate and print the effective config")
+    p.add_argument("--json", action="store_true", help="print JSON instead of key = value lines")
+    p = add("healthcheck", cmd_healthcheck, "probe /healthz (exit 0 healthy, 1 not)")
+    p.add_argument("--url", default=None, help="probe this URL instead of the configured one")
+    p.add_argument("--timeout-s", type=float, default=3.0)
+    add("status", cmd_status, "print fixture, goal and clip counts from MongoDB")
+    _add_extra_commands(add)
+    return parser
+
+
+def _add_extra_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Commands that belong to later stages register here."""
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

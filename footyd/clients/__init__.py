@@ -1,0 +1,1 @@
+"""One seam per external system; the only modules importing its SDK."""

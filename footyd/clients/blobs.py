@@ -1,0 +1,234 @@
+"""Blob store seam: S3 through aioboto3, or a local directory for small installs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from contextlib import AsyncExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import aioboto3
+import structlog
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from footyd.config import StorageConfig
+from footyd.errors import DependencyUnavailable, Retryable
+
+log = structlog.get_logger(__name__)
+
+
+class BlobStore(Protocol):
+    """Where clip bytes live; MongoDB keeps everything else about them."""
+
+    kind: str
+    bucket: str
+
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str, metadata: dict[str, str]
+    ) -> None: ...
+    async def delete(self, key: str) -> None: ...
+    async def exists(self, key: str) -> bool: ...
+    async def list_keys(self, prefix: str) -> list[str]: ...
+    async def ping(self) -> bool: ...
+    def key_for(self, *parts: str) -> str: ...
+
+
+def _join(prefix: str, parts: tuple[str, ...]) -> str:
+    return "/".join(p.strip("/") for p in (prefix, *parts) if p.strip("/"))
+
+
+class S3BlobStore:
+    """S3 (or MinIO and friends through endpoint_url), retry mode "standard"."""
+
+    kind = "s3"
+
+    def __init__(self, cfg: StorageConfig) -> None:
+        self._cfg = cfg
+        self.bucket = cfg.bucket
+        self._stack = AsyncExitStack()
+        self._s3: Any = None
+
+    async def __aenter__(self) -> S3BlobStore:
+        session = aioboto3.Session()
+        cfg = self._cfg
+        kwargs: dict[str, Any] = {
+            "region_name": cfg.region,
+            "endpoint_url": cfg.endpoint_url,
+            "config": BotoConfig(
+                retries={"mode": "standard", "max_attempts": 5},
+                connect_timeout=10,
+                read_timeout=60,
+            ),
+        }
+        if cfg.access_key_id and cfg.secret_access_key:
+            kwargs["aws_access_key_id"] = cfg.access_key_id.get_secret_value()
+            kwargs["aws_secret_access_key"] = cfg.secret_access_key.get_secret_value()
+        self._s3 = await self._stack.enter_async_context(session.client("s3", **kwargs))
+        try:
+            await self._ensure_bucket()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        log.info("blob_store_opened", kind=self.kind, bucket=self.bucket)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _ensure_bucket(self) -> None:
+        try:
+            await self._s3.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code not in {"404", "NoSuchBucket", "NotFound"} or not self._cfg.create_bucket:
+                raise DependencyUnavailable(
+                    f"S3 bucket {self.bucket!r} not usable: {code or exc}"
+                ) from None
+        except (BotoCoreError, OSError) as exc:
+            raise DependencyUnavailable(f"S3 unreachable: {type(exc).__name__}: {exc}") from None
+        try:
+            await self._s3.create_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyUnavailable(f"S3 bucket {self.bucket!r} cannot be created: {exc}") from None
+        log.info("blob_bucket_created", bucket=self.bucket)
+
+    def key_for(self, *parts: str) -> str:
+        return _join(self._cfg.prefix, parts)
+
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str, metadata: dict[str, str]
+    ) -> None:
+        try:
+            await self._s3.upload_file(
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs={"ContentType": content_type, "Metadata": metadata},
+            )
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise Retryable(f"S3 upload of {key} failed: {exc}") from exc
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._s3.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise Retryable(f"S3 delete of {key} failed: {exc}") from exc
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise Retryable(f"S3 head of {key} failed: {exc}") from exc
+        except (BotoCoreError, OSError) as exc:
+            raise Retryable(f"S3 head of {key} failed: {exc}") from exc
+        return True
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        try:
+            paginator = self._s3.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise Retryable(f"S3 list of {prefix} failed: {exc}") from exc
+        return sorted(keys)
+
+    async def ping(self) -> bool:
+        try:
+            await self._s3.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError, OSError):
+            return False
+        return True
+
+
+class LocalBlobStore:
+    """A directory tree; metadata in a sidecar JSON file; writes are atomic renames."""
+
+    kind = "local"
+
+    def __init__(self, cfg: StorageConfig) -> None:
+        self._cfg = cfg
+        self.root = cfg.local_dir
+        self.bucket = str(cfg.local_dir)
+
+    async def __aenter__(self) -> LocalBlobStore:
+        try:
+            await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DependencyUnavailable(f"local blob dir {self.root} unusable: {exc}") from None
+        if not os.access(self.root, os.W_OK):
+            raise DependencyUnavailable(f"local blob dir {self.root} is not writable")
+        log.info("blob_store_opened", kind=self.kind, root=str(self.root))
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def key_for(self, *parts: str) -> str:
+        return _join(self._cfg.prefix, parts)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()) or key.endswith(".meta.json"):
+            raise ValueError(f"invalid blob key {key!r}")
+        return path
+
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str, metadata: dict[str, str]
+    ) -> None:
+        target = self._path(key)
+
+        def _copy() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            shutil.copyfile(path, tmp)
+            meta = {"content_type": content_type, "metadata": metadata}
+            target.with_name(target.name + ".meta.json").write_text(json.dumps(meta))
+            os.replace(tmp, target)
+
+        try:
+            await asyncio.to_thread(_copy)
+        except OSError as exc:
+            raise Retryable(f"local store write of {key} failed: {exc}") from exc
+
+    async def delete(self, key: str) -> None:
+        target = self._path(key)
+        for p in (target, target.with_name(target.name + ".meta.json")):
+            try:
+                await asyncio.to_thread(p.unlink, missing_ok=True)
+            except OSError as exc:
+                raise Retryable(f"local store delete of {key} failed: {exc}") from exc
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        def _walk() -> list[str]:
+            out = []
+            for p in self.root.rglob("*"):
+                rel = p.relative_to(self.root).as_posix()
+                if p.is_file() and not rel.endswith((".meta.json", ".tmp")) and rel.startswith(prefix):
+                    out.append(rel)
+            return sorted(out)
+
+        return await asyncio.to_thread(_walk)
+
+    async def ping(self) -> bool:
+        return await asyncio.to_thread(os.access, self.root, os.W_OK)
+
+
+def open_blob_store(cfg: StorageConfig) -> S3BlobStore | LocalBlobStore:
+    """The configured store, not yet opened (enter it on the daemon's exit stack)."""
+    return S3BlobStore(cfg) if cfg.kind == "s3" else LocalBlobStore(cfg)

@@ -1,0 +1,118 @@
+"""MongoDB seam: the AsyncMongoClient, the collections and their indexes."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import structlog
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from footyd.config import MongoConfig
+from footyd.errors import DependencyUnavailable
+
+log = structlog.get_logger(__name__)
+
+# Re-exported so stages never import pymongo themselves.
+DuplicateKey = DuplicateKeyError
+StoreError = PyMongoError
+AFTER = ReturnDocument.AFTER
+Doc = dict[str, Any]
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "fixtures": [
+        IndexModel([("stage", ASCENDING), ("kickoff", ASCENDING)], name="stage_kickoff"),
+        IndexModel([("league_id", ASCENDING), ("kickoff", ASCENDING)], name="league_kickoff"),
+    ],
+    "goals": [
+        IndexModel([("fixture_id", ASCENDING), ("team_id", ASCENDING)], name="fixture_team"),
+        IndexModel([("state", ASCENDING), ("next_search_at", ASCENDING)], name="state_next_search"),
+    ],
+    "clips": [
+        IndexModel(
+            [("goal_id", ASCENDING), ("source_url", ASCENDING)], unique=True, name="goal_source_url"
+        ),
+        IndexModel(
+            [("goal_id", ASCENDING), ("sha256", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"sha256": {"$type": "string"}},
+            name="goal_sha256",
+        ),
+        IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_next"),
+    ],
+}
+
+
+class Store:
+    """Owns the MongoDB client; opened with `async with`, which pings and creates indexes."""
+
+    def __init__(self, cfg: MongoConfig) -> None:
+        self._cfg = cfg
+        self._client: AsyncMongoClient[Doc] | None = None
+        self._db: AsyncDatabase[Doc] | None = None
+
+    async def __aenter__(self) -> Store:
+        timeout_ms = int(self._cfg.server_selection_timeout_s * 1000)
+        self._client = AsyncMongoClient(
+            self._cfg.uri.get_secret_value(),
+            tz_aware=True,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            appname="footyd",
+        )
+        self._db = self._client[self._cfg.database]
+        try:
+            await self._client.admin.command("ping")
+        except PyMongoError as exc:
+            await self._client.close()
+            raise DependencyUnavailable(f"MongoDB unreachable: {type(exc).__name__}") from None
+        try:
+            await self.ensure_indexes()
+        except PyMongoError as exc:
+            await self._client.close()
+            raise DependencyUnavailable(f"MongoDB index creation failed: {exc}") from None
+        log.info("mongo_connected", database=self._cfg.database)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    @property
+    def db(self) -> AsyncDatabase[Doc]:
+        if self._db is None:
+            raise RuntimeError("Store is not open")
+        return self._db
+
+    @property
+    def fixtures(self) -> AsyncCollection[Doc]:
+        return self.db["fixtures"]
+
+    @property
+    def goals(self) -> AsyncCollection[Doc]:
+        return self.db["goals"]
+
+    @property
+    def clips(self) -> AsyncCollection[Doc]:
+        return self.db["clips"]
+
+    async def ensure_indexes(self) -> None:
+        """Create every index; raises on any failure so startup stops loudly."""
+        for name, models in INDEXES.items():
+            await self.db[name].create_indexes(models)
+
+    async def ping(self) -> bool:
+        """True when the server answers a ping."""
+        if self._client is None:
+            return False
+        try:
+            await self._client.admin.command("ping")
+        except PyMongoError:
+            return False
+        return True

@@ -1,0 +1,238 @@
+"""Daemon lifecycle: startup on one AsyncExitStack, signals, reload, staged drain."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from footyd import config as config_mod
+from footyd import logs
+from footyd.build import git_commit, version
+from footyd.clients.blobs import BlobStore, open_blob_store
+from footyd.clients.store import Store
+from footyd.config import Config
+from footyd.errors import ConfigError, ExitCode
+from footyd.health import HealthServer
+from footyd.metrics import (
+    BUILD_INFO,
+    CONFIG_RELOAD_SUCCESS,
+    CONFIG_RELOAD_TIMESTAMP,
+    CONFIG_RELOADS,
+)
+from footyd.sdnotify import Notifier, watchdog_interval_s
+from footyd.wiring import Runtime, wire
+
+log = structlog.get_logger(__name__)
+
+
+class Reconfigurable(Protocol):
+    def apply_config(self, cfg: Config) -> None: ...
+
+
+class Daemon:
+    """Runs footyd until a stop signal (or an injected stop event) and drains on the way out."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        config_path: Path | None,
+        *,
+        notifier: Notifier | None = None,
+        stop_event: asyncio.Event | None = None,
+        install_signals: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self._stop = stop_event
+        self._install_signals = install_signals
+        self._reload: asyncio.Event | None = None
+        self._force: asyncio.Event | None = None
+        self._stop_signals = 0
+        self.runtime: Runtime | None = None
+        self.health: HealthServer | None = None
+
+    # -- signals: handlers only set events --------------------------------------------------
+    def _on_stop_signal(self, signame: str) -> None:
+        assert self._stop is not None and self._force is not None
+        self._stop_signals += 1
+        log.info("signal_received", signal=signame, count=self._stop_signals)
+        (self._stop if self._stop_signals == 1 else self._force).set()
+
+    def _on_hup(self) -> None:
+        assert self._reload is not None
+        self._reload.set()
+
+    def _signals(self, loop: asyncio.AbstractEventLoop, install: bool) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if install:
+                loop.add_signal_handler(sig, self._on_stop_signal, sig.name)
+            else:
+                loop.remove_signal_handler(sig)
+        if install:
+            loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+        else:
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    # -- run ---------------------------------------------------------------------------------
+    async def run(self) -> int:
+        """Start everything, serve until stopped, drain; returns a process exit code."""
+        loop = asyncio.get_running_loop()
+        self._stop = self._stop or asyncio.Event()
+        self._reload = asyncio.Event()
+        self._force = asyncio.Event()
+        started = time.monotonic()
+        BUILD_INFO.info({"version": version(), "commit": git_commit()})
+        CONFIG_RELOAD_SUCCESS.set(1)
+        CONFIG_RELOAD_TIMESTAMP.set(time.time())
+        if self._install_signals:
+            self._signals(loop, install=True)
+        log.info("daemon_starting", version=version(), pid=os.getpid())
+        try:
+            async with AsyncExitStack() as stack:
+                force_task = asyncio.create_task(self._force_exit_on_second_signal())
+                stack.push_async_callback(_cancel, force_task)
+                await self._startup(stack)
+                log.info(
+                    "daemon_started",
+                    version=version(),
+                    commit=git_commit(),
+                    config_hash=config_mod.config_hash(self.cfg),
+                    features=self._features(),
+                    startup_s=round(time.monotonic() - started, 3),
+                    pid=os.getpid(),
+                )
+                self.notifier.ready()
+                watchdog = asyncio.create_task(self._watchdog())
+                stack.push_async_callback(_cancel, watchdog)
+                await self._serve()
+                await self._drain()
+            log.info("daemon_stopped")
+            return ExitCode.OK
+        finally:
+            if self._install_signals:
+                self._signals(loop, install=False)
+
+    async def _startup(self, stack: AsyncExitStack) -> None:
+        cfg = self.cfg
+        store = await stack.enter_async_context(Store(cfg.mongo))
+        blobs: BlobStore = await stack.enter_async_context(open_blob_store(cfg.storage))
+        pool = ProcessPoolExecutor(
+            max_workers=cfg.dedup.workers, mp_context=multiprocessing.get_context("forkserver")
+        )
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)
+        health = HealthServer(
+            cfg.health,
+            last_tick=lambda: self.runtime.scheduler.last_tick if self.runtime else None,
+            probes={"mongo": store.ping, "blobs": blobs.ping},
+        )
+        if cfg.health.enabled:
+            self.health = await stack.enter_async_context(health)
+
+    def _features(self) -> dict[str, object]:
+        cfg = self.cfg
+        return {
+            "storage": cfg.storage.kind,
+            "sources": list(cfg.search.sources),
+            "teams": len(cfg.scope.teams),
+            "leagues": len(cfg.scope.leagues),
+            "api_mode": cfg.api_football.mode,
+            "health": cfg.health.listen if cfg.health.enabled else None,
+        }
+
+    async def _serve(self) -> None:
+        assert self._stop is not None and self._reload is not None
+        while not self._stop.is_set():
+            stop = asyncio.create_task(self._stop.wait())
+            reload = asyncio.create_task(self._reload.wait())
+            await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (stop, reload):
+                t.cancel()
+            if self._reload.is_set() and not self._stop.is_set():
+                self._reload.clear()
+                await self.reload()
+
+    async def reload(self) -> bool:
+        """Re-read the config file off the loop; apply hot keys or keep the old config."""
+        self.notifier.reloading()
+        try:
+            try:
+                new = await asyncio.to_thread(config_mod.load, self.config_path)
+            except ConfigError as exc:
+                CONFIG_RELOAD_SUCCESS.set(0)
+                CONFIG_RELOADS.labels("failed").inc()
+                log.error("config_reload_failed", errors=exc.errors, path=str(self.config_path))
+                return False
+            changed = config_mod.diff(self.cfg, new)
+            hot = [k for k in changed if config_mod.is_hot(k)]
+            cold = [k for k in changed if not config_mod.is_hot(k)]
+            self.cfg = _merge_hot(self.cfg, new, cold)
+            logs.set_level(self.cfg.log.level, self.cfg.log.libraries)
+            logs.set_secrets(config_mod.secret_values(self.cfg))
+            if self.runtime is not None:
+                self.runtime.apply_config(self.cfg)
+            CONFIG_RELOAD_SUCCESS.set(1)
+            CONFIG_RELOAD_TIMESTAMP.set(time.time())
+            CONFIG_RELOADS.labels("ok").inc()
+            log.info("config_reloaded", changed=hot, config_hash=config_mod.config_hash(self.cfg))
+            if cold:
+                log.warning("config_change_needs_restart", keys=cold)
+            return True
+        finally:
+            self.notifier.ready("running")
+
+    async def _drain(self) -> None:
+        cfg = self.cfg.shutdown
+        self.notifier.stopping()
+        started = time.monotonic()
+        log.info("shutdown_started", budget_s=cfg.total_s)
+        if self.runtime is not None:
+            left = await self.runtime.drain(cfg)
+            log.info("shutdown_drained", left=left, took_s=round(time.monotonic() - started, 3))
+
+    async def _force_exit_on_second_signal(self) -> None:
+        assert self._force is not None
+        await self._force.wait()
+        log.warning("shutdown_forced", reason="second stop signal")
+        for handler in structlog.stdlib.logging.getLogger().handlers:
+            handler.flush()
+        sys.stdout.flush()
+        os._exit(ExitCode.FORCED)
+
+    async def _watchdog(self) -> None:
+        interval = watchdog_interval_s()
+        if interval is None or not self.notifier.enabled:
+            return
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+
+def _merge_hot(old: Config, new: Config, cold: list[str]) -> Config:
+    """The new config with every restart-only key kept at its running value."""
+    data = new.model_dump()
+    running = old.model_dump()
+    for key in cold:
+        parts = key.split(".")
+        src, dst = running, data
+        for p in parts[:-1]:
+            src, dst = src[p], dst[p]
+        dst[parts[-1]] = src[parts[-1]]
+    return Config.model_validate(data)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+

@@ -1,0 +1,163 @@
+"""Bounded stage queues and their owned worker tasks; MongoDB stays the queue of record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+import structlog
+
+from footyd.metrics import IN_FLIGHT, QUEUE_DEPTH, STAGE_OUTCOMES
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[str], Awaitable[None]]
+STAGE_ORDER = ("search", "download", "dedup")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: its handler is idempotent and re-reads the item from MongoDB."""
+
+    name: str
+    handler: Handler
+    workers: int
+    queue_size: int = 1000
+
+
+class _Stage:
+    def __init__(self, spec: StageSpec) -> None:
+        self.spec = spec
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=spec.queue_size)
+        self.pending: set[str] = set()  # queued or in flight: the same id is never queued twice
+        self.workers: list[asyncio.Task[None]] = []
+        self.target = spec.workers
+        self.in_flight = 0
+        self.closed = False
+
+
+class Pipeline:
+    """Runs stage workers; `put` hands an item id to a stage after its state was written."""
+
+    def __init__(
+        self,
+        specs: Sequence[StageSpec],
+        *,
+        resume: Callable[[Pipeline], Awaitable[None]] | None = None,
+    ) -> None:
+        self._specs = list(specs)
+        self._resume = resume
+        self._stages: dict[str, _Stage] = {}
+
+    async def __aenter__(self) -> Pipeline:
+        for spec in self._specs:
+            stage = _Stage(spec)
+            self._stages[spec.name] = stage
+            QUEUE_DEPTH.labels(spec.name).set_function(stage.queue.qsize)
+            for _ in range(spec.workers):
+                self._spawn(stage)
+        if self._resume is not None:
+            await self._resume(self)
+        log.info("pipeline_started", stages={n: s.target for n, s in self._stages.items()})
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for stage in self._stages.values():
+            await self._cancel_workers(stage)
+
+    @property
+    def stage_names(self) -> list[str]:
+        return list(self._stages)
+
+    def depth(self, stage: str) -> int:
+        return self._stages[stage].queue.qsize()
+
+    def _spawn(self, stage: _Stage) -> None:
+        index = len(stage.workers)
+        task = asyncio.create_task(self._work(stage, index), name=f"{stage.spec.name}-{index}")
+        stage.workers.append(task)
+
+    async def put(self, stage_name: str, item_id: str) -> bool:
+        """Queue an item unless it is already pending or the stage is draining."""
+        stage = self._stages.get(stage_name)
+        if stage is None or stage.closed or item_id in stage.pending:
+            return False
+        stage.pending.add(item_id)
+        await stage.queue.put(item_id)
+        return True
+
+    async def _work(self, stage: _Stage, index: int) -> None:
+        name = stage.spec.name
+        while True:
+            item_id = await stage.queue.get()
+            if index >= stage.target:
+                # retired by a concurrency decrease: hand the item back and stop
+                stage.queue.put_nowait(item_id)
+                stage.queue.task_done()
+                return
+            stage.in_flight += 1
+            IN_FLIGHT.labels(name).inc()
+            try:
+                await stage.spec.handler(item_id)
+                STAGE_OUTCOMES.labels(name, "ok").inc()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # the item stays non-terminal in MongoDB; resume or a retry picks it up
+                STAGE_OUTCOMES.labels(name, "error").inc()
+                log.error("stage_handler_failed", stage=name, item_id=item_id, exc_info=True)
+            finally:
+                stage.in_flight -= 1
+                IN_FLIGHT.labels(name).dec()
+                stage.pending.discard(item_id)
+                stage.queue.task_done()
+
+    def set_workers(self, stage_name: str, workers: int) -> None:
+        """Grow or shrink a stage's worker count (hot reload of concurrency)."""
+        stage = self._stages[stage_name]
+        if workers == stage.target:
+            return
+        stage.workers = [t for t in stage.workers if not t.done()]
+        stage.target = workers
+        while len(stage.workers) < workers:
+            self._spawn(stage)
+        log.info("stage_workers_changed", stage=stage_name, workers=workers)
+
+    async def drain(self, budgets_s: Mapping[str, float]) -> dict[str, int]:
+        """Close intake and finish each stage in order within its budget; return what is left."""
+        for stage in self._stages.values():
+            stage.closed = True
+        left: dict[str, int] = {}
+        for name in STAGE_ORDER:
+            if name not in self._stages:
+                continue
+            stage = self._stages[name]
+            budget = budgets_s.get(name, 0.0)
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(stage.queue.join(), timeout=budget)
+            except TimeoutError:
+                pass
+            remaining = stage.queue.qsize() + stage.in_flight
+            left[name] = remaining
+            await self._cancel_workers(stage)
+            log.info(
+                "stage_drained",
+                stage=name,
+                left=remaining,
+                took_s=round(time.monotonic() - started, 3),
+                budget_s=budget,
+            )
+        return left
+
+    async def _cancel_workers(self, stage: _Stage) -> None:
+        for task in stage.workers:
+            task.cancel()
+        if stage.workers:
+            await asyncio.gather(*stage.workers, return_exceptions=True)
+        stage.workers.clear()

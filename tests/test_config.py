@@ -1,0 +1,162 @@
+"""Config: key-path errors, unknown keys, env and *_file overrides, masking, diff and hot keys."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import structlog
+
+from footyd import config as config_mod
+from footyd import logs
+from footyd.config import Config
+from footyd.errors import ConfigError, ExitCode
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "api-key-0123456789abcdef"
+
+
+def _errors(tree: dict[str, object], env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        config_mod.build(tree, env or {})
+    return info.value.errors
+
+
+def test_example_config_is_complete_and_valid() -> None:
+    cfg = config_mod.load(ROOT / "config.toml", env={})
+    assert cfg == Config()  # the example documents the defaults
+    text = (ROOT / "config.toml").read_text()
+    for key in config_mod.diff(Config(), Config(monitor={"poll_interval_s": 99})) + [
+        k for k in _all_keys(cfg)
+    ]:
+        assert key.rsplit(".", 1)[-1] in text, f"{key} is not documented in config.toml"
+
+
+def _all_keys(cfg: Config) -> list[str]:
+    flat = config_mod._flatten(cfg)
+    return sorted(flat)
+
+
+def test_every_error_names_its_key_path() -> None:
+    errors = _errors(
+        {
+            "monitor": {"poll_interval_s": "soon"},
+            "download": {"concurrency": 0, "max_size_mb": -1},
+            "goals": {"on_cancel": "shred"},
+        }
+    )
+    prefixes = {e.split(":")[0] for e in errors}
+    assert prefixes == {
+        "monitor.poll_interval_s",
+        "download.concurrency",
+        "download.max_size_mb",
+        "goals.on_cancel",
+    }
+
+
+def test_cross_field_rules_name_their_section() -> None:
+    assert _errors({"monitor": {"poll_interval_s": 5}})[0].startswith("monitor:")
+    assert "below poll_floor_s" in _errors({"monitor": {"poll_interval_s": 5}})[0]
+    assert _errors({"download": {"aspect_min": 2.0, "aspect_max": 1.5}})[0].startswith("download:")
+
+
+def test_unknown_keys_and_sections_are_rejected() -> None:
+    errors = _errors({"monitor": {"poll_intervall_s": 30}, "extras": {"x": 1}})
+    assert "monitor.poll_intervall_s: unknown key" in errors
+    assert "extras: unknown key" in errors
+
+
+def test_env_overrides_any_key_with_toml_literals() -> None:
+    cfg = config_mod.build(
+        {"monitor": {"poll_interval_s": 30}},
+        {
+            "FOOTYD_MONITOR__POLL_INTERVAL_S": "20",
+            "FOOTYD_SCOPE__TEAMS": "[40, 42]",
+            "FOOTYD_STORAGE__BUCKET": "my-bucket",
+            "FOOTYD_SOURCES__X_API__MAX_RESULTS": "100",
+            "OTHER_VAR": "ignored",
+        },
+    )
+    assert cfg.monitor.poll_interval_s == 20
+    assert cfg.scope.teams == [40, 42]
+    assert cfg.storage.bucket == "my-bucket"
+    assert cfg.sources.x_api.max_results == 100
+
+
+def test_env_unknown_key_is_reported_by_path() -> None:
+    assert "monitor.pol_interval_s: unknown key" in _errors({}, {"FOOTYD_MONITOR__POL_INTERVAL_S": "20"})
+
+
+def test_secrets_from_files_and_env(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(SECRET + "\n")
+    cfg = config_mod.build(
+        {"api_football": {"api_key_file": str(key_file)}},
+        {"FOOTYD_SOURCES__X_API__BEARER_TOKEN_FILE": str(key_file),
+         "FOOTYD_MONGO__URI": "mongodb://u:pw-secret@db:27017"},
+    )
+    assert cfg.api_football.api_key is not None
+    assert cfg.api_football.api_key.get_secret_value() == SECRET
+    assert cfg.sources.x_api.bearer_token is not None
+    assert cfg.sources.x_api.bearer_token.get_secret_value() == SECRET
+    assert SECRET not in repr(cfg) and "pw-secret" not in repr(cfg)
+    errors = _errors({"api_football": {"api_key_file": str(tmp_path / "missing")}})
+    assert errors[0].startswith("api_football.api_key_file: cannot read secret file")
+
+
+def test_check_config_masks_secrets_and_reports_errors(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[api_football]\napi_key = "{SECRET}"\n[mongo]\nuri = "mongodb://u:pw-x@h/"\n')
+    ok = subprocess.run([sys.executable, "-m", "footyd", "check-config", "-c", str(path), "--json"],
+                        capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    assert data["api_football"]["api_key"] == config_mod.MASK
+    assert data["mongo"]["uri"] == config_mod.MASK
+    assert SECRET not in ok.stdout + ok.stderr and "pw-x" not in ok.stdout
+    text = subprocess.run([sys.executable, "-m", "footyd", "check-config", "-c", str(path)],
+                          capture_output=True, text=True, check=False)
+    assert "monitor.poll_interval_s = 30.0  # hot" in text.stdout
+    assert "mongo.uri = " in text.stdout and "# restart" in text.stdout
+    path.write_text("[download]\nconcurrency = -1\n[nope]\n")
+    bad = subprocess.run([sys.executable, "-m", "footyd", "check-config", "-c", str(path)],
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == ExitCode.CONFIG
+    assert "download.concurrency:" in bad.stderr and "nope: unknown key" in bad.stderr
+
+
+def test_diff_and_hot_classification() -> None:
+    old = Config()
+    new = config_mod.build({"log": {"level": "debug"}, "mongo": {"database": "other"},
+                            "api_football": {"api_key": "k-1234"}}, {})
+    changed = config_mod.diff(old, new)
+    assert changed == ["api_football.api_key", "log.level", "mongo.database"]
+    assert config_mod.is_hot("log.level") and config_mod.is_hot("scope.teams")
+    assert not config_mod.is_hot("mongo.database")
+    assert config_mod.config_hash(old) != config_mod.config_hash(new)
+
+
+def test_logs_redact_secret_values_and_bridge_stdlib() -> None:
+    out = io.StringIO()
+    logs.setup(level="info", fmt="json", secrets=[SECRET], stream=out, libraries={"pymongo": "warning"})
+    try:
+        structlog.get_logger("t").info("api_call_failed", url=f"https://x/?key={SECRET}")
+        logging.getLogger("pymongo").warning("stdlib line %s", SECRET)
+        logging.getLogger("pymongo").info("below the library level")
+        try:
+            raise RuntimeError(f"boom {SECRET}")
+        except RuntimeError:
+            structlog.get_logger("t").error("crash", exc_info=True)
+    finally:
+        logs.setup(level="info", fmt="json", stream=sys.stderr)
+    text = out.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert SECRET not in text
+    assert [ln["event"] for ln in lines] == ["api_call_failed", "stdlib line [redacted]", "crash"]
+    assert lines[0]["level"] == "info" and lines[0]["timestamp"].endswith("Z")
+    assert "boom [redacted]" in lines[2]["exception"]

@@ -1,0 +1,183 @@
+"""The real daemon in a subprocess: READY, health, SIGHUP reloads, SIGTERM drain, forced exit."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from footyd import config as config_mod
+from footyd.errors import ExitCode
+from tests.plugins.daemon import DaemonFactory, DaemonProcess, base_config, write_toml
+from tests.plugins.servers import MongoServer, S3Server
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "sk-live-very-secret-api-key-123"
+
+
+@pytest.fixture
+def tree(mongo_server: MongoServer, s3_server: S3Server, tmp_path: Path) -> dict[str, Any]:
+    return base_config(mongo_server, s3_server, tmp_path, f"d_{uuid.uuid4().hex[:10]}")
+
+
+async def _get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return resp.status, await resp.text()
+
+
+async def _ready(factory: DaemonFactory, tree: dict[str, Any], **kw: Any) -> DaemonProcess:
+    proc = await factory(tree, **kw)
+    await proc.wait_notify("READY=1")
+    return proc
+
+
+async def test_ready_health_metrics_and_clean_sigterm(
+    daemon_factory: DaemonFactory, tree: dict[str, Any]
+) -> None:
+    proc = await _ready(daemon_factory, tree, env={"FOOTYD_API_FOOTBALL__API_KEY": SECRET})
+    banner = await proc.wait_log("daemon_started")
+    assert banner["version"] and banner["config_hash"] and "features" in banner
+    base = f"http://{tree['health']['listen']}"
+    status, body = await _get(base + "/healthz")
+    assert status == 200, body
+    status, body = await _get(base + "/readyz")
+    assert status == 200 and '"mongo": true' in body and '"blobs": true' in body
+    status, body = await _get(base + "/metrics")
+    assert status == 200
+    assert re.search(r'footyd_build_info\{commit="[^"]+",version="[^"]+"\} 1\.0', body)
+    assert "footyd_config_last_reload_success 1.0" in body
+
+    started = time.monotonic()
+    proc.send(signal.SIGTERM)
+    assert await proc.wait_exit() == ExitCode.OK, proc.tail()
+    took = time.monotonic() - started
+    budget = config_mod.ShutdownConfig().total_s
+    assert took < budget, f"drain took {took:.1f}s, budget {budget}s"
+    assert "STOPPING=1" in "\n".join(proc.notifications)
+    assert proc.events("shutdown_started") and proc.events("daemon_stopped")
+    assert {e["stage"] for e in proc.events("stage_drained")} <= {"search", "download", "dedup"}
+    # the secret went in through the environment and must not come out anywhere
+    assert SECRET not in "\n".join(proc.raw) + proc.stderr
+
+
+async def test_sighup_applies_valid_change_and_keeps_running_on_broken_file(
+    daemon_factory: DaemonFactory, tree: dict[str, Any]
+) -> None:
+    proc = await _ready(daemon_factory, tree)
+    tree["log"]["level"] = "debug"
+    tree["health"]["stale_tick_s"] = 99.0  # restart-only
+    write_toml(proc.config_path, tree)
+    proc.send(signal.SIGHUP)
+    line = await proc.wait_log("config_reloaded")
+    assert line["changed"] == ["log.level"]
+    cold = await proc.wait_log("config_change_needs_restart")
+    assert cold["keys"] == ["health.stale_tick_s"]
+    reloading = await proc.wait_notify("RELOADING=1")
+    assert re.search(r"^MONOTONIC_USEC=\d+$", reloading, re.M)
+    await proc.wait_notify("READY=1", count=2)
+    base = f"http://{tree['health']['listen']}"
+    _, metrics = await _get(base + "/metrics")
+    assert "footyd_config_last_reload_success 1.0" in metrics
+
+    proc.config_path.write_text("[monitor]\npoll_interval_s = \"fast\"\nbogus = 3\n")
+    proc.send(signal.SIGHUP)
+    failed = await proc.wait_log("config_reload_failed")
+    assert any(e.startswith("monitor.poll_interval_s:") for e in failed["errors"])
+    assert "monitor.bogus: unknown key" in failed["errors"]
+    await proc.wait_notify("READY=1", count=3)
+    _, metrics = await _get(base + "/metrics")
+    assert "footyd_config_last_reload_success 0.0" in metrics
+    assert 'footyd_config_reloads_total{outcome="failed"} 1.0' in metrics
+    status, _ = await _get(base + "/healthz")
+    assert status == 200
+    proc.send(signal.SIGTERM)
+    assert await proc.wait_exit() == ExitCode.OK, proc.tail()
+
+
+async def test_watchdog_pings_come_from_the_loop(
+    daemon_factory: DaemonFactory, tree: dict[str, Any]
+) -> None:
+    proc = await _ready(daemon_factory, tree, env={"WATCHDOG_USEC": "200000"})
+    await proc.wait_notify("WATCHDOG=1", count=3)
+    proc.send(signal.SIGTERM)
+    assert await proc.wait_exit() == ExitCode.OK
+
+
+async def test_mongo_unreachable_at_start_exits_with_its_code(
+    daemon_factory: DaemonFactory, tree: dict[str, Any]
+) -> None:
+    tree["mongo"] = {"uri": "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=500",
+                     "server_selection_timeout_s": 0.5}
+    proc = await daemon_factory(tree)
+    assert await proc.wait_exit() == ExitCode.UNAVAILABLE
+    assert "MongoDB unreachable" in proc.stderr
+    assert proc.events("startup_failed")
+    assert "READY=1" not in "\n".join(proc.notifications)
+
+
+async def test_second_signal_forces_exit(daemon_factory: DaemonFactory, tree: dict[str, Any]) -> None:
+    # startup blocks on an unreachable MongoDB for 30 s: the drain cannot finish before that
+    tree["mongo"] = {"uri": "mongodb://127.0.0.1:9", "server_selection_timeout_s": 30.0}
+    proc = await daemon_factory(tree)
+    await proc.wait_log("daemon_starting")
+    started = time.monotonic()
+    proc.send(signal.SIGTERM)
+    await proc.wait_log("signal_received")
+    proc.send(signal.SIGTERM)
+    assert await proc.wait_exit() == ExitCode.FORCED, proc.tail()
+    assert time.monotonic() - started < 30.0
+    assert proc.events("shutdown_forced")
+
+
+async def test_invalid_config_exits_78_with_key_paths(
+    daemon_factory: DaemonFactory, tree: dict[str, Any]
+) -> None:
+    tree["download"]["concurrency"] = 0
+    tree["monitor"] = {"poll_intervl_s": 20}
+    proc = await daemon_factory(tree)
+    assert await proc.wait_exit() == ExitCode.CONFIG
+    assert "download.concurrency:" in proc.stderr
+    assert "monitor.poll_intervl_s: unknown key" in proc.stderr
+
+
+def _unit_seconds(text: str, key: str) -> float:
+    match = re.search(rf"^{key}=(\d+)s?$", text, re.M)
+    assert match, f"{key} missing from footyd.service"
+    return float(match.group(1))
+
+
+def test_drain_budget_fits_systemd_and_docker_stop_timeouts() -> None:
+    budget = config_mod.load(ROOT / "config.toml", env={}).shutdown.total_s
+    assert budget == config_mod.ShutdownConfig().total_s
+    unit = (ROOT / "footyd.service").read_text()
+    assert budget < _unit_seconds(unit, "TimeoutStopSec")
+    assert re.search(r"^Type=notify-reload$", unit, re.M)
+    readme = (ROOT / "README.md").read_text()
+    stop_timeouts = [int(m) for m in re.findall(r"--stop-timeout[ =](\d+)", readme)]
+    assert stop_timeouts and all(budget < t for t in stop_timeouts)
+
+
+async def test_healthcheck_command_exit_codes(
+    daemon_factory: DaemonFactory, tree: dict[str, Any]
+) -> None:
+    async def healthcheck() -> int:
+        p = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "footyd", "healthcheck", "--url",
+            f"http://{tree['health']['listen']}/healthz",
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        return await p.wait()
+
+    assert await healthcheck() == 1  # nothing listening yet
+    proc = await _ready(daemon_factory, tree)
+    assert await healthcheck() == 0
+    proc.send(signal.SIGTERM)
+    assert await proc.wait_exit() == ExitCode.OK
