@@ -1,27 +1,47 @@
-"""Assembles the running components (pipeline, scheduler, stages) on the daemon's exit stack."""
+"""Assembles the running components (client, stages, pipeline, scheduler) on the daemon's stack."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
 from footyd.clients.blobs import BlobStore
+from footyd.clients.football import FootballClient
 from footyd.clients.store import Store
 from footyd.config import Config, ShutdownConfig
+from footyd.errors import FootydError
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.schedule import Scheduler
+from footyd.stages.ingest import Ingest, Scope, ingest_days
+from footyd.stages.monitor import Monitor
 
 log = structlog.get_logger(__name__)
+
+MONITOR_JOB = "monitor_poll"
+STAGING_JOB = "monitor_staging"
+INGEST_JOB = "daily_ingest"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def scope_of(cfg: Config) -> Scope:
+    return Scope(teams=tuple(cfg.scope.teams), leagues=tuple(cfg.scope.leagues),
+                 season=cfg.scope.season)
 
 
 @dataclass
 class Runtime:
-    """Everything the daemon started, in startup order."""
+    """Everything the daemon started, in startup order; owns the intake tasks it spawns."""
 
     cfg: Config
     store: Store
@@ -29,20 +49,68 @@ class Runtime:
     pool: ProcessPoolExecutor
     pipeline: Pipeline
     scheduler: Scheduler
-    intake_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    client: FootballClient | None = None
+    ingest: Ingest | None = None
+    monitor: Monitor | None = None
+    intake_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run an intake task owned by the runtime (awaited or cancelled on drain)."""
+        task = asyncio.create_task(coro, name=name)
+        self.intake_tasks.add(task)
+        task.add_done_callback(self.intake_tasks.discard)
+
+    async def _intake(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run one scheduled job as an owned intake task; its failure is logged, never raised."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.intake_tasks.add(task)
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # e.g. MongoDB unreachable for a while: the next run tries again
+            log.error("job_failed", job=name, exc_info=True)
+        finally:
+            if task is not None:
+                self.intake_tasks.discard(task)
+
+    async def run_ingest(self) -> None:
+        if self.ingest is not None:
+            days = ingest_days(utcnow(), self.cfg.ingest.days_ahead)
+            await self._intake(INGEST_JOB, self.ingest.run(scope_of(self.cfg), days))
+
+    async def run_monitor(self) -> None:
+        if self.monitor is not None:
+            await self._intake(MONITOR_JOB, self.monitor.poll_active())
+
+    async def run_staging_check(self) -> None:
+        if self.monitor is not None:
+            await self._intake(STAGING_JOB, self.monitor.check_staging())
 
     def apply_config(self, cfg: Config) -> None:
         """Apply hot-reloadable settings to the running components."""
-        self.cfg = cfg
+        old, self.cfg = self.cfg, cfg
+        if self.client is not None:
+            self.client.update_config(cfg.api_football)
+        if self.monitor is not None:
+            self.monitor.apply_config(cfg)
+            self.scheduler.reschedule_interval(STAGING_JOB, cfg.monitor.staging_check_interval_s)
+        if scope_of(old) != scope_of(cfg) or old.ingest.days_ahead != cfg.ingest.days_ahead:
+            log.info("scope_changed", teams=cfg.scope.teams, leagues=cfg.scope.leagues)
+            self.spawn(self.run_ingest(), "ingest-on-reload")
+        self.scheduler.reschedule_daily(INGEST_JOB, cfg.ingest.at)
 
     async def drain(self, budgets: ShutdownConfig) -> dict[str, int]:
-        """Stop intake (scheduler), then drain stages in order within their budgets."""
+        """Stop intake (scheduler, ingest, polls), then drain stages in order within budgets."""
         started = time.monotonic()
         self.scheduler.stop()
         if self.intake_tasks:
-            _done, pending = await asyncio.wait(self.intake_tasks, timeout=budgets.intake_s)
+            _done, pending = await asyncio.wait(set(self.intake_tasks), timeout=budgets.intake_s)
             for task in pending:
                 task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         log.info("intake_stopped", took_s=round(time.monotonic() - started, 3))
         return await self.pipeline.drain(
             {"search": budgets.search_s, "download": budgets.download_s, "dedup": budgets.dedup_s}
@@ -54,6 +122,16 @@ def stage_specs(cfg: Config) -> list[StageSpec]:
     return []
 
 
+async def _log_api_status(client: FootballClient) -> None:
+    try:
+        st = await client.status()
+    except FootydError as exc:
+        log.warning("api_status_failed", error=str(exc))
+        return
+    log.info("api_status", plan=st.plan, requests_current=st.requests_current,
+             limit_day=st.limit_day)
+
+
 async def wire(
     stack: AsyncExitStack,
     cfg: Config,
@@ -62,8 +140,27 @@ async def wire(
     blobs: BlobStore,
     pool: ProcessPoolExecutor,
 ) -> Runtime:
-    """Open the pipeline and the scheduler on the stack and register the jobs."""
+    """Open the client, pipeline and scheduler on the stack and register the jobs."""
+    client: FootballClient | None = None
+    if cfg.api_football.api_key is not None and cfg.api_football.api_key.get_secret_value():
+        client = await stack.enter_async_context(FootballClient(cfg.api_football))
+    else:
+        log.warning("api_football_disabled", reason="api_football.api_key is not set")
     pipeline = await stack.enter_async_context(Pipeline(stage_specs(cfg)))
     scheduler = await stack.enter_async_context(Scheduler())
-    return Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,
-                   scheduler=scheduler)
+    rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,
+                 scheduler=scheduler, client=client)
+    if client is not None:
+        await _log_api_status(client)
+        rt.ingest = Ingest(store, client, clock=utcnow)
+        rt.monitor = Monitor(
+            cfg, store, client,
+            on_confirmed=lambda goal_id: pipeline.put("search", goal_id),
+            set_interval=lambda s: scheduler.reschedule_interval(MONITOR_JOB, s),
+        )
+        scheduler.add_daily(INGEST_JOB, rt.run_ingest, cfg.ingest.at)
+        if cfg.ingest.on_startup:
+            rt.spawn(rt.run_ingest(), "ingest-on-start")
+        scheduler.add_interval(MONITOR_JOB, rt.run_monitor, cfg.monitor.poll_interval_s, run_now=True)
+        scheduler.add_interval(STAGING_JOB, rt.run_staging_check, cfg.monitor.staging_check_interval_s)
+    return rt

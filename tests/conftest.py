@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+# order matters: a plugin is registered before any plugin that imports it
 pytest_plugins = [
     "tests.plugins.servers",
-    "tests.plugins.daemon",
     "tests.plugins.sim",
     "tests.plugins.clips",
+    "tests.plugins.daemon",
+    "tests.plugins.monitoring",
 ]

@@ -1,0 +1,165 @@
+"""Post-URL downloads through a yt-dlp subprocess: no shell, capped, killable, cleaned up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import structlog
+
+from footyd.clients.media_http import is_http_url, redact_url
+from footyd.errors import DownloadFailed
+
+log = structlog.get_logger(__name__)
+
+OUTPUT_STEM = "clip"
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"HTTP Error (404|410)"), "not_found"),
+    (re.compile(r"HTTP Error (401|403|451)"), "forbidden"),
+    (re.compile(r"HTTP Error 429"), "rate_limited"),
+    (re.compile(r"HTTP Error 5\d\d"), "server_error"),
+    (re.compile(r"timed out|TimeoutError|Read timed out", re.I), "timeout"),
+    (re.compile(r"Unsupported URL", re.I), "unsupported_url"),
+    (re.compile(r"larger than max-filesize", re.I), "too_large"),
+    (re.compile(r"requires authentication|log ?in|not authorized|cookies", re.I), "forbidden"),
+    (re.compile(r"no video|No media found|does not exist|deleted", re.I), "not_found"),
+)
+
+
+def build_command(
+    url: str,
+    dest_dir: Path,
+    *,
+    socket_timeout_s: float,
+    max_size_mb: float,
+    cookies_file: Path | None = None,
+    ffmpeg_location: Path | None = None,
+    python: str = sys.executable,
+) -> list[str]:
+    """The argv for one download; the URL always comes last, after `--`."""
+    # yt-dlp reads `%` in -o as a template field: escape it in the directory part.
+    template = str(dest_dir).replace("%", "%%") + f"/{OUTPUT_STEM}.%(ext)s"
+    max_bytes = max(1, int(max_size_mb * 1024 * 1024))
+    cmd = [
+        python, "-m", "yt_dlp",
+        "--ignore-config",  # a user/system yt-dlp.conf must not add options behind our back
+        "--no-cache-dir",
+        "--no-playlist", "--no-progress", "--no-warnings",
+        "--socket-timeout", f"{socket_timeout_s:g}",
+        "--retries", "1",
+        "--no-mtime",
+        "--max-filesize", str(max_bytes),  # bytes: same cap as "<N>M", no float formatting
+        "-f", "best[ext=mp4]/best",
+        "-o", template,
+        "--print", "after_move:filepath",
+    ]
+    if cookies_file is not None:
+        cmd += ["--cookies", str(cookies_file)]
+    if ffmpeg_location is not None:
+        cmd += ["--ffmpeg-location", str(ffmpeg_location)]
+    cmd += ["--", url]
+    return cmd
+
+
+def classify(stderr: str) -> DownloadFailed:
+    """Turn yt-dlp's error output into a typed failure."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR:")]
+    reason = (errors or lines or ["yt-dlp failed without output"])[-1][:300]
+    text = "\n".join(errors) or stderr
+    for pattern, kind in _RULES:
+        if pattern.search(text):
+            return DownloadFailed(kind, reason)
+    return DownloadFailed("network", reason)
+
+
+def _cleanup(dest_dir: Path, keep: Path | None = None) -> None:
+    for leftover in dest_dir.glob(f"{OUTPUT_STEM}.*"):
+        if keep is None or leftover != keep:
+            leftover.unlink(missing_ok=True)
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the whole process group and reap it, even while being cancelled."""
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    await asyncio.shield(proc.wait())
+
+
+def _printed_path(stdout: str, dest_dir: Path) -> Path | None:
+    for line in reversed(stdout.splitlines()):
+        candidate = Path(line.strip())
+        if line.strip() and candidate.parent.resolve() == dest_dir.resolve() and candidate.is_file():
+            return candidate
+    return None
+
+
+async def fetch_post(
+    url: str,
+    dest_dir: Path,
+    *,
+    timeout_s: float,
+    socket_timeout_s: float,
+    max_size_mb: float,
+    cookies_file: Path | None = None,
+    ffmpeg_location: Path | None = None,
+    python: str = sys.executable,
+) -> Path:
+    """Download a post's video into dest_dir/clip.<ext> and return its path (not validated)."""
+    if not is_http_url(url):
+        raise DownloadFailed("unsupported_url", "only http/https URLs are fetched")
+    cmd = build_command(url, dest_dir, socket_timeout_s=socket_timeout_s, max_size_mb=max_size_mb,
+                        cookies_file=cookies_file, ffmpeg_location=ffmpeg_location, python=python)
+    where = redact_url(url)
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group, so a kill reaches any child too
+    )
+    log.info("ytdlp_started", url=where, pid=proc.pid)
+    try:
+        async with asyncio.timeout(timeout_s):
+            out_b, err_b = await proc.communicate()
+    except TimeoutError:
+        await _kill(proc)
+        _cleanup(dest_dir)
+        log.info("ytdlp_failed", url=where, pid=proc.pid, kind="timeout")
+        raise DownloadFailed("timeout", f"yt-dlp did not finish within {timeout_s} s") from None
+    except BaseException:
+        await _kill(proc)
+        _cleanup(dest_dir)
+        log.info("ytdlp_cancelled", url=where, pid=proc.pid)
+        raise
+    stdout, stderr = out_b.decode(errors="replace"), err_b.decode(errors="replace")
+    if proc.returncode != 0:
+        _cleanup(dest_dir)
+        failure = classify(stderr)
+        log.info("ytdlp_failed", url=where, rc=proc.returncode, kind=failure.kind,
+                 reason=failure.reason)
+        raise failure
+    path = _printed_path(stdout, dest_dir)
+    if path is None:
+        _cleanup(dest_dir)
+        too_large = "max-filesize" in stdout + stderr
+        failure = (DownloadFailed("too_large", "larger than max-filesize") if too_large
+                   else DownloadFailed("skipped", "max-filesize or filter"))
+        log.info("ytdlp_skipped", url=where, kind=failure.kind)
+        raise failure
+    # --max-filesize only works when the size is announced; enforce the cap on what arrived.
+    size = path.stat().st_size
+    if size > max_size_mb * 1024 * 1024:
+        _cleanup(dest_dir)
+        log.info("ytdlp_failed", url=where, kind="too_large", size_bytes=size)
+        raise DownloadFailed("too_large", f"{size} bytes > {max_size_mb} MB")
+    _cleanup(dest_dir, keep=path)
+    log.info("ytdlp_fetched", url=where, path=str(path), size_bytes=size)
+    return path

@@ -1,0 +1,1 @@
+"""Simulators for tests, demo and benchmarks: API-Football, clip host, sources."""

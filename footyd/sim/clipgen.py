@@ -1,0 +1,284 @@
+"""Deterministic synthetic video clips (seeded moving shapes + noise) written with OpenCV mp4v."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+FOURCC = "mp4v"
+
+
+class ClipWriteError(RuntimeError):
+    """OpenCV could not write (or read back) a generated clip."""
+
+
+@dataclass(frozen=True)
+class _Shape:
+    kind: int  # 0 circle, 1 rectangle
+    x0: float
+    y0: float
+    vx: float
+    vy: float
+    size: float
+    color: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class _Scene:
+    background: np.ndarray  # small float32 BGR grid, upscaled per render size
+    shapes: tuple[_Shape, ...]
+
+
+def _make_scene(scene: int) -> _Scene:
+    rng = np.random.default_rng(scene)
+    # coarse random blocks, smoothed on upscale: scenes differ strongly at dHash resolution
+    background = rng.uniform(20, 235, size=(4, 6, 3)).astype(np.float32)
+    shapes = tuple(
+        _Shape(
+            kind=int(rng.integers(0, 2)),
+            x0=float(rng.uniform(0.1, 0.9)),
+            y0=float(rng.uniform(0.1, 0.9)),
+            vx=float(rng.uniform(0.08, 0.25) * rng.choice([-1, 1])),
+            vy=float(rng.uniform(0.05, 0.2) * rng.choice([-1, 1])),
+            size=float(rng.uniform(0.12, 0.25)),
+            color=(int(rng.integers(0, 256)), int(rng.integers(0, 256)), int(rng.integers(0, 256))),
+        )
+        for _ in range(4)
+    )
+    return _Scene(background=background, shapes=shapes)
+
+
+def _bounce(p: float) -> float:
+    """Triangle wave folding any position back into [0, 1]."""
+    p = p % 2.0
+    return 2.0 - p if p > 1.0 else p
+
+
+def _render(scene: _Scene, base: np.ndarray, t_s: float, width: int, height: int) -> np.ndarray:
+    frame = base.copy()
+    for s in scene.shapes:
+        cx = int(_bounce(s.x0 + s.vx * t_s) * width)
+        cy = int(_bounce(s.y0 + s.vy * t_s) * height)
+        r = max(2, int(s.size * height))
+        if s.kind == 0:
+            cv2.circle(frame, (cx, cy), r, s.color, thickness=-1, lineType=cv2.LINE_AA)
+        else:
+            cv2.rectangle(frame, (cx - r, cy - r // 2), (cx + r, cy + r // 2), s.color, -1)
+    return frame
+
+
+def _draw_overlay(frame: np.ndarray, text: str) -> None:
+    """Broadcast-style graphics: a score bar top-left and a logo box top-right."""
+    h, w = frame.shape[:2]
+    u = h / 360.0
+    x0, y0 = int(12 * u), int(10 * u)
+    bar_w, bar_h = int(200 * u), int(28 * u)
+    cv2.rectangle(frame, (x0, y0), (x0 + bar_w, y0 + bar_h), (30, 30, 30), thickness=-1)
+    cv2.putText(frame, text[:16], (x0 + int(6 * u), y0 + int(20 * u)), cv2.FONT_HERSHEY_SIMPLEX,
+                0.6 * u, (255, 255, 255), max(1, int(1.5 * u)), cv2.LINE_AA)
+    lx = w - int(90 * u)
+    cv2.rectangle(frame, (lx, y0), (lx + int(70 * u), y0 + int(40 * u)), (240, 240, 240), -1)
+    cv2.putText(frame, "TV", (lx + int(14 * u), y0 + int(30 * u)), cv2.FONT_HERSHEY_SIMPLEX,
+                0.9 * u, (0, 0, 200), max(1, int(2 * u)), cv2.LINE_AA)
+
+
+def _frames(*, seed: int, scene: int, seconds: float, width: int, height: int, fps: float,
+            overlay: str | None, trim_start_s: float) -> Iterator[np.ndarray]:
+    sc = _make_scene(scene)
+    base = cv2.resize(sc.background, (width, height), interpolation=cv2.INTER_CUBIC)
+    base = np.clip(base, 0, 255).astype(np.uint8)
+    rng = np.random.default_rng(seed + 1_000_003)
+    # a handful of precomputed noise planes keeps generation cheap while frames stay "noisy"
+    # coarse (4x4-pixel) low-amplitude noise: visible grain that mp4v still compresses cheaply;
+    # split into saturating add/subtract planes so per-frame work stays in OpenCV
+    nh, nw = max(1, height // 4), max(1, width // 4)
+    noise: list[tuple[np.ndarray, np.ndarray]] = []
+    for _ in range(4):
+        small = rng.integers(-6, 7, size=(nh, nw), dtype=np.int16)
+        plane = cv2.resize(small.astype(np.float32), (width, height),
+                           interpolation=cv2.INTER_NEAREST).astype(np.int16)
+        pos = cv2.merge([np.clip(plane, 0, None).astype(np.uint8)] * 3)
+        neg = cv2.merge([np.clip(-plane, 0, None).astype(np.uint8)] * 3)
+        noise.append((pos, neg))
+    picks = rng.integers(0, len(noise), size=max(1, round(seconds * fps)))
+    for i, pick in enumerate(picks):
+        t_s = trim_start_s + i / fps
+        frame = _render(sc, base, t_s, width, height)
+        pos, neg = noise[int(pick)]
+        frame = cv2.subtract(cv2.add(frame, pos), neg)
+        if overlay:
+            _draw_overlay(frame, overlay)
+        yield frame
+
+
+def _write(path: Path, frames: Iterator[np.ndarray], *, width: int, height: int, fps: float) -> int:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*FOURCC), fps, (width, height))
+    if not writer.isOpened():
+        raise ClipWriteError(f"VideoWriter failed to open {path} ({FOURCC} {width}x{height})")
+    count = 0
+    try:
+        for frame in frames:
+            if frame.shape[:2] != (height, width):
+                raise ClipWriteError(f"frame {frame.shape[:2]} != {(height, width)}")
+            writer.write(frame)
+            count += 1
+    finally:
+        writer.release()
+    if count == 0 or not path.exists() or path.stat().st_size == 0:
+        raise ClipWriteError(f"nothing written to {path}")
+    return count
+
+
+def _degrade(src: Path, *, quality: int, width: int, height: int) -> Iterator[np.ndarray]:
+    """Read a written clip back and JPEG-degrade + down/upscale each frame (a lossy re-encode)."""
+    cap = cv2.VideoCapture(str(src))
+    if not cap.isOpened():
+        raise ClipWriteError(f"cannot read back {src}")
+    factor = 0.5 if quality < 50 else 0.75
+    small = (max(2, int(width * factor)), max(2, int(height * factor)))
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frame = cv2.resize(frame, small, interpolation=cv2.INTER_AREA)
+            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:
+                raise ClipWriteError("jpeg encode failed")
+            decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            if decoded is None:
+                raise ClipWriteError("jpeg decode failed")
+            yield cv2.resize(decoded, (width, height), interpolation=cv2.INTER_LINEAR)
+    finally:
+        cap.release()
+
+
+def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640, height: int = 360,
+               fps: float = 25.0, quality: int | None = None, overlay: str | None = None,
+               trim_start_s: float = 0.0, scene: int | None = None) -> Path:
+    """Write a seeded synthetic clip; `scene` (default `seed`) fixes the content shared by variants.
+
+    Content is a function of content time, so the same scene at another size, fps, start
+    (`trim_start_s`), with an `overlay` text or at JPEG `quality` (1-100) is a variant of one clip.
+    """
+    if width < 16 or height < 16 or fps <= 0 or seconds <= 0:
+        raise ValueError("width/height >= 16, fps > 0 and seconds > 0 required")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = _frames(seed=seed, scene=seed if scene is None else scene, seconds=seconds,
+                     width=width, height=height, fps=fps, overlay=overlay,
+                     trim_start_s=trim_start_s)
+    if quality is None:
+        _write(path, frames, width=width, height=height, fps=fps)
+        return path
+    fd, tmp_name = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        expected = _write(tmp, frames, width=width, height=height, fps=fps)
+        written = _write(path, _degrade(tmp, quality=quality, width=width, height=height),
+                         width=width, height=height, fps=fps)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if abs(written - expected) > 1:
+        raise ClipWriteError(f"re-encode read back {written} of {expected} frames")
+    return path
+
+
+def write_garbage(path: Path, size_bytes: int, *, seed: int = 0) -> Path:
+    """Write `size_bytes` of seeded random bytes (not a video) to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(random.Random(seed).randbytes(size_bytes))
+    return path
+
+
+def expected_frames(seconds: float, fps: float) -> int:
+    """Number of frames `write_clip` writes for `seconds` at `fps`."""
+    return max(1, round(seconds * fps))
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One named entry of the clip host's catalogue and the behaviour serving it."""
+
+    name: str
+    # clip | garbage | oversized | oversized_nolength | slow | trickle | status
+    kind: str
+    scene: int = 0
+    seed: int = 0
+    seconds: float = 0.0
+    width: int = 0
+    height: int = 0
+    quality: int | None = None
+    overlay: str | None = None
+    trim_start_s: float = 0.0
+    status: int = 200
+    note: str = ""
+
+    @property
+    def filename(self) -> str:
+        """File name inside the catalogue directory."""
+        return f"{self.name}.mp4"
+
+
+def _clip(name: str, scene: int, seed: int, seconds: float, width: int, height: int,
+          **kw: Any) -> ClipSpec:
+    return ClipSpec(name=name, kind="clip", scene=scene, seed=seed, seconds=seconds,
+                    width=width, height=height, **kw)
+
+
+SCORE_OVERLAY = "LEV 1-0 BAY"
+CATALOGUE: dict[str, ClipSpec] = {s.name: s for s in (
+    # scene 1 = goal clip "A" and its re-posts
+    _clip("a_720p", 1, 1, 6.0, 1280, 720),
+    _clip("a_low", 1, 11, 6.0, 640, 360, quality=15),
+    _clip("a_480p", 1, 12, 6.0, 854, 480),
+    _clip("a_trim1", 1, 13, 5.0, 640, 360, trim_start_s=1.0),
+    _clip("a_logo", 1, 14, 6.0, 960, 540, overlay=SCORE_OVERLAY),
+    # scene 2 = a different clip "B" (another angle) with the same broadcast graphics
+    _clip("b_540p", 2, 2, 5.0, 960, 540, overlay=SCORE_OVERLAY),
+    _clip("portrait", 3, 3, 4.0, 360, 640),
+    _clip("short", 4, 4, 2.0, 640, 360),
+    ClipSpec(name="garbage", kind="garbage", seed=5, note="random bytes served as video/mp4"),
+    ClipSpec(name="oversized", kind="oversized", note="Content-Length above the cap"),
+    ClipSpec(name="oversized_nolength", kind="oversized_nolength", note="chunked, above the cap"),
+    ClipSpec(name="slow", kind="slow", note="sends a little, then stalls"),
+    ClipSpec(name="trickle", kind="trickle", note="1 KiB every trickle_interval_s, never ends"),
+    ClipSpec(name="missing", kind="status", status=404, note="post deleted"),
+    ClipSpec(name="geo", kind="status", status=403, note="geo-blocked"),
+    ClipSpec(name="limited", kind="status", status=429, note="rate limited"),
+    ClipSpec(name="broken", kind="status", status=503, note="server error"),
+)}
+GARBAGE_BYTES = 200_000
+
+
+def generate_catalogue(directory: Path) -> dict[str, Path]:
+    """Write every file-backed catalogue entry missing from `directory`; return name -> path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for spec in CATALOGUE.values():
+        if spec.kind not in ("clip", "garbage"):
+            continue
+        path = directory / spec.filename
+        if not path.exists():
+            # write under a temporary name then rename, so a crash never leaves half a clip
+            tmp = directory / f".{spec.name}.{os.getpid()}.tmp.mp4"
+            if spec.kind == "garbage":
+                write_garbage(tmp, GARBAGE_BYTES, seed=spec.seed)
+            else:
+                write_clip(tmp, seed=spec.seed, scene=spec.scene, seconds=spec.seconds,
+                           width=spec.width, height=spec.height, quality=spec.quality,
+                           overlay=spec.overlay, trim_start_s=spec.trim_start_s)
+            os.replace(tmp, path)
+        paths[spec.name] = path
+    return paths

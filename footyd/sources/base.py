@@ -1,0 +1,95 @@
+"""The video-source contract: goal queries in, candidate clips out, plus a health state."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class GoalQuery:
+    """What a source needs to look for one goal's clips."""
+
+    goal_id: str
+    fixture_id: int
+    team_name: str
+    opponent_name: str
+    scorer_name: str | None  # None while the API has not named the scorer
+    minute: int
+    team_terms: tuple[str, ...]
+    scorer_terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One post that may carry a clip of the goal."""
+
+    source: str
+    post_url: str
+    media_url: str | None
+    posted_at: datetime | None
+    text: str
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    bitrate: int | None = None
+
+
+class SourceHealth(StrEnum):
+    """Coarse health of a source, exported as a metric and in /readyz."""
+
+    OK = "ok"
+    DEGRADED = "degraded"  # the last call failed, the circuit is still closed
+    BLOCKED = "blocked"  # the source cannot work as configured (bad token, blocked, missing)
+    OPEN_CIRCUIT = "open_circuit"  # too many failures: calls are refused until next_try_at
+
+
+@dataclass(frozen=True)
+class SourceHealthState:
+    """A health snapshot: the state, why, and when the source will be tried again."""
+
+    state: SourceHealth
+    last_error: str | None = None
+    next_try_at: datetime | None = None  # wall-clock UTC
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A place to search for goal clips."""
+
+    name: str
+
+    @property
+    def health(self) -> SourceHealthState: ...
+
+    async def search(self, query: GoalQuery, since: datetime) -> list[Candidate]: ...
+
+    async def aclose(self) -> None: ...
+
+
+_STATUS_RE = re.compile(r"/status(?:es)?/(\d+)")
+_X_HOSTS = frozenset({"x.com", "twitter.com", "mobile.twitter.com", "mobile.x.com", "www.x.com",
+                      "www.twitter.com"})
+MIN_TWEET_ID_DIGITS = 18  # snowflake ids are 18-19 digits; shorter ones were truncated
+
+
+def is_http_url(url: str) -> bool:
+    """True for an absolute http(s) URL with a host."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def is_truncated_tweet_url(url: str) -> bool:
+    """True for an x.com/twitter.com status URL whose id is too short to be real (lesson 24)."""
+    parts = urlsplit(url)
+    if (parts.hostname or "").lower() not in _X_HOSTS:
+        return False
+    match = _STATUS_RE.search(parts.path)
+    return match is not None and len(match.group(1)) < MIN_TWEET_ID_DIGITS

@@ -1,0 +1,156 @@
+"""Ingest stage: fetch the tracked scope's fixtures for today + days_ahead and upsert them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import structlog
+from prometheus_client import Counter
+
+from footyd import rules
+from footyd.clients.football import Fixture, FixturesPage, FootballClient
+from footyd.clients.store import DuplicateKey, Store
+from footyd.errors import FootydError
+from footyd.metrics import REGISTRY
+from footyd.records import fixture_fields
+
+log = structlog.get_logger(__name__)
+
+INGESTED = Counter("footyd_ingested_fixtures", "Fixtures upserted by ingest, by result.",
+                   ["result"], registry=REGISTRY)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Scope:
+    teams: tuple[int, ...] = ()
+    leagues: tuple[int, ...] = ()
+    season: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.teams and not self.leagues
+
+    def covers(self, fx: Fixture) -> bool:
+        return (fx.league_id in self.leagues or fx.home_id in self.teams
+                or fx.away_id in self.teams)
+
+
+@dataclass
+class IngestReport:
+    days: list[date]
+    plan: str = ""
+    calls: int = 0
+    failed_calls: int = 0
+    inserted: int = 0
+    updated: int = 0
+    skipped_completed: int = 0
+    malformed: int = 0
+    fixture_ids: list[int] = field(default_factory=list)
+
+
+def initial_stage(status_short: str) -> rules.StageName:
+    """The stage a newly seen fixture starts in (the monitor advances it from there)."""
+    return "active" if rules.classify_status(status_short) == "live" else "staging"
+
+
+class Ingest:
+    """Chooses the request shape that costs the fewest calls for the scope, then upserts."""
+
+    def __init__(self, store: Store, client: FootballClient, *, clock: Clock) -> None:
+        self._store = store
+        self._client = client
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._seasons: dict[int, int] = {}
+
+    async def run(self, scope: Scope, days: Sequence[date]) -> IngestReport:
+        """Ingest the given UTC days for the scope; one failed call never stops the others."""
+        async with self._lock:
+            report = IngestReport(days=list(days))
+            if scope.empty or not days:
+                log.info("ingest_skipped", reason="empty scope" if scope.empty else "no days")
+                return report
+            by_date = len(days)
+            by_scope = len(scope.teams) * len(days) + len(scope.leagues) + sum(
+                1 for lg in scope.leagues if scope.season is None and lg not in self._seasons)
+            if by_date <= by_scope:
+                report.plan = "by_date"
+                for day in days:
+                    await self._fetch(report, scope, self._client.fixtures_by_date(day))
+            else:
+                report.plan = "by_scope"
+                await self._by_scope(report, scope, days)
+            log.info("ingest_done", plan=report.plan, days=[d.isoformat() for d in days],
+                     calls=report.calls, failed_calls=report.failed_calls,
+                     inserted=report.inserted, updated=report.updated,
+                     skipped_completed=report.skipped_completed, malformed=report.malformed)
+            return report
+
+    async def _by_scope(self, report: IngestReport, scope: Scope, days: Sequence[date]) -> None:
+        for league in scope.leagues:
+            season = scope.season or self._seasons.get(league)
+            if season is None:
+                report.calls += 1
+                try:
+                    season = self._seasons[league] = await self._client.current_season(league)
+                except FootydError as exc:
+                    report.failed_calls += 1
+                    log.warning("season_lookup_failed", league_id=league, error=str(exc))
+                    continue
+            await self._fetch(report, scope, self._client.fixtures_between(
+                min(days), max(days), league=league, season=season))
+        for team in scope.teams:
+            for day in days:
+                await self._fetch(report, scope, self._client.fixtures_by_date(day, team=team))
+
+    async def _fetch(self, report: IngestReport, scope: Scope, call: Awaitable[FixturesPage]) -> None:
+        report.calls += 1
+        try:
+            page = await call
+        except FootydError as exc:
+            report.failed_calls += 1
+            log.warning("ingest_call_failed", error=str(exc), error_type=type(exc).__name__)
+            return
+        for bad in page.malformed:
+            report.malformed += 1
+            log.warning("fixture_payload_malformed", fixture_id=bad.fixture_id, reason=bad.reason)
+        for fx in page.items:
+            if scope.covers(fx) and min(report.days) <= fx.kickoff.date() <= max(report.days):
+                await self._upsert(report, fx)
+
+    async def _upsert(self, report: IngestReport, fx: Fixture) -> None:
+        now = self._clock()
+        try:
+            result = await self._store.fixtures.update_one(
+                {"_id": fx.id, "stage": {"$ne": "completed"}},
+                {
+                    "$set": {**fixture_fields(fx), "ingested_at": now},
+                    "$setOnInsert": {"stage": initial_stage(fx.status_short), "api": fx.raw,
+                                     "created_at": now, "terminal_since": None},
+                },
+                upsert=True,
+            )
+        except DuplicateKey:
+            report.skipped_completed += 1  # completed fixtures never move back
+            INGESTED.labels("completed").inc()
+            return
+        report.fixture_ids.append(fx.id)
+        if result.upserted_id is not None:
+            report.inserted += 1
+            INGESTED.labels("inserted").inc()
+            log.info("fixture_ingested", fixture_id=fx.id, kickoff=fx.kickoff.isoformat(),
+                     status=fx.status_short, home=fx.home_name, away=fx.away_name)
+        else:
+            report.updated += 1
+            INGESTED.labels("updated").inc()
+
+
+def ingest_days(now: datetime, days_ahead: int) -> list[date]:
+    """Today (UTC) plus days_ahead."""
+    today = now.astimezone(UTC).date()
+    return [today + timedelta(days=i) for i in range(days_ahead + 1)]

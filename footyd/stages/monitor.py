@@ -1,0 +1,270 @@
+"""Monitor stage: advance fixtures, poll active ones (20 ids a call), reconcile their goals."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+from footyd import pacing, rules
+from footyd.clients.football import MAX_IDS, Fixture, FootballClient
+from footyd.clients.store import AFTER, Store
+from footyd.config import Config
+from footyd.errors import FootydError, MalformedPayload, QuotaExhausted
+from footyd.metrics import REGISTRY
+from footyd.records import fixture_fields
+from footyd.stages.monitor_goals import GoalWriter, Handoff, known_goal
+
+log = structlog.get_logger(__name__)
+
+POLL_CYCLES = Counter("footyd_poll_cycles", "Monitor poll cycles by outcome.", ["outcome"],
+                      registry=REGISTRY)
+POLL_SECONDS = Histogram("footyd_poll_cycle_seconds", "Wall time of a monitor poll cycle.",
+                         registry=REGISTRY)
+POLL_INTERVAL = Gauge("footyd_poll_interval_seconds", "Current interval between active polls.",
+                      registry=REGISTRY)
+POLL_STRETCHED = Gauge("footyd_poll_interval_stretched",
+                       "1 while polling is slowed down to stay inside the daily quota.",
+                       registry=REGISTRY)
+FIXTURE_ERRORS = Counter("footyd_fixture_errors", "Fixtures whose poll data could not be processed.",
+                         registry=REGISTRY)
+FIXTURES = Gauge("footyd_fixtures", "Fixtures per stage.", ["stage"], registry=REGISTRY)
+TRANSITIONS = Counter("footyd_fixture_transitions", "Fixture stage transitions.", ["to"],
+                      registry=REGISTRY)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CycleReport:
+    """What one poll cycle did (returned for tests, the CLI and benchmarks)."""
+
+    poll_id: str
+    polled: int = 0
+    calls: int = 0
+    failed_calls: int = 0
+    fixture_errors: int = 0
+    transitions: dict[int, str] = field(default_factory=dict)
+    took_s: float = 0.0
+
+
+class Monitor:
+    """Polls active fixtures; cycles never overlap; one fixture's bad data never stops the others."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        client: FootballClient,
+        *,
+        on_confirmed: Handoff,
+        set_interval: Callable[[float], None] = lambda _s: None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.cfg = cfg
+        self._store = store
+        self._client = client
+        self._goals = GoalWriter(store, on_confirmed=on_confirmed)
+        self._set_interval = set_interval
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.interval_s = cfg.monitor.poll_interval_s
+
+    def apply_config(self, cfg: Config) -> None:
+        self.cfg = cfg
+        if cfg.monitor.poll_interval_s != self.interval_s:
+            self.interval_s = cfg.monitor.poll_interval_s
+            self._set_interval(self.interval_s)
+
+    def _goal_rules(self) -> rules.GoalRules:
+        g = self.cfg.goals
+        return rules.GoalRules(confirm_polls=g.confirm_polls, cancel_polls=g.cancel_polls,
+                               match_window_min=g.match_window_min)
+
+    # -- the scheduled jobs ------------------------------------------------------------------
+    async def poll_active(self) -> CycleReport:
+        """Activate due fixtures, poll the active ones, reconcile goals, complete finished ones."""
+        async with self._lock:
+            started = time.monotonic()
+            report = CycleReport(poll_id=uuid.uuid4().hex[:12])
+            now = self._clock()
+            await self._activate_due(now, report)
+            grace = timedelta(seconds=self.cfg.monitor.complete_grace_s)
+            ids: list[int] = []
+            async for doc in self._store.fixtures.find({"stage": "active"}, {"terminal_since": 1}):
+                since = doc.get("terminal_since")
+                if since is None or now - since < grace:
+                    ids.append(doc["_id"])
+            await self._poll(ids, report, now)
+            await self._complete_finished(now, report)
+            report.took_s = time.monotonic() - started
+            POLL_SECONDS.observe(report.took_s)
+            POLL_CYCLES.labels("ok" if not report.failed_calls else "partial").inc()
+            log.info("poll_cycle_done", poll_id=report.poll_id, polled=report.polled,
+                     calls=report.calls, failed_calls=report.failed_calls,
+                     fixture_errors=report.fixture_errors, took_s=round(report.took_s, 3))
+            await self._pace(now)
+            await self._count_stages()
+            return report
+
+    async def check_staging(self) -> CycleReport:
+        """Poll staged fixtures kicking off within a day: kickoff changes, early starts, PST."""
+        async with self._lock:
+            report = CycleReport(poll_id=uuid.uuid4().hex[:12])
+            now = self._clock()
+            horizon = now + timedelta(days=1)
+            ids = [d["_id"] async for d in self._store.fixtures.find(
+                {"stage": "staging", "kickoff": {"$lte": horizon}}, {"_id": 1})]
+            await self._poll(ids, report, now)
+            log.info("staging_check_done", polled=report.polled, calls=report.calls,
+                     transitions=len(report.transitions))
+            return report
+
+    # -- steps -----------------------------------------------------------------------------------
+    async def _activate_due(self, now: datetime, report: CycleReport) -> None:
+        due = now + timedelta(seconds=self.cfg.monitor.activate_before_s)
+        async for doc in self._store.fixtures.find({"stage": "staging", "kickoff": {"$lte": due}}):
+            await self._advance(doc, now, report)
+
+    async def _poll(self, ids: Sequence[int], report: CycleReport, now: datetime) -> None:
+        for start in range(0, len(ids), MAX_IDS):
+            chunk = list(ids[start : start + MAX_IDS])
+            report.calls += 1
+            try:
+                page = await self._client.fixtures_by_ids(chunk)
+            except QuotaExhausted:
+                report.failed_calls += 1
+                POLL_CYCLES.labels("quota_paused").inc()
+                return  # the client logged it loudly once; nothing more may be sent today
+            except FootydError as exc:
+                report.failed_calls += 1
+                log.warning("poll_call_failed", fixture_ids=chunk, error=str(exc),
+                            error_type=type(exc).__name__)
+                continue
+            for bad in page.malformed:
+                report.fixture_errors += 1
+                FIXTURE_ERRORS.inc()
+                log.warning("fixture_payload_malformed", fixture_id=bad.fixture_id, reason=bad.reason)
+            seen = set()
+            for fx in page.items:
+                seen.add(fx.id)
+                try:
+                    await self._process(fx, report, now)
+                except (MalformedPayload, KeyError, TypeError, ValueError) as exc:
+                    report.fixture_errors += 1
+                    FIXTURE_ERRORS.inc()
+                    log.warning("fixture_processing_failed", fixture_id=fx.id, error=str(exc),
+                                exc_info=True)
+            missing = [i for i in chunk if i not in seen]
+            if missing:
+                log.info("fixtures_missing_from_poll", fixture_ids=missing)
+
+    async def _process(self, fx: Fixture, report: CycleReport, now: datetime) -> None:
+        structlog.contextvars.bind_contextvars(fixture_id=fx.id)
+        try:
+            report.polled += 1
+            finished = rules.classify_status(fx.status_short) == "finished"
+            doc = await self._store.fixtures.find_one_and_update(
+                {"_id": fx.id},
+                [{"$set": {
+                    **{k: {"$literal": v} for k, v in fixture_fields(fx).items()},
+                    "api": {"$literal": fx.raw},
+                    "last_polled_at": now,
+                    "terminal_since": (
+                        {"$ifNull": ["$terminal_since", now]} if finished else None
+                    ),
+                }}],
+                return_document=AFTER,
+            )
+            if doc is None:
+                return
+            if doc["stage"] == "active" or rules.classify_status(fx.status_short) == "live":
+                await self._reconcile_goals(fx, report.poll_id, now)
+            await self._advance(doc, now, report)
+        finally:
+            structlog.contextvars.unbind_contextvars("fixture_id")
+
+    async def _reconcile_goals(self, fx: Fixture, poll_id: str, now: datetime) -> None:
+        observed, problems = rules.goal_events(fx.events, home_id=fx.home_id, away_id=fx.away_id)
+        for problem in problems:
+            log.warning("goal_event_malformed", fixture_id=fx.id, problem=problem)
+        docs = [d async for d in self._store.goals.find({"fixture_id": fx.id})]
+        known = [known_goal(d) for d in docs]
+        changes = rules.reconcile(known, observed, poll_id, self._goal_rules())
+        await self._goals.apply(fx, changes, poll_id=poll_id, now=now, order_base=len(docs))
+
+    async def _advance(self, doc: dict[str, Any], now: datetime, report: CycleReport) -> None:
+        open_goals = await self._store.goals.count_documents(
+            {"fixture_id": doc["_id"], "state": {"$nin": sorted(rules.TERMINAL_GOAL_STATES)}})
+        target = rules.next_stage(
+            stage=doc["stage"],
+            status_short=doc.get("status"),
+            kickoff=doc["kickoff"],
+            now=now,
+            activate_before_s=self.cfg.monitor.activate_before_s,
+            terminal_since=doc.get("terminal_since"),
+            goals_all_terminal=open_goals == 0,
+            complete_grace_s=self.cfg.monitor.complete_grace_s,
+        )
+        if target is None:
+            return
+        stamp = {"active": "activated_at", "completed": "completed_at", "staging": "staged_at"}[target]
+        moved = await self._store.fixtures.find_one_and_update(
+            {"_id": doc["_id"], "stage": doc["stage"]},
+            {"$set": {"stage": target, stamp: now}},
+        )
+        if moved is not None:
+            report.transitions[doc["_id"]] = target
+            TRANSITIONS.labels(target).inc()
+            log.info("fixture_stage_changed", fixture_id=doc["_id"], from_stage=doc["stage"],
+                     to_stage=target, status=doc.get("status"))
+
+    async def _complete_finished(self, now: datetime, report: CycleReport) -> None:
+        async for doc in self._store.fixtures.find({"stage": "active", "terminal_since": {"$ne": None}}):
+            await self._advance(doc, now, report)
+
+    async def _pace(self, now: datetime) -> None:
+        windows = []
+        async for doc in self._store.fixtures.find(
+            {"stage": {"$in": ["staging", "active"]}, "kickoff": {"$lt": pacing.end_of_day(now)}},
+            {"stage": 1, "kickoff": 1},
+        ):
+            windows.append(pacing.polling_window(doc["kickoff"], now, active=doc["stage"] == "active"))
+        quota = self._client.quota
+        mon = self.cfg.monitor
+        decision = pacing.choose_interval(
+            windows, now=now, base_interval_s=mon.poll_interval_s,
+            max_interval_s=max(mon.max_poll_interval_s, mon.poll_interval_s),
+            remaining_day=quota.remaining_day, reserve=self.cfg.api_football.daily_reserve,
+        )
+        POLL_STRETCHED.set(1 if decision.stretched else 0)
+        if decision.interval_s != self.interval_s:
+            log.warning("poll_interval_changed", interval_s=round(decision.interval_s, 1),
+                        base_interval_s=mon.poll_interval_s, projected_calls=decision.projected_calls,
+                        budget=decision.budget, remaining_day=quota.remaining_day)
+            self.interval_s = decision.interval_s
+            self._set_interval(decision.interval_s)
+        if not decision.sufficient:
+            log.error("quota_budget_insufficient", projected_calls=decision.projected_calls,
+                      budget=decision.budget, interval_s=decision.interval_s)
+        POLL_INTERVAL.set(self.interval_s)
+
+    async def _count_stages(self) -> None:
+        counts = {"staging": 0, "active": 0, "completed": 0}
+        async for row in await self._store.fixtures.aggregate(
+                [{"$group": {"_id": "$stage", "n": {"$sum": 1}}}]):
+            counts[row["_id"]] = row["n"]
+        for stage, n in counts.items():
+            FIXTURES.labels(stage).set(n)
+

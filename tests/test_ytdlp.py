@@ -1,0 +1,214 @@
+"""yt-dlp downloads as a real subprocess against a loopback clip host."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from structlog.testing import capture_logs
+
+from footyd.clients.ytdlp import build_command, classify, fetch_post
+from footyd.errors import DownloadFailed
+from footyd.sim.clipgen import write_clip, write_garbage
+
+MB = 1024 * 1024
+
+
+@dataclass
+class ClipHost:
+    url: str
+    clip: bytes
+    garbage: bytes
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    stalled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _app(host: ClipHost) -> web.Application:
+    async def clip(request: web.Request) -> web.Response:
+        return web.Response(body=host.clip, content_type="video/mp4")
+
+    async def garbage(request: web.Request) -> web.Response:
+        return web.Response(body=host.garbage, content_type="video/mp4")
+
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"\0" * (2 * MB), content_type="video/mp4")
+
+    async def big_unannounced(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(b"\0" * (2 * MB))
+        return resp
+
+    async def missing(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="gone")
+
+    async def stall(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "video/mp4",
+                                           "Content-Length": str(10 * MB)})
+        await resp.prepare(request)
+        await resp.write(b"\0" * 1024)
+        host.stalled.set()
+        await host.release.wait()
+        return resp
+
+    app = web.Application()
+    for path, handler in [("/clip.mp4", clip), ("/garbage.mp4", garbage), ("/big.mp4", big),
+                          ("/big-unannounced.mp4", big_unannounced),
+                          ("/missing.mp4", missing), ("/stall.mp4", stall)]:
+        app.router.add_get(path, handler)
+    return app
+
+
+@pytest.fixture(scope="module")
+async def clip_host(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ClipHost]:
+    base = tmp_path_factory.mktemp("ytdlp")
+    clip = write_clip(base / "c.mp4", seed=1, seconds=2.0).read_bytes()
+    garbage = write_garbage(base / "g.mp4", 200_000, seed=3).read_bytes()
+    host = ClipHost(url="", clip=clip, garbage=garbage)
+    runner = web.AppRunner(_app(host))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    addr, port = runner.addresses[0][:2]
+    host.url = f"http://{addr}:{port}"
+    try:
+        yield host
+    finally:
+        host.release.set()
+        await runner.cleanup()
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _get(url: str, dest: Path, *, timeout_s: float = 60, socket_timeout_s: float = 10,
+               max_size_mb: float = 5, python: str = sys.executable) -> Path:
+    return await fetch_post(url, dest, timeout_s=timeout_s, socket_timeout_s=socket_timeout_s,
+                            max_size_mb=max_size_mb, python=python)
+
+
+async def _fails(url: str, dest: Path, *, timeout_s: float = 60, socket_timeout_s: float = 10,
+                 max_size_mb: float = 5) -> DownloadFailed:
+    with pytest.raises(DownloadFailed) as info:
+        await _get(url, dest, timeout_s=timeout_s, socket_timeout_s=socket_timeout_s,
+                   max_size_mb=max_size_mb)
+    assert _files(dest) == []
+    return info.value
+
+
+async def test_downloads_a_served_mp4(clip_host: ClipHost, tmp_path: Path) -> None:
+    dest = tmp_path / "100%(title)s"  # a `%` in the directory must not become a template field
+    dest.mkdir()
+    path = await _get(clip_host.url + "/clip.mp4", dest)
+    assert path.parent == dest and path.name == "clip.mp4"
+    assert path.read_bytes() == clip_host.clip
+    assert _files(dest) == ["clip.mp4"]
+
+
+async def test_404_is_not_found(clip_host: ClipHost, tmp_path: Path) -> None:
+    failure = await _fails(clip_host.url + "/missing.mp4", tmp_path)
+    assert failure.kind == "not_found" and "404" in failure.reason
+    assert not failure.retryable
+
+
+async def test_garbage_served_as_mp4_is_returned_for_the_caller_to_validate(
+    clip_host: ClipHost, tmp_path: Path
+) -> None:
+    path = await _get(clip_host.url + "/garbage.mp4", tmp_path)
+    assert path.read_bytes() == clip_host.garbage
+
+
+async def test_announced_oversize_is_skipped(clip_host: ClipHost, tmp_path: Path) -> None:
+    failure = await _fails(clip_host.url + "/big.mp4", tmp_path, max_size_mb=1)
+    assert failure.kind in {"skipped", "too_large"}
+    path = await _get(clip_host.url + "/big.mp4", tmp_path, max_size_mb=3)
+    assert path.stat().st_size == 2 * MB
+
+
+async def test_unannounced_oversize_is_too_large(clip_host: ClipHost, tmp_path: Path) -> None:
+    failure = await _fails(clip_host.url + "/big-unannounced.mp4", tmp_path, max_size_mb=1)
+    assert failure.kind == "too_large"
+
+
+async def test_stalled_body_hits_outer_timeout_and_process_is_reaped(
+    clip_host: ClipHost, tmp_path: Path
+) -> None:
+    with capture_logs() as logs:
+        failure = await _fails(clip_host.url + "/stall.mp4", tmp_path, timeout_s=3,
+                               socket_timeout_s=60, max_size_mb=20)
+    assert failure.kind == "timeout" and failure.retryable
+    (pid,) = [e["pid"] for e in logs if e["event"] == "ytdlp_started"]
+    assert not _alive(pid)
+
+
+async def test_cancel_kills_and_reaps_the_process(clip_host: ClipHost, tmp_path: Path) -> None:
+    clip_host.stalled.clear()
+    with capture_logs() as logs:
+        task = asyncio.create_task(_get(clip_host.url + "/stall.mp4", tmp_path, timeout_s=60,
+                                        socket_timeout_s=60, max_size_mb=20))
+        await asyncio.wait_for(clip_host.stalled.wait(), 30)
+        (pid,) = [e["pid"] for e in logs if e["event"] == "ytdlp_started"]
+        assert _alive(pid)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert not _alive(pid)
+    assert _files(tmp_path) == []
+
+
+async def test_non_http_url_is_refused_before_spawning(tmp_path: Path) -> None:
+    # A missing interpreter would raise FileNotFoundError if anything were spawned.
+    for url in ("file:///etc/passwd", "ftp://127.0.0.1/x.mp4", "-o/tmp/pwned",
+                "--exec=touch /tmp/pwned"):
+        with pytest.raises(DownloadFailed) as info:
+            await _get(url, tmp_path, python="/nonexistent/python")
+        assert info.value.kind == "unsupported_url"
+
+
+def test_url_goes_after_double_dash_and_is_never_an_option(tmp_path: Path) -> None:
+    cmd = build_command("http://127.0.0.1/x.mp4", tmp_path, socket_timeout_s=5, max_size_mb=1,
+                        cookies_file=Path("/c/cookies.txt"), ffmpeg_location=Path("/opt/ff"))
+    assert cmd[-2:] == ["--", "http://127.0.0.1/x.mp4"]
+    assert cmd.count("--") == 1 and "--ignore-config" in cmd
+    assert cmd[cmd.index("--cookies") + 1] == "/c/cookies.txt"
+    assert cmd[cmd.index("--ffmpeg-location") + 1] == "/opt/ff"
+    assert cmd[cmd.index("--max-filesize") + 1] == str(MB)
+    # yt-dlp itself must take an option-looking word after `--` as a URL, not as --version.
+    probe = build_command("--version", tmp_path, socket_timeout_s=1, max_size_mb=1)
+    done = subprocess.run(probe, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0 and "--version" in done.stderr
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize(("stderr", "kind"), [
+    ("ERROR: [generic] Unable to download webpage: HTTP Error 404: Not Found", "not_found"),
+    ("ERROR: unable to download video data: HTTP Error 403: Forbidden", "forbidden"),
+    ("ERROR: [twitter] 1790: HTTP Error 429: Too Many Requests", "rate_limited"),
+    ("ERROR: unable to download video data: HTTP Error 503: Service Unavailable", "server_error"),
+    ("ERROR: unable to download video data: The read operation timed out", "timeout"),
+    ("ERROR: Unsupported URL: https://example.com/", "unsupported_url"),
+    ("ERROR: [twitter] 1790: NSFW tweet requires authentication. Use --cookies", "forbidden"),
+    ("ERROR: [twitter] 1790: No video could be found in this tweet", "not_found"),
+    ("ERROR: unable to download webpage: <urlopen error [Errno 111] Connection refused>",
+     "network"),
+])
+def test_classify_stderr(stderr: str, kind: str) -> None:
+    failure = classify("[generic] Extracting URL\n" + stderr + "\n")
+    assert failure.kind == kind and failure.reason == stderr
