@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Protocol
@@ -29,6 +27,7 @@ from footyd.metrics import (
     CONFIG_RELOAD_TIMESTAMP,
     CONFIG_RELOADS,
 )
+from footyd.procpool import ProcessPool
 from footyd.sdnotify import Notifier, watchdog_interval_s
 from footyd.wiring import Runtime, wire
 
@@ -127,10 +126,8 @@ class Daemon:
         cfg = self.cfg
         store = await stack.enter_async_context(Store(cfg.mongo))
         blobs: BlobStore = await stack.enter_async_context(open_blob_store(cfg.storage))
-        pool = ProcessPoolExecutor(
-            max_workers=cfg.dedup.workers, mp_context=multiprocessing.get_context("forkserver")
-        )
-        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        pool = ProcessPool(cfg.dedup.workers)
+        stack.callback(pool.shutdown)
         self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)
         health = HealthServer(
             cfg.health,

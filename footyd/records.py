@@ -21,3 +21,29 @@ def fixture_fields(fx: Fixture) -> dict[str, Any]:
         "away": {"id": fx.away_id, "name": fx.away_name},
         "score": {"home": fx.goals_home, "away": fx.goals_away},
     }
+
+
+# Goal states (goals.state). The monitor writes pending/confirmed/cancelled; search owns the rest.
+GOAL_PENDING = "pending"
+GOAL_CONFIRMED = "confirmed"  # written by the monitor, then the id is put on the search queue
+GOAL_SEARCHING = "searching"  # at least one search attempt started
+GOAL_DONE = "done"  # attempts spent and every clip terminal; `outcome` says what happened
+GOAL_CANCELLED = "cancelled"  # VAR: stop searching, retract clips (then `retracted_at` is set)
+GOAL_FAILED = "failed"
+GOAL_SEARCHABLE = (GOAL_CONFIRMED, GOAL_SEARCHING)
+
+# Clip states (clips.state), one document per (goal_id, source_url).
+CLIP_DISCOVERED = "discovered"  # found by a source; download pending (retry: next_attempt_at)
+CLIP_DOWNLOADED = "downloaded"  # validated and stored in the blob store; dedup pending
+CLIP_KEPT = "kept"  # best copy of a distinct clip of its goal
+CLIP_DUPLICATE = "duplicate"  # lost to `duplicate_of`; its blob is deleted
+CLIP_REJECTED = "rejected"  # filtered or invalid media (`reason`); nothing stored
+CLIP_FAILED = "failed"  # could not be fetched (`reason`: not_found, forbidden, attempts spent ...)
+CLIP_RETRACTED = "retracted"  # its goal was cancelled; blob deleted or kept by goals.on_cancel
+CLIP_TERMINAL = (CLIP_KEPT, CLIP_DUPLICATE, CLIP_REJECTED, CLIP_FAILED, CLIP_RETRACTED)
+CLIP_HOLDS_BLOB = (CLIP_DOWNLOADED, CLIP_KEPT)
+
+
+def clip_key(fixture_id: int, goal_id: str, sha256: str) -> str:
+    """The content-addressed blob key (relative to storage.prefix): re-uploads overwrite."""
+    return f"{fixture_id}/{goal_id}/{sha256[:16]}.mp4"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from footyd.clients.store import Store
 from footyd.config import Config, ShutdownConfig
 from footyd.errors import FootydError
 from footyd.pipeline import Pipeline, StageSpec
+from footyd.procpool import ProcessPool
 from footyd.schedule import Scheduler
 from footyd.stages.ingest import Ingest, Scope, ingest_days
 from footyd.stages.monitor import Monitor
@@ -46,7 +46,7 @@ class Runtime:
     cfg: Config
     store: Store
     blobs: BlobStore
-    pool: ProcessPoolExecutor
+    pool: ProcessPool
     pipeline: Pipeline
     scheduler: Scheduler
     client: FootballClient | None = None
@@ -138,7 +138,7 @@ async def wire(
     *,
     store: Store,
     blobs: BlobStore,
-    pool: ProcessPoolExecutor,
+    pool: ProcessPool,
 ) -> Runtime:
     """Open the client, pipeline and scheduler on the stack and register the jobs."""
     client: FootballClient | None = None

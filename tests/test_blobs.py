@@ -8,7 +8,7 @@ import pytest
 
 from footyd.clients.blobs import BlobStore, S3BlobStore
 from footyd.config import StorageConfig
-from footyd.errors import DependencyUnavailable
+from footyd.errors import DependencyUnavailable, Permanent
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -29,11 +29,16 @@ async def test_put_exists_list_delete(blobs: BlobStore, tmp_path: Path) -> None:
     other = blobs.key_for("1001", "g2", "ffff.mp4")
     await blobs.put_file(other, src, content_type="video/mp4", metadata={})
     assert await blobs.list_keys("clips/1001/g1/") == [key]
+    back = tmp_path / "back.mp4"
+    await blobs.get_file(key, back)
+    assert back.read_bytes() == src.read_bytes()
     assert await blobs.list_keys("clips/1001/") == sorted([key, other])
     await blobs.delete(key)
     await blobs.delete(key)  # idempotent
     assert not await blobs.exists(key)
     assert await blobs.list_keys("clips/1001/") == [other]
+    with pytest.raises(Permanent):
+        await blobs.get_file(key, back)
     assert await blobs.ping()
 
 

@@ -17,7 +17,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from footyd.config import StorageConfig
-from footyd.errors import DependencyUnavailable, Retryable
+from footyd.errors import DependencyUnavailable, Permanent, Retryable
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +31,7 @@ class BlobStore(Protocol):
     async def put_file(
         self, key: str, path: Path, *, content_type: str, metadata: dict[str, str]
     ) -> None: ...
+    async def get_file(self, key: str, path: Path) -> None: ...
     async def delete(self, key: str) -> None: ...
     async def exists(self, key: str) -> bool: ...
     async def list_keys(self, prefix: str) -> list[str]: ...
@@ -115,6 +116,16 @@ class S3BlobStore:
             )
         except (ClientError, BotoCoreError, OSError) as exc:
             raise Retryable(f"S3 upload of {key} failed: {exc}") from exc
+
+    async def get_file(self, key: str, path: Path) -> None:
+        try:
+            await self._s3.download_file(self.bucket, key, str(path))
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}:
+                raise Permanent(f"S3 object {key} does not exist") from None
+            raise Retryable(f"S3 download of {key} failed: {exc}") from exc
+        except (BotoCoreError, OSError) as exc:
+            raise Retryable(f"S3 download of {key} failed: {exc}") from exc
 
     async def delete(self, key: str) -> None:
         try:
@@ -202,6 +213,15 @@ class LocalBlobStore:
             await asyncio.to_thread(_copy)
         except OSError as exc:
             raise Retryable(f"local store write of {key} failed: {exc}") from exc
+
+    async def get_file(self, key: str, path: Path) -> None:
+        source = self._path(key)
+        if not await asyncio.to_thread(source.is_file):
+            raise Permanent(f"blob {key} does not exist")
+        try:
+            await asyncio.to_thread(shutil.copyfile, source, path)
+        except OSError as exc:
+            raise Retryable(f"local store read of {key} failed: {exc}") from exc
 
     async def delete(self, key: str) -> None:
         target = self._path(key)
