@@ -33,6 +33,8 @@ class _Stage:
         self.spec = spec
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=spec.queue_size)
         self.pending: set[str] = set()  # queued or in flight: the same id is never queued twice
+        self.running: set[str] = set()
+        self.rerun: set[str] = set()  # put again while in flight: queue once more afterwards
         self.workers: list[asyncio.Task[None]] = []
         self.target = spec.workers
         self.in_flight = 0
@@ -85,7 +87,11 @@ class Pipeline:
     async def put(self, stage_name: str, item_id: str) -> bool:
         """Queue an item unless it is already pending or the stage is draining."""
         stage = self._stages.get(stage_name)
-        if stage is None or stage.closed or item_id in stage.pending:
+        if stage is None or stage.closed:
+            return False
+        if item_id in stage.pending:
+            if item_id in stage.running:
+                stage.rerun.add(item_id)  # new work arrived for an item being handled
             return False
         stage.pending.add(item_id)
         await stage.queue.put(item_id)
@@ -101,6 +107,7 @@ class Pipeline:
                 stage.queue.task_done()
                 return
             stage.in_flight += 1
+            stage.running.add(item_id)
             IN_FLIGHT.labels(name).inc()
             try:
                 await stage.spec.handler(item_id)
@@ -114,7 +121,15 @@ class Pipeline:
             finally:
                 stage.in_flight -= 1
                 IN_FLIGHT.labels(name).dec()
+                stage.running.discard(item_id)
                 stage.pending.discard(item_id)
+                if item_id in stage.rerun and not stage.closed:
+                    stage.rerun.discard(item_id)
+                    try:
+                        stage.queue.put_nowait(item_id)
+                        stage.pending.add(item_id)
+                    except asyncio.QueueFull:
+                        pass  # the periodic due scan re-queues it from MongoDB
                 stage.queue.task_done()
 
     def set_workers(self, stage_name: str, workers: int) -> None:
