@@ -10,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +147,80 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_extra_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
-    """Commands that belong to later stages register here."""
-    return None
+    p = add("ingest", cmd_ingest, "ingest fixtures for one UTC day now (no daemon needed)")
+    p.add_argument("--date", required=True, type=date.fromisoformat, help="YYYY-MM-DD (UTC)")
+    p.add_argument("--team", type=int, action="append", default=[], help="team id (repeatable)")
+    p.add_argument("--league", type=int, action="append", default=[], help="league id (repeatable)")
+    p = add("advance", cmd_advance, "move a fixture to another stage by hand")
+    p.add_argument("fixture_id", type=int)
+    p.add_argument("--to", required=True, choices=["staging", "active", "completed"])
+
+
+async def _ingest(cfg: Config, day: date, teams: list[int], leagues: list[int]) -> dict[str, Any]:
+    from footyd.clients.football import FootballClient
+    from footyd.clients.store import Store
+    from footyd.stages.ingest import Ingest, Scope
+
+    scope = (Scope(teams=tuple(teams), leagues=tuple(leagues), season=cfg.scope.season)
+             if teams or leagues else
+             Scope(tuple(cfg.scope.teams), tuple(cfg.scope.leagues), cfg.scope.season))
+    async with Store(cfg.mongo) as store, FootballClient(cfg.api_football) as client:
+        report = await Ingest(store, client, clock=lambda: datetime.now(UTC)).run(scope, [day])
+    return {"date": day.isoformat(), "plan": report.plan, "calls": report.calls,
+            "failed_calls": report.failed_calls, "inserted": report.inserted,
+            "updated": report.updated, "skipped_completed": report.skipped_completed,
+            "malformed": report.malformed, "fixture_ids": report.fixture_ids}
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    logs.setup(level=cfg.log.level, fmt="console", libraries=cfg.log.libraries,
+               secrets=config_mod.secret_values(cfg), stream=sys.stderr)
+    try:
+        result = asyncio.run(_ingest(cfg, args.date, args.team, args.league))
+    except DependencyUnavailable as exc:
+        print(f"footyd: {exc}", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
+    except ConfigError as exc:
+        print(f"footyd: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG
+    print(json.dumps(result, indent=2))
+    return ExitCode.OK if not result["failed_calls"] else ExitCode.ERROR
+
+
+async def _advance(cfg: Config, fixture_id: int, to: str) -> tuple[str | None, bool]:
+    from footyd.clients.store import Store
+
+    async with Store(cfg.mongo) as store:
+        doc = await store.fixtures.find_one({"_id": fixture_id}, {"stage": 1})
+        if doc is None:
+            return None, False
+        stamp = {"active": "activated_at", "completed": "completed_at", "staging": "staged_at"}[to]
+        moved = await store.fixtures.find_one_and_update(
+            {"_id": fixture_id, "stage": doc["stage"]},
+            {"$set": {"stage": to, stamp: datetime.now(UTC), "advanced_by_hand": True}},
+        )
+        return doc["stage"], moved is not None
+
+
+def cmd_advance(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    logs.setup(level="warning", fmt="console", secrets=config_mod.secret_values(cfg),
+               stream=sys.stderr)
+    try:
+        before, moved = asyncio.run(_advance(cfg, args.fixture_id, args.to))
+    except DependencyUnavailable as exc:
+        print(f"footyd: {exc}", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
+    if before is None:
+        print(f"footyd: fixture {args.fixture_id} is not stored", file=sys.stderr)
+        return ExitCode.ERROR
+    if not moved:
+        print(f"footyd: fixture {args.fixture_id} changed stage concurrently; try again",
+              file=sys.stderr)
+        return ExitCode.ERROR
+    print(f"fixture {args.fixture_id}: {before} -> {args.to}")
+    return ExitCode.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

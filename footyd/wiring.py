@@ -156,6 +156,7 @@ async def wire(
         rt.monitor = Monitor(
             cfg, store, client,
             on_confirmed=lambda goal_id: pipeline.put("search", goal_id),
+            on_cancelled=lambda goal_id: pipeline.put("search", goal_id),
             set_interval=lambda s: scheduler.reschedule_interval(MONITOR_JOB, s),
         )
         scheduler.add_daily(INGEST_JOB, rt.run_ingest, cfg.ingest.at)

@@ -52,6 +52,7 @@ async def test_normal_match_end_to_end_with_every_revision(match_factory: MatchF
     (var,) = [g for g in goals if g["state"] == "cancelled"]
     assert var["scorer_name"] == "O. Offside" and var["previous_state"] == "confirmed"
     assert len(var["missing_poll_ids"]) == 3
+    assert m.cancelled == [var["_id"]]  # handed on so its clips get retracted
     named = by_scorer(live)
     # unknown scorer named later: same goal, history keeps both
     assert named["J. Late"]["_id"] == a1["_id"]

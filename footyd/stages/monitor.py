@@ -69,13 +69,14 @@ class Monitor:
         client: FootballClient,
         *,
         on_confirmed: Handoff,
+        on_cancelled: Handoff,
         set_interval: Callable[[float], None] = lambda _s: None,
         clock: Clock = utcnow,
     ) -> None:
         self.cfg = cfg
         self._store = store
         self._client = client
-        self._goals = GoalWriter(store, on_confirmed=on_confirmed)
+        self._goals = GoalWriter(store, on_confirmed=on_confirmed, on_cancelled=on_cancelled)
         self._set_interval = set_interval
         self._clock = clock
         self._lock = asyncio.Lock()

@@ -12,7 +12,7 @@ from prometheus_client import Counter
 
 from footyd import rules
 from footyd.clients.football import Fixture
-from footyd.clients.store import Store
+from footyd.clients.store import AFTER, Store
 from footyd.metrics import REGISTRY
 
 log = structlog.get_logger(__name__)
@@ -55,9 +55,10 @@ def _event_fields(ev: rules.GoalEvent) -> dict[str, Any]:
 class GoalWriter:
     """Applies GoalChanges for one fixture; confirmed goals are written, then handed off."""
 
-    def __init__(self, store: Store, *, on_confirmed: Handoff) -> None:
+    def __init__(self, store: Store, *, on_confirmed: Handoff, on_cancelled: Handoff) -> None:
         self._store = store
         self._on_confirmed = on_confirmed
+        self._on_cancelled = on_cancelled
 
     async def apply(
         self,
@@ -111,7 +112,7 @@ class GoalWriter:
                  minute=rules.minute_label(ev.elapsed, ev.extra), scorer=ev.scorer_name,
                  detail=ev.detail)
         if change.confirmed:
-            await self._confirmed(goal_id, fx.id)
+            await self._confirmed(goal_id, fx.id, doc)
 
     async def _seen(self, change: rules.SeenGoal, *, poll_id: str, now: datetime) -> None:
         ev = change.event
@@ -142,13 +143,16 @@ class GoalWriter:
             confirmed = await self._store.goals.find_one_and_update(
                 {"_id": change.goal_id, "state": "pending"},
                 {"$set": {"state": "confirmed", "confirmed_at": now, "next_search_at": now}},
+                return_document=AFTER,
             )
             if confirmed is not None:
-                await self._confirmed(change.goal_id, fixture_id)
+                await self._confirmed(change.goal_id, fixture_id, confirmed)
 
-    async def _confirmed(self, goal_id: str, fixture_id: int) -> None:
+    async def _confirmed(self, goal_id: str, fixture_id: int, doc: dict[str, Any]) -> None:
         GOAL_EVENTS.labels("confirmed").inc()
-        log.info("goal_confirmed", fixture_id=fixture_id, goal_id=goal_id)
+        log.info("goal_confirmed", fixture_id=fixture_id, goal_id=goal_id, team_id=doc["team_id"],
+                 minute=rules.minute_label(doc["elapsed"], doc.get("extra")),
+                 scorer=doc.get("scorer_name"), detail=doc["detail"])
         await self._on_confirmed(goal_id)
 
     async def _missing(self, change: rules.MissingGoal, *, poll_id: str, now: datetime) -> None:
@@ -167,3 +171,4 @@ class GoalWriter:
             GOAL_EVENTS.labels("cancelled").inc()
             log.info("goal_cancelled", fixture_id=doc["fixture_id"], goal_id=change.goal_id,
                      missing_polls=change.missing_count, previous_state=doc["state"])
+            await self._on_cancelled(change.goal_id)  # the search stage retracts its clips

@@ -31,6 +31,8 @@ class Match:
     monitor: Monitor
     cfg: Config
     confirmed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    restart: Callable[[], Awaitable[None]] | None = None
 
     def now(self) -> datetime:
         return self.clock.to_datetime(self.clock.now_min())
@@ -82,19 +84,34 @@ async def match_factory(store: Store, start_sim: StartSim) -> AsyncIterator[Matc
             simulator = await start_sim(script, clock=clock, **(sim or {}))
             cfg = Config.model_validate({"api_football": {}, **(config or {})})
             api_cfg = api_config_for(simulator, **(api or {}))
-            client = await stack.enter_async_context(
-                FootballClient(api_cfg, clock=lambda: clock.to_datetime(clock.now_min())))
             confirmed: list[str] = []
+            cancelled: list[str] = []
 
-            async def handoff(goal_id: str) -> bool:
+            async def on_confirmed(goal_id: str) -> bool:
                 confirmed.append(goal_id)
+                return True
+
+            async def on_cancelled(goal_id: str) -> bool:
+                cancelled.append(goal_id)
                 return True
 
             def now() -> datetime:
                 return clock.to_datetime(clock.now_min())
 
-            monitor = Monitor(cfg, store, client, on_confirmed=handoff, clock=now)
-            ingest = Ingest(store, client, clock=now)
-            return Match(simulator, clock, store, client, ingest, monitor, cfg, confirmed)
+            async def build() -> tuple[FootballClient, Monitor, Ingest]:
+                client = await stack.enter_async_context(FootballClient(api_cfg, clock=now))
+                monitor = Monitor(cfg, store, client, on_confirmed=on_confirmed,
+                                  on_cancelled=on_cancelled, clock=now)
+                return client, monitor, Ingest(store, client, clock=now)
+
+            client, monitor, ingest = await build()
+            match = Match(simulator, clock, store, client, ingest, monitor, cfg, confirmed, cancelled)
+
+            async def restart() -> None:
+                """A new process: fresh client and stages on the same MongoDB state."""
+                match.client, match.monitor, match.ingest = await build()
+
+            match.restart = restart
+            return match
 
         yield _make

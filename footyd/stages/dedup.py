@@ -1,0 +1,350 @@
+"""Dedup stage: fingerprint a goal's stored clips, group copies of one clip, keep the best of each.
+
+Items are goal ids: dedup is scoped per goal (lesson 27) and compares every pair (lesson 19).
+It fails closed (lesson 18): any fingerprint failure changes no state and deletes nothing.
+
+Crash safety: fingerprints are stored before any state change, so a rerun regroups the same
+clips identically. Per group the winner is written "kept" first; each loser is then marked
+(`dropping_at`, demoted kept -> downloaded) BEFORE its blob is deleted, and only then set
+"duplicate". A marked clip may have lost its blob, so it can never win a later run; deleting an
+already missing object is a no-op, and a marked clip never needs its blob again.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Histogram
+
+from footyd.clients.blobs import BlobStore
+from footyd.clients.store import Store, StoreError
+from footyd.config import Config
+from footyd.errors import DownloadFailed, Permanent, Retryable
+from footyd.media.fingerprint import Fingerprint, compare, fingerprint
+from footyd.metrics import REGISTRY
+from footyd.procpool import ProcessPool
+from footyd.records import (
+    CLIP_DOWNLOADED,
+    CLIP_DUPLICATE,
+    CLIP_FAILED,
+    CLIP_HOLDS_BLOB,
+    CLIP_KEPT,
+    GOAL_CANCELLED,
+)
+from footyd.stages.base import Clock
+
+log = structlog.get_logger(__name__)
+
+DEDUP_RUNS = Counter("footyd_dedup_runs", "Dedup runs per goal by outcome.", ["outcome"],
+                     registry=REGISTRY)
+DEDUP_SECONDS = Histogram("footyd_dedup_seconds", "Wall time of one goal's dedup run.",
+                          registry=REGISTRY)
+CLIPS_DEDUPLICATED = Counter("footyd_clips_deduplicated", "Clip state changes made by dedup.",
+                             ["result"], registry=REGISTRY)
+
+DURATION_TOLERANCE = 0.15  # durations within 15% of the longest compete on quality
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ClipQuality:
+    """What the best-of rule looks at for one clip."""
+
+    clip_id: str
+    duration_s: float
+    width: int
+    height: int
+    bitrate_bps: float
+    stored_at: datetime
+    kept: bool = False
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> ClipQuality:
+        """Read the fields download stored (missing numbers count as 0)."""
+        return cls(clip_id=str(doc["_id"]), duration_s=float(doc.get("duration_s") or 0.0),
+                   width=int(doc.get("width") or 0), height=int(doc.get("height") or 0),
+                   bitrate_bps=float(doc.get("bitrate_bps") or 0.0),
+                   stored_at=doc.get("stored_at") or datetime.max.replace(tzinfo=UTC),
+                   kept=doc.get("state") == CLIP_KEPT)
+
+
+def pick_best(clips: Sequence[ClipQuality]) -> ClipQuality:
+    """Among clips within 15% of the longest: highest resolution, then bitrate; ties keep the
+    already kept, then the earlier stored clip (a total order, so any group has one answer)."""
+    if not clips:
+        raise ValueError("pick_best needs at least one clip")
+    longest = max(c.duration_s for c in clips)
+    contenders = [c for c in clips if c.duration_s >= longest * (1 - DURATION_TOLERANCE)]
+    return min(contenders, key=lambda c: (-c.pixels, -c.bitrate_bps, not c.kept, c.stored_at,
+                                          c.clip_id))
+
+
+def loss_reason(winner: ClipQuality, loser: ClipQuality) -> str:
+    """Why `loser` lost to `winner` under `pick_best`."""
+    if loser.duration_s < winner.duration_s * (1 - DURATION_TOLERANCE):
+        return "shorter"
+    if loser.pixels != winner.pixels:
+        return "lower resolution" if loser.pixels < winner.pixels else "dropped by an earlier run"
+    if loser.bitrate_bps != winner.bitrate_bps:
+        return "lower bitrate" if loser.bitrate_bps < winner.bitrate_bps else "dropped by an earlier run"
+    return "equal quality, kept the earlier copy"
+
+
+def match_pairs(prints: Sequence[Fingerprint], *, max_hamming: int, min_consecutive: int,
+                probe_fps: float) -> list[tuple[int, int, float]]:
+    """Every matching pair (i, j, offset_s) with i < j: all pairs, never stopping at the first."""
+    found = []
+    for i in range(len(prints)):
+        for j in range(i + 1, len(prints)):
+            m = compare(prints[i], prints[j], max_hamming=max_hamming,
+                        min_consecutive=min_consecutive, probe_fps=probe_fps)
+            if m is not None:
+                found.append((i, j, m.offset_s))
+    return found
+
+
+def connected_groups(n: int, pairs: Sequence[tuple[int, int, float]]) -> list[list[int]]:
+    """Union-find components of 0..n-1 (each sorted, ordered by smallest member)."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j, _ in pairs:
+        parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values())
+
+
+class StoredMediaUnreadable(Permanent):
+    """A stored blob does not decode (raised in the worker; plain args, so it pickles)."""
+
+
+def fingerprint_stored(path: str, *, sample_fps: float) -> Fingerprint:
+    """`fingerprint` for the pool: DownloadFailed(kind, reason) does not survive unpickling
+    (its args are one string), which would break the pool instead of reporting bad media."""
+    try:
+        return fingerprint(path, sample_fps=sample_fps)
+    except DownloadFailed as exc:
+        raise StoredMediaUnreadable(str(exc)) from None
+
+
+def _print_of(doc: dict[str, Any]) -> Fingerprint | None:
+    try:
+        return Fingerprint.from_doc(doc["fingerprint"]) if doc.get("fingerprint") else None
+    except (ValueError, KeyError, TypeError):
+        return None  # an older doc version: fingerprint again
+
+
+class DedupStage:
+    """Groups a goal's downloaded and kept clips by fingerprint and keeps the best of each."""
+
+    name = "dedup"
+
+    def __init__(self, cfg: Config, store: Store, blobs: BlobStore, pool: ProcessPool, *,
+                 clock: Clock = utcnow) -> None:
+        self._cfg = cfg
+        self._store = store
+        self._blobs = blobs
+        self._pool = pool
+        self._clock = clock
+
+    def apply_config(self, cfg: Config) -> None:
+        self._cfg = cfg
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        """Goals with a downloaded clip, not cancelled, whose retry time (if any) has come."""
+        goal_ids = await self._store.clips.distinct("goal_id", {"state": CLIP_DOWNLOADED})
+        if not goal_ids or limit <= 0:
+            return []
+        cursor = self._store.goals.find(
+            {"_id": {"$in": goal_ids}, "state": {"$ne": GOAL_CANCELLED},
+             "$or": [{"dedup_next_at": None}, {"dedup_next_at": {"$lte": now}}]},
+            {"_id": 1}).sort("_id", 1).limit(limit)
+        return [str(doc["_id"]) async for doc in cursor]
+
+    async def handle(self, goal_id: str) -> None:
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            with structlog.contextvars.bound_contextvars(goal_id=goal_id):
+                outcome = await self._run(goal_id)
+        finally:
+            DEDUP_RUNS.labels(outcome).inc()
+            DEDUP_SECONDS.observe(time.monotonic() - started)
+
+    async def _run(self, goal_id: str) -> str:
+        now = self._clock()
+        goal = await self._store.goals.find_one({"_id": goal_id})
+        if goal is None or goal.get("state") == GOAL_CANCELLED:
+            return "skipped"
+        next_at = goal.get("dedup_next_at")
+        if next_at is not None and next_at > now:
+            return "skipped"
+        docs = await self._store.clips.find(
+            {"goal_id": goal_id, "state": {"$in": list(CLIP_HOLDS_BLOB)}}).sort(
+            [("stored_at", 1), ("_id", 1)]).to_list(None)
+        if not any(d["state"] == CLIP_DOWNLOADED for d in docs):
+            return "idle"
+        scratch = self._cfg.download.scratch_dir / "dedup" / goal_id
+        dc = self._cfg.dedup
+        try:
+            prints, missing = await self._fingerprints(docs, scratch)
+            docs = [d for d in docs if d["_id"] in prints]
+            pairs = [] if len(docs) < 2 else await self._pool.run(
+                match_pairs, [prints[d["_id"]] for d in docs], max_hamming=dc.max_hamming,
+                min_consecutive=dc.min_consecutive, probe_fps=dc.sample_fps,
+                timeout_s=dc.timeout_s)
+        except StoreError:
+            raise
+        except Exception as exc:  # fail closed on anything the media side throws (cv2 included)
+            return await self._fail(goal_id, now, exc)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        for doc in missing:
+            await self._mark_failed(doc, now)
+        groups = connected_groups(len(docs), pairs)
+        offsets = {(docs[i]["_id"], docs[j]["_id"]): off for i, j, off in pairs}
+        duplicates = 0
+        try:
+            for group in groups:
+                duplicates += await self._settle([docs[i] for i in group], offsets, now)
+        except Retryable as exc:  # the blob store failed mid-way: the markers make a rerun safe
+            return await self._fail(goal_id, now, exc)
+        await self._store.goals.update_one(
+            {"_id": goal_id}, {"$unset": {"dedup_next_at": "", "dedup_error": ""},
+                               "$set": {"deduped_at": now}})
+        log.info("dedup_done", groups=len(groups), kept=len(groups), duplicates=duplicates,
+                 missing=len(missing))
+        return "done"
+
+    async def _fail(self, goal_id: str, now: datetime, exc: Exception) -> str:
+        await self._store.goals.update_one({"_id": goal_id}, {"$set": {
+            "dedup_next_at": now + timedelta(seconds=self._cfg.dedup.retry_backoff_s),
+            "dedup_error": f"{type(exc).__name__}: {exc}"[:500]}})
+        log.warning("dedup_failed", error=type(exc).__name__, exc_info=True)
+        return "failed"
+
+    async def _fingerprints(self, docs: list[dict[str, Any]], scratch: Path
+                            ) -> tuple[dict[str, Fingerprint], list[dict[str, Any]]]:
+        """Stored or freshly computed fingerprints by clip id, and the clips whose blob is gone.
+
+        Any other failure raises (the caller fails closed); fingerprints computed so far stay
+        stored, which changes no state and saves work on the retry.
+        """
+        prints: dict[str, Fingerprint] = {}
+        missing: list[dict[str, Any]] = []
+        dc = self._cfg.dedup
+        for doc in docs:
+            fp = _print_of(doc)
+            if fp is not None:
+                prints[doc["_id"]] = fp
+                continue
+            with structlog.contextvars.bound_contextvars(clip_id=doc["_id"]):
+                path = scratch / f"{doc['_id']}.mp4"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    if not doc.get("blob_key"):
+                        raise Permanent("clip has no blob_key")
+                    await self._blobs.get_file(doc["blob_key"], path)
+                except Permanent:
+                    log.warning("dedup_blob_missing", blob_key=doc.get("blob_key"))
+                    missing.append(doc)
+                    continue
+                try:
+                    fp = await self._pool.run(fingerprint_stored, str(path), sample_fps=dc.reference_fps,
+                                              timeout_s=dc.timeout_s)
+                finally:
+                    path.unlink(missing_ok=True)
+            await self._store.clips.update_one(
+                {"_id": doc["_id"], "state": {"$in": list(CLIP_HOLDS_BLOB)}},
+                {"$set": {"fingerprint": fp.to_doc()}})
+            prints[doc["_id"]] = fp
+        return prints, missing
+
+    async def _mark_failed(self, doc: dict[str, Any], now: datetime) -> None:
+        # a stored clip without its blob is a data problem no retry fixes: make it visible
+        res = await self._store.clips.update_one(
+            {"_id": doc["_id"], "state": {"$in": list(CLIP_HOLDS_BLOB)},
+             "fingerprint": {"$exists": False}},
+            {"$set": {"state": CLIP_FAILED, "reason": "blob missing", "failed_at": now}})
+        if res.modified_count:
+            CLIPS_DEDUPLICATED.labels("failed").inc()
+
+    async def _settle(self, members: list[dict[str, Any]],
+                      offsets: dict[tuple[str, str], float], now: datetime) -> int:
+        """Write one group's outcome: winner kept, then each loser marked, deleted, duplicate."""
+        eligible = [m for m in members if not m.get("dropping_at")]
+        if not eligible:  # the run that marked them lost its winner meanwhile: check the blobs
+            eligible = [m for m in members
+                        if m.get("blob_key") and await self._blobs.exists(m["blob_key"])]
+        if not eligible:
+            for m in members:
+                await self._store.clips.update_one(
+                    {"_id": m["_id"], "state": {"$in": list(CLIP_HOLDS_BLOB)}},
+                    {"$set": {"state": CLIP_FAILED, "reason": "blob missing", "failed_at": now}})
+            return 0
+        best = pick_best([ClipQuality.from_doc(m) for m in eligible])
+        winner = next(m for m in members if m["_id"] == best.clip_id)
+        if winner["state"] != CLIP_KEPT:
+            res = await self._store.clips.update_one(
+                {"_id": winner["_id"], "state": CLIP_DOWNLOADED},
+                {"$set": {"state": CLIP_KEPT, "kept_at": now}, "$unset": {"dropping_at": ""}})
+            if not res.modified_count:
+                log.warning("dedup_winner_changed", clip_id=winner["_id"])
+                return 0  # someone else moved it: leave the losers for the next run
+            CLIPS_DEDUPLICATED.labels(CLIP_KEPT).inc()
+        duplicates = 0
+        for loser in members:
+            if loser is not winner:
+                duplicates += await self._drop(loser, winner, best, offsets, now)
+        return duplicates
+
+    async def _drop(self, loser: dict[str, Any], winner: dict[str, Any], best: ClipQuality,
+                    offsets: dict[tuple[str, str], float], now: datetime) -> int:
+        lid, wid = loser["_id"], winner["_id"]
+        clips = self._store.clips
+        # mark first: from here on this clip may lack its blob and must never win again
+        res = await clips.update_one(
+            {"_id": lid, "state": {"$in": list(CLIP_HOLDS_BLOB)}},
+            {"$set": {"state": CLIP_DOWNLOADED, "dropping_at": loser.get("dropping_at") or now}})
+        if not res.matched_count:
+            return 0
+        if loser.get("blob_key") and loser["blob_key"] != winner.get("blob_key"):
+            await self._blobs.delete(loser["blob_key"])
+        # offset: where the loser starts inside the winner (time in winner = time in loser + it)
+        if (wid, lid) in offsets:
+            where = f" at offset {offsets[wid, lid]:+.1f}s"
+        elif (lid, wid) in offsets:
+            where = f" at offset {-offsets[lid, wid]:+.1f}s"
+        else:
+            where = " (matched through another copy)"
+        why = ("dropped by an earlier run" if loser.get("dropping_at")
+               else loss_reason(best, ClipQuality.from_doc(loser)))
+        res = await clips.update_one(
+            {"_id": lid, "state": CLIP_DOWNLOADED},
+            {"$set": {"state": CLIP_DUPLICATE, "duplicate_of": wid, "deduped_at": now,
+                      "reason": f"same clip as {wid}{where}, {why}"}})
+        if res.modified_count:
+            CLIPS_DEDUPLICATED.labels(CLIP_DUPLICATE).inc()
+            log.info("clip_duplicate", clip_id=lid, duplicate_of=wid, reason=why)
+        return int(res.modified_count)

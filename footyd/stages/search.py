@@ -1,0 +1,395 @@
+"""Search stage: runs a goal's search attempts, records candidate clips, retracts on cancel.
+
+Write order (a SIGKILL at any instant loses nothing and duplicates nothing):
+1. Sources are queried (no writes).
+2. Each new candidate is inserted as a clip tagged `search_attempt` = "a{k}"; the unique index
+   (goal_id, source_url) makes a re-insert a DuplicateKey, i.e. "already seen".
+3. The attempt is recorded in ONE guarded update ($addToSet "a{k}", $push search_log, state,
+   next_search_at), only if the goal is still searchable and "a{k}" is not yet recorded.
+4. Only then are the attempt's still-"discovered" clips handed to download.
+A crash between 2 and 3 re-runs attempt k later: its candidates are duplicates, and the clips
+tagged "a{k}" are re-read from MongoDB, so the rerun records and hands off the same clips. A crash
+between 3 and 4 leaves discovered clips with next_attempt_at <= now: download's due scan finds them.
+Retraction deletes a blob before writing the clip's "retracted" state; deleting twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from prometheus_client import Counter
+
+from footyd import records
+from footyd.clients.blobs import BlobStore
+from footyd.clients.store import DuplicateKey, Store
+from footyd.config import Config
+from footyd.errors import FootydError, Permanent, RateLimited
+from footyd.media.filters import rejection
+from footyd.metrics import REGISTRY
+from footyd.sources import Candidate, GoalQuery, Source, SourceUnavailable, build_query
+from footyd.stages.base import Clock, Handoff
+
+log = structlog.get_logger(__name__)
+
+DONE_RECHECK_MAX_S = 30.0  # attempts spent, clips still in flight: look again this soon
+TEXT_MAX_CHARS = 1000
+ERROR_MAX_CHARS = 300
+RETRACT_PASSES = 3  # clips may change state under us (a download finishing): re-read a few times
+ANSWERED = ("ok", "empty")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+SEARCH_ATTEMPTS = Counter(
+    "footyd_search_attempts", "Search attempts by outcome (new_clips, no_new_clips, sources_failed).",
+    ["outcome"], registry=REGISTRY,
+)
+GOALS_DONE = Counter(
+    "footyd_goals_done", "Goals whose search ended, by outcome.", ["outcome"], registry=REGISTRY
+)
+SEARCH_CANDIDATES = Counter(
+    "footyd_search_candidates", "Candidates seen by search: new, seen (skipped) or filtered.",
+    ["result"], registry=REGISTRY,
+)
+CLIPS_RETRACTED = Counter(
+    "footyd_clips_retracted", "Clips retracted after their goal was cancelled, by blob action.",
+    ["blob"], registry=REGISTRY,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """What one source answered in one attempt."""
+
+    source: str
+    outcome: str  # ok, empty, error, unavailable, rate_limited
+    candidates: tuple[Candidate, ...] = ()
+    error: str | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        """The search_log entry for this source."""
+        return {"outcome": self.outcome, "candidates": len(self.candidates), "error": self.error}
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
+def newest_first(results: Sequence[SourceResult]) -> list[Candidate]:
+    """All candidates, newest post first (undated last; ties keep the configured source order)."""
+    merged = [c for r in results for c in r.candidates]
+    return sorted(merged, key=lambda c: _aware(c.posted_at) or _EPOCH, reverse=True)
+
+
+def source_url(c: Candidate) -> str:
+    """The URL a clip is known by."""
+    return c.media_url or c.post_url
+
+
+def goal_outcome(states: Sequence[str], search_log: Sequence[dict[str, Any]]) -> str:
+    """Why a goal's search ended; "nothing posted" is kept apart from "we could not ask" (lesson 22)."""
+    if records.CLIP_KEPT in states:
+        return "clips_kept"
+    if states or any(entry.get("candidates", 0) > 0 for entry in search_log):
+        return "all_rejected"
+    answered = [
+        any(s.get("outcome") in ANSWERED for s in (entry.get("sources") or {}).values())
+        for entry in search_log
+    ]
+    if answered and all(answered):
+        return "no_clips_found"
+    if not any(answered):
+        return "sources_failed"
+    return "sources_partial"  # some attempts could not ask any source: "nothing" is not certain
+
+
+class SearchStage:
+    """Implements footyd.stages.base.Stage for goals (item id = goal id)."""
+
+    name = "search"
+
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        blobs: BlobStore,
+        sources: Sequence[Source],
+        *,
+        to_download: Handoff,
+        clock: Clock = utcnow,
+        source_timeout_s: float = 45.0,
+    ) -> None:
+        self._cfg = cfg
+        self._store = store
+        self._blobs = blobs
+        self._sources = list(sources)
+        self._to_download = to_download
+        self._clock = clock
+        # An outer bound per source call: a hung source must never hold the attempt hostage.
+        self._source_timeout_s = source_timeout_s
+
+    def apply_config(self, cfg: Config) -> None:
+        """Cadence, aliases, filters and on_cancel are read per use, so all of them are hot."""
+        self._cfg = cfg
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        """Searchable goals whose next search is due, plus cancelled unretracted ones; newest first."""
+        goals = self._store.goals
+        fields = {"first_seen_at": 1}
+        found: list[dict[str, Any]] = []
+        for query in (
+            {"state": {"$in": list(records.GOAL_SEARCHABLE)}, "next_search_at": {"$lte": now}},
+            {"state": records.GOAL_CANCELLED, "retracted_at": None},
+        ):
+            cursor = goals.find(query, fields).sort("first_seen_at", -1).limit(limit)
+            found.extend([doc async for doc in cursor])
+        found.sort(key=lambda d: _aware(d.get("first_seen_at")) or _EPOCH, reverse=True)
+        return [str(d["_id"]) for d in found[:limit]]
+
+    async def handle(self, goal_id: str) -> None:
+        """Retract a cancelled goal, run one due attempt, or close a goal whose attempts are spent."""
+        doc = await self._store.goals.find_one({"_id": goal_id})
+        if doc is None:
+            return
+        with structlog.contextvars.bound_contextvars(goal_id=goal_id,
+                                                     fixture_id=doc.get("fixture_id")):
+            now = self._clock()
+            state = doc.get("state")
+            if state == records.GOAL_CANCELLED:
+                if doc.get("retracted_at") is None:
+                    await self._retract(doc, now)
+                return
+            if state not in records.GOAL_SEARCHABLE:
+                return
+            next_at = _aware(doc.get("next_search_at"))
+            if next_at is not None and next_at > now:
+                return
+            if len(doc.get("search_attempt_ids") or []) < self._cfg.search.attempts:
+                await self._attempt(doc, now)
+            else:
+                await self._finish(doc, now)
+
+    # -- one attempt ------------------------------------------------------------------------
+
+    def _query(self, doc: dict[str, Any]) -> GoalQuery:
+        return build_query(
+            goal_id=doc["_id"],
+            fixture_id=int(doc["fixture_id"]),
+            team_name=str(doc.get("team_name") or ""),
+            opponent_name=str(doc.get("opponent_name") or ""),
+            scorer_name=doc.get("scorer_name"),
+            minute=int(doc.get("minute") or doc.get("elapsed") or 0),
+            aliases=self._cfg.search.team_aliases,
+            team_id=doc.get("team_id"),
+        )
+
+    async def _run_source(self, source: Source, query: GoalQuery, since: datetime) -> SourceResult:
+        """One source, every expected failure turned into an outcome (never raised)."""
+        try:
+            found = await asyncio.wait_for(source.search(query, since), self._source_timeout_s)
+        except TimeoutError:
+            return SourceResult(source.name, "error",
+                                error=f"no answer within {self._source_timeout_s:g} s")
+        except (SourceUnavailable, Permanent) as exc:
+            return SourceResult(source.name, "unavailable", error=str(exc)[:ERROR_MAX_CHARS])
+        except RateLimited as exc:
+            return SourceResult(source.name, "rate_limited", error=str(exc)[:ERROR_MAX_CHARS])
+        except FootydError as exc:
+            return SourceResult(source.name, "error", error=str(exc)[:ERROR_MAX_CHARS])
+        except Exception as exc:
+            # A bug in one source must not stop the others from being asked.
+            log.error("source_search_crashed", source=source.name, exc_info=True)
+            return SourceResult(source.name, "error", error=type(exc).__name__)
+        return SourceResult(source.name, "ok" if found else "empty", tuple(found))
+
+    def _clip_doc(self, goal: dict[str, Any], c: Candidate, attempt_id: str,
+                  now: datetime) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "_id": "c" + uuid.uuid4().hex[:16],
+            "goal_id": goal["_id"],
+            "fixture_id": goal["fixture_id"],
+            "source": c.source,
+            "source_url": source_url(c),
+            "post_url": c.post_url,
+            "media_url": c.media_url,
+            "posted_at": _aware(c.posted_at),
+            "text": c.text[:TEXT_MAX_CHARS],
+            "hint_duration_s": c.duration_s,
+            "hint_width": c.width,
+            "hint_height": c.height,
+            "hint_bitrate": c.bitrate,
+            "state": records.CLIP_DISCOVERED,
+            "attempt_ids": [],
+            "next_attempt_at": now,
+            "created_at": now,
+            "search_attempt": attempt_id,  # lets a rerun of this attempt find what it inserted
+        }
+        reason = rejection(self._cfg.download, duration_s=c.duration_s, width=c.width,
+                           height=c.height)
+        if reason is not None:
+            doc.update(state=records.CLIP_REJECTED, reason=f"filtered: {reason}",
+                       next_attempt_at=None, rejected_at=now)
+        return doc
+
+    async def _insert_candidates(self, goal: dict[str, Any], attempt_id: str,
+                                 candidates: Sequence[Candidate], now: datetime) -> int:
+        """Insert unseen candidates (capped per attempt); return how many were already seen."""
+        clips = self._store.clips
+        urls = list(dict.fromkeys(source_url(c) for c in candidates))
+        seen_urls = {d["source_url"] async for d in clips.find(
+            {"goal_id": goal["_id"], "source_url": {"$in": urls}}, {"source_url": 1})}
+        seen = inserted = 0
+        for c in candidates:
+            url = source_url(c)
+            if url in seen_urls:
+                seen += 1
+                continue
+            if inserted >= self._cfg.search.max_candidates_per_attempt:
+                break
+            seen_urls.add(url)
+            try:
+                await clips.insert_one(self._clip_doc(goal, c, attempt_id, now))
+            except DuplicateKey:
+                seen += 1
+                continue
+            inserted += 1
+        return seen
+
+    async def _attempt(self, goal: dict[str, Any], now: datetime) -> None:
+        cfg = self._cfg.search
+        goal_id = goal["_id"]
+        attempt_id = f"a{len(goal.get('search_attempt_ids') or []) + 1}"
+        query = self._query(goal)
+        first_seen = _aware(goal.get("first_seen_at")) or now
+        since = first_seen - timedelta(seconds=cfg.window_margin_s)
+        results = await asyncio.gather(*(self._run_source(s, query, since) for s in self._sources))
+        candidates = newest_first(results)
+        seen = await self._insert_candidates(goal, attempt_id, candidates, now)
+        mine = [d async for d in self._store.clips.find(
+            {"goal_id": goal_id, "search_attempt": attempt_id}, {"state": 1})]
+        new_ids = [d["_id"] for d in mine if d["state"] == records.CLIP_DISCOVERED]
+        filtered = sum(1 for d in mine if d["state"] == records.CLIP_REJECTED)
+        entry = {
+            "attempt": attempt_id,
+            "at": now,
+            "sources": {r.source: r.to_doc() for r in results},
+            "candidates": len(candidates),
+            "new_clips": len(mine) - filtered,
+            "filtered": filtered,
+            "seen": seen,
+        }
+        written = await self._store.goals.update_one(
+            {"_id": goal_id, "state": {"$in": list(records.GOAL_SEARCHABLE)},
+             "search_attempt_ids": {"$ne": attempt_id}},
+            {"$addToSet": {"search_attempt_ids": attempt_id},
+             "$push": {"search_log": entry},
+             "$set": {"state": records.GOAL_SEARCHING,
+                      "next_search_at": now + timedelta(seconds=cfg.interval_s)}},
+        )
+        if written.matched_count == 0:
+            await self._attempt_lost(goal_id, attempt_id, now)
+            return
+        answered = any(r.outcome in ANSWERED for r in results)
+        outcome = "new_clips" if new_ids else ("no_new_clips" if answered else "sources_failed")
+        SEARCH_ATTEMPTS.labels(outcome).inc()
+        SEARCH_CANDIDATES.labels("new").inc(len(new_ids))
+        SEARCH_CANDIDATES.labels("filtered").inc(filtered)
+        SEARCH_CANDIDATES.labels("seen").inc(seen)
+        log.info("goal_search_attempt", attempt=attempt_id, outcome=outcome,
+                 candidates=len(candidates), new_clips=len(new_ids), filtered=filtered, seen=seen,
+                 sources={r.source: r.outcome for r in results})
+        for clip_id in new_ids:
+            if not await self._to_download(clip_id):
+                log.info("clip_handoff_refused", clip_id=clip_id)  # download's due scan has it
+
+    async def _attempt_lost(self, goal_id: str, attempt_id: str, now: datetime) -> None:
+        """The goal left the searchable states (cancelled) mid-attempt: its new clips go too."""
+        goal = await self._store.goals.find_one({"_id": goal_id}, {"state": 1})
+        state = goal.get("state") if goal else None
+        log.info("goal_search_attempt_dropped", attempt=attempt_id, state=state)
+        if state in records.GOAL_SEARCHABLE:
+            return  # another run recorded this attempt and handed its clips on
+        await self._store.clips.update_many(
+            {"goal_id": goal_id, "search_attempt": attempt_id, "state": records.CLIP_DISCOVERED},
+            {"$set": {"state": records.CLIP_RETRACTED, "reason": "goal cancelled",
+                      "retracted_at": now, "previous_state": records.CLIP_DISCOVERED,
+                      "blob_deleted": False}},
+        )
+
+    # -- end of search ----------------------------------------------------------------------
+
+    async def _finish(self, goal: dict[str, Any], now: datetime) -> None:
+        goal_id = goal["_id"]
+        states = [d["state"] async for d in self._store.clips.find({"goal_id": goal_id},
+                                                                   {"state": 1})]
+        open_clips = sum(1 for s in states if s not in records.CLIP_TERMINAL)
+        guard = {"_id": goal_id, "state": {"$in": list(records.GOAL_SEARCHABLE)}}
+        if open_clips:
+            recheck_s = min(self._cfg.search.interval_s, DONE_RECHECK_MAX_S)
+            await self._store.goals.update_one(
+                guard, {"$set": {"next_search_at": now + timedelta(seconds=recheck_s)}})
+            log.debug("goal_waiting_for_clips", open_clips=open_clips)
+            return
+        outcome = goal_outcome(states, goal.get("search_log") or [])
+        done = await self._store.goals.update_one(
+            guard, {"$set": {"state": records.GOAL_DONE, "done_at": now, "outcome": outcome,
+                             "next_search_at": None}})
+        if done.modified_count:
+            GOALS_DONE.labels(outcome).inc()
+            log.info("goal_search_done", outcome=outcome, clips=len(states),
+                     kept=states.count(records.CLIP_KEPT))
+
+    # -- cancellation -----------------------------------------------------------------------
+
+    async def _retract(self, goal: dict[str, Any], now: datetime) -> None:
+        goal_id = goal["_id"]
+        delete = self._cfg.goals.on_cancel == "delete"
+        clips = self._store.clips
+        not_retracted = {"goal_id": goal_id, "state": {"$ne": records.CLIP_RETRACTED}}
+        retracted = deleted = kept = 0
+        for _ in range(RETRACT_PASSES):
+            pending = [d async for d in clips.find(not_retracted, {"state": 1, "blob_key": 1})]
+            if not pending:
+                break
+            for clip in pending:
+                holds = clip["state"] in records.CLIP_HOLDS_BLOB and bool(clip.get("blob_key"))
+                if holds and delete:
+                    try:
+                        await self._blobs.delete(clip["blob_key"])
+                    except FootydError as exc:
+                        # retracted_at stays unset, so the due scan tries again
+                        log.warning("clip_blob_delete_failed", clip_id=clip["_id"], error=str(exc))
+                        await self._store.goals.update_one(
+                            {"_id": goal_id, "state": records.GOAL_CANCELLED},
+                            {"$set": {"retract_error": str(exc)[:ERROR_MAX_CHARS]}})
+                        return
+                res = await clips.update_one(
+                    {"_id": clip["_id"], "state": clip["state"]},
+                    {"$set": {"state": records.CLIP_RETRACTED, "reason": "goal cancelled",
+                              "retracted_at": now, "previous_state": clip["state"],
+                              "blob_deleted": holds and delete}},
+                )
+                if res.modified_count:
+                    retracted += 1
+                    blob = "deleted" if holds and delete else ("kept" if holds else "none")
+                    deleted += blob == "deleted"
+                    kept += blob == "kept"
+                    CLIPS_RETRACTED.labels(blob).inc()
+        if await clips.find_one(not_retracted, {"_id": 1}) is not None:
+            log.warning("goal_retract_incomplete")  # clips kept changing state; retried when due
+            return
+        await self._store.goals.update_one(
+            {"_id": goal_id, "state": records.GOAL_CANCELLED, "retracted_at": None},
+            {"$set": {"retracted_at": now, "next_search_at": None},
+             "$unset": {"retract_error": ""}},
+        )
+        log.info("goal_clips_retracted", clips=retracted, blobs_deleted=deleted, blobs_kept=kept,
+                 on_cancel=self._cfg.goals.on_cancel)

@@ -1,0 +1,66 @@
+"""`footyd ingest`, `footyd advance` and `footyd status` as one-shot commands against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from footyd.clients.store import Store
+from footyd.errors import ExitCode
+from footyd.sim.football_script import load_script, script_path
+from tests.plugins.daemon import write_toml
+from tests.plugins.sim import StartSim
+
+LEAGUES = sorted({f.league.id for f in load_script(script_path("many_25")).fixtures})
+
+
+async def _run(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "footyd", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_ingest_advance_and_status_commands(
+    start_sim: StartSim, store: Store, tmp_path: Path
+) -> None:
+    sim = await start_sim(script_path("many_25"))
+    day = sim.clock.to_datetime(0).date().isoformat()
+    tree: dict[str, Any] = {
+        "api_football": {"base_url": sim.base_url, "api_key": sim.key, "backoff_base_s": 0.01},
+        "mongo": {"uri": store._cfg.uri.get_secret_value(), "database": store._cfg.database},
+    }
+    cfg = write_toml(tmp_path / "c.toml", tree)
+    code, out, err = await _run("ingest", "-c", str(cfg), "--date", day, "--team", "9999")
+    assert code == ExitCode.OK, err
+    assert json.loads(out)["inserted"] == 0
+
+    league_args = [a for lg in LEAGUES for a in ("--league", str(lg))]
+    code, out, err = await _run("ingest", "-c", str(cfg), "--date", day, *league_args)
+    assert code == ExitCode.OK, err
+    result = json.loads(out)
+    assert result["plan"] == "by_date" and result["calls"] == 1
+    assert result["inserted"] == await store.fixtures.count_documents({}) > 0
+    assert sim.key not in out + err
+
+    fid = result["fixture_ids"][0]
+    code, out, err = await _run("advance", "-c", str(cfg), str(fid), "--to", "completed")
+    assert code == ExitCode.OK, err
+    assert (await store.fixtures.find_one({"_id": fid}) or {})["stage"] == "completed"
+    # a completed fixture is never moved back by ingest
+    code, out, _ = await _run("ingest", "-c", str(cfg), "--date", day, *league_args)
+    assert json.loads(out)["skipped_completed"] == 1
+    assert (await store.fixtures.find_one({"_id": fid}) or {})["stage"] == "completed"
+    code, _, err = await _run("advance", "-c", str(cfg), "424242", "--to", "active")
+    assert code == ExitCode.ERROR and "not stored" in err
+
+    code, out, err = await _run("status", "-c", str(cfg))
+    assert code == ExitCode.OK, err
+    status = json.loads(out)
+    assert status["fixtures"]["completed"] == 1
+    assert sum(status["fixtures"].values()) == result["inserted"]
