@@ -84,6 +84,8 @@ class SearchConfig(Section):
     team_aliases: dict[str, list[str]] = Field(default_factory=dict)
     max_candidates_per_attempt: int = Field(50, ge=1, le=500)
     workers: int = Field(4, ge=1, le=64)
+    source_timeout_s: float = Field(45.0, gt=0)
+    due_scan_s: float = Field(5.0, gt=0)
 
 
 class XApiConfig(Section):
@@ -253,6 +255,8 @@ HOT_KEYS: frozenset[str] = frozenset(
         "search.window_margin_s",
         "search.team_aliases",
         "search.max_candidates_per_attempt",
+        "search.workers",
+        "search.due_scan_s",
         "download.concurrency",
         "download.timeout_s",
         "download.socket_timeout_s",

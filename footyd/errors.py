@@ -16,6 +16,9 @@ class ConfigError(FootydError):
         self.errors = errors
         super().__init__("; ".join(errors))
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.errors,))
+
 
 class DependencyUnavailable(FootydError):
     """A dependency (MongoDB, blob store, ...) cannot be reached or set up at startup."""
@@ -27,6 +30,10 @@ class Retryable(FootydError):
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # keyword-only state survives pickling (errors cross the process pool)
+        return (_rebuild, (type(self), self.args, {"retry_after_s": self.retry_after_s}))
 
 
 class Permanent(FootydError):
@@ -44,6 +51,9 @@ class QuotaExhausted(FootydError):
         self.reset_at = reset_at
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, {"reset_at": self.reset_at}))
+
 
 class ApiError(Permanent):
     """The API answered with a non-empty `errors` object (often under HTTP 200)."""
@@ -51,6 +61,9 @@ class ApiError(Permanent):
     def __init__(self, errors: dict[str, str]) -> None:
         self.errors = errors
         super().__init__("API-Football errors: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.errors,))
 
 
 class MalformedPayload(FootydError):
@@ -72,6 +85,14 @@ class DownloadFailed(FootydError):
     @property
     def retryable(self) -> bool:
         return self.kind in self.RETRYABLE_KINDS
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.kind, self.reason))
+
+
+def _rebuild(cls: type[Exception], args: tuple[object, ...], kwargs: dict[str, object]) -> Exception:
+    """Unpickle an exception whose constructor takes keyword-only state."""
+    return cls(*args, **kwargs)
 
 
 class ExitCode:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 
 import structlog
@@ -15,6 +17,7 @@ from footyd.metrics import IN_FLIGHT, QUEUE_DEPTH, STAGE_OUTCOMES
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[str], Awaitable[None]]
+DueQuery = Callable[[datetime, int], Awaitable[list[str]]]
 STAGE_ORDER = ("search", "download", "dedup")
 
 
@@ -25,6 +28,7 @@ class StageSpec:
     name: str
     handler: Handler
     workers: int
+    due: DueQuery | None = None  # finds work in MongoDB: resume at start, retries, schedules
     queue_size: int = 1000
 
 
@@ -48,11 +52,15 @@ class Pipeline:
         self,
         specs: Sequence[StageSpec],
         *,
-        resume: Callable[[Pipeline], Awaitable[None]] | None = None,
+        scan_interval_s: float = 5.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._specs = list(specs)
-        self._resume = resume
         self._stages: dict[str, _Stage] = {}
+        self._scan_interval_s = scan_interval_s
+        self._clock = clock
+        self._scanner: asyncio.Task[None] | None = None
+        self._scan_now = asyncio.Event()
 
     async def __aenter__(self) -> Pipeline:
         for spec in self._specs:
@@ -61,16 +69,57 @@ class Pipeline:
             QUEUE_DEPTH.labels(spec.name).set_function(stage.queue.qsize)
             for _ in range(spec.workers):
                 self._spawn(stage)
-        if self._resume is not None:
-            await self._resume(self)
+        if any(spec.due for spec in self._specs):
+            # the first scan is the resume of everything left unfinished by the last run
+            self._scanner = asyncio.create_task(self._scan_loop(), name="pipeline-due-scan")
         log.info("pipeline_started", stages={n: s.target for n, s in self._stages.items()})
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
+        await self._stop_scanner()
         for stage in self._stages.values():
             await self._cancel_workers(stage)
+
+    async def _stop_scanner(self) -> None:
+        if self._scanner is not None:
+            self._scanner.cancel()
+            await asyncio.gather(self._scanner, return_exceptions=True)
+            self._scanner = None
+
+    def set_scan_interval(self, seconds: float) -> None:
+        self._scan_interval_s = seconds
+
+    async def scan_once(self) -> dict[str, int]:
+        """Queue every item MongoDB says is due, in stage order; returns how many were queued."""
+        queued: dict[str, int] = {}
+        now = self._clock()
+        for stage in self._stages.values():
+            due = stage.spec.due
+            room = stage.queue.maxsize - stage.queue.qsize()
+            if due is None or stage.closed or room <= 0:
+                continue
+            ids = await due(now, room)
+            queued[stage.spec.name] = sum([await self.put(stage.spec.name, i) for i in ids])
+        return queued
+
+    async def _scan_loop(self) -> None:
+        first = True
+        while True:
+            try:
+                queued = await self.scan_once()
+                if first or any(queued.values()):
+                    log.info("pipeline_resumed" if first else "pipeline_due_queued", queued=queued)
+                first = False
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # e.g. MongoDB unreachable for a while: items stay due, the next scan finds them
+                log.error("pipeline_scan_failed", exc_info=True)
+            self._scan_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._scan_now.wait(), self._scan_interval_s)
 
     @property
     def stage_names(self) -> list[str]:
@@ -145,13 +194,14 @@ class Pipeline:
 
     async def drain(self, budgets_s: Mapping[str, float]) -> dict[str, int]:
         """Close intake and finish each stage in order within its budget; return what is left."""
-        for stage in self._stages.values():
-            stage.closed = True
+        await self._stop_scanner()
         left: dict[str, int] = {}
         for name in STAGE_ORDER:
             if name not in self._stages:
                 continue
             stage = self._stages[name]
+            # upstream stages are drained already, so nothing new arrives once this one closes
+            stage.closed = True
             budget = budgets_s.get(name, 0.0)
             started = time.monotonic()
             try:

@@ -45,23 +45,27 @@ class ProcessPool:
         """Run fn(*args, **kwargs) in a worker; Retryable on timeout or a broken pool."""
         loop = asyncio.get_running_loop()
         call = _Call(fn, args, kwargs)
+        executor = self.executor
         try:
-            future = loop.run_in_executor(self.executor, call)
+            future = loop.run_in_executor(executor, call)
         except BrokenProcessPool:
-            self.rebuild()
-            future = loop.run_in_executor(self.executor, call)
+            self.rebuild(executor)
+            executor = self.executor
+            future = loop.run_in_executor(executor, call)
         try:
             return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
             # a hung worker cannot be cancelled: replace the pool so it cannot block the next job
-            self.rebuild()
+            self.rebuild(executor)
             raise Retryable(f"{getattr(fn, '__name__', fn)} timed out after {timeout_s}s") from None
         except BrokenProcessPool:
-            self.rebuild()
+            self.rebuild(executor)
             raise Retryable("process pool broke (a worker died)") from None
 
-    def rebuild(self) -> None:
-        """Replace the executor; the old one's workers are terminated."""
+    def rebuild(self, failed: ProcessPoolExecutor | None = None) -> None:
+        """Replace the executor that failed (a newer one, made by another job, is left alone)."""
+        if failed is not None and failed is not self._executor:
+            return
         old, self._executor = self._executor, None
         POOL_REBUILDS.inc()
         log.warning("process_pool_rebuilt", workers=self.workers)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -20,8 +22,13 @@ from footyd.errors import FootydError
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
 from footyd.schedule import Scheduler
+from footyd.sources import Source, build_sources
+from footyd.stages.base import Stage
+from footyd.stages.dedup import DedupStage
+from footyd.stages.download import DownloadStage
 from footyd.stages.ingest import Ingest, Scope, ingest_days
 from footyd.stages.monitor import Monitor
+from footyd.stages.search import SearchStage
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +59,7 @@ class Runtime:
     client: FootballClient | None = None
     ingest: Ingest | None = None
     monitor: Monitor | None = None
+    stages: list[Stage] = field(default_factory=list)
     intake_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
@@ -97,6 +105,11 @@ class Runtime:
         if self.monitor is not None:
             self.monitor.apply_config(cfg)
             self.scheduler.reschedule_interval(STAGING_JOB, cfg.monitor.staging_check_interval_s)
+        for stage in self.stages:
+            stage.apply_config(cfg)
+        self.pipeline.set_workers("search", cfg.search.workers)
+        self.pipeline.set_workers("download", cfg.download.concurrency)
+        self.pipeline.set_scan_interval(cfg.search.due_scan_s)
         if scope_of(old) != scope_of(cfg) or old.ingest.days_ahead != cfg.ingest.days_ahead:
             log.info("scope_changed", teams=cfg.scope.teams, leagues=cfg.scope.leagues)
             self.spawn(self.run_ingest(), "ingest-on-reload")
@@ -117,9 +130,45 @@ class Runtime:
         )
 
 
-def stage_specs(cfg: Config) -> list[StageSpec]:
-    """The pipeline's stages (filled by the video pipeline)."""
-    return []
+def stage_specs(cfg: Config, search: SearchStage, download: DownloadStage,
+                dedup: DedupStage) -> list[StageSpec]:
+    """The pipeline's stages in order; worker counts come from config."""
+    return [
+        StageSpec("search", search.handle, cfg.search.workers, due=search.due),
+        StageSpec("download", download.handle, cfg.download.concurrency, due=download.due),
+        StageSpec("dedup", dedup.handle, cfg.dedup.workers, due=dedup.due),
+    ]
+
+
+def clear_scratch(scratch_dir: Path) -> int:
+    """Remove what a previous run left in the scratch dir (each item restarts from MongoDB)."""
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    removed = 0
+    for entry in scratch_dir.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+async def _close_sources(sources: list[Source]) -> None:
+    for source in sources:
+        await source.aclose()
+
+
+@dataclass
+class _Handoffs:
+    """Stage-to-stage hand-offs, bound to the pipeline once it exists."""
+
+    pipeline: Pipeline | None = None
+
+    async def download(self, clip_id: str) -> bool:
+        return self.pipeline is not None and await self.pipeline.put("download", clip_id)
+
+    async def dedup(self, goal_id: str) -> bool:
+        return self.pipeline is not None and await self.pipeline.put("dedup", goal_id)
 
 
 async def _log_api_status(client: FootballClient) -> None:
@@ -146,10 +195,22 @@ async def wire(
         client = await stack.enter_async_context(FootballClient(cfg.api_football))
     else:
         log.warning("api_football_disabled", reason="api_football.api_key is not set")
-    pipeline = await stack.enter_async_context(Pipeline(stage_specs(cfg)))
+    removed = await asyncio.to_thread(clear_scratch, cfg.download.scratch_dir)
+    if removed:
+        log.info("scratch_cleared", entries=removed, scratch_dir=str(cfg.download.scratch_dir))
+    sources = build_sources(cfg)
+    stack.push_async_callback(_close_sources, sources)
+    handoffs = _Handoffs()
+    search = SearchStage(cfg, store, blobs, sources, to_download=handoffs.download)
+    download = await stack.enter_async_context(
+        DownloadStage(cfg, store, blobs, pool, to_dedup=handoffs.dedup))
+    dedup = DedupStage(cfg, store, blobs, pool)
+    pipeline = await stack.enter_async_context(
+        Pipeline(stage_specs(cfg, search, download, dedup), scan_interval_s=cfg.search.due_scan_s))
+    handoffs.pipeline = pipeline
     scheduler = await stack.enter_async_context(Scheduler())
     rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,
-                 scheduler=scheduler, client=client)
+                 scheduler=scheduler, client=client, stages=[search, download, dedup])
     if client is not None:
         await _log_api_status(client)
         rt.ingest = Ingest(store, client, clock=utcnow)

@@ -134,7 +134,8 @@ class Env:
         return await self.blobs.list_keys("")
 
     def scratch_left(self) -> list[Path]:
-        return list(self.scratch.rglob("*.*"))
+        root = self.scratch / "download"  # the per-clip dirs below it must all be gone
+        return list(root.rglob("*")) if root.exists() else []
 
     def sha(self, name: str) -> str:
         return hashlib.sha256((self.clip_dir / f"{name}.mp4").read_bytes()).hexdigest()

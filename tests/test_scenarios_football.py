@@ -76,7 +76,7 @@ async def test_sigkill_mid_match_then_restart_keeps_goals_unique(
 
     stored = await _goals(mongo_server, cfg["mongo"]["database"], 7001)
     assert sorted(g["scorer_name"] for g in stored) == ["A. One", "B. Two", "C. Three", "D. Four"]
-    assert all(g["state"] == "confirmed" for g in stored)
+    assert all(g["state"] in ("confirmed", "searching", "done") for g in stored)
     # the first goals were seen by both processes: one document each, counts carried on
     first_ids = {ln["goal_id"] for ln in first.events("goal_confirmed")}
     assert {g["_id"] for g in stored} >= first_ids

@@ -8,6 +8,10 @@ clips identically. Per group the winner is written "kept" first; each loser is t
 (`dropping_at`, demoted kept -> downloaded) BEFORE its blob is deleted, and only then set
 "duplicate". A marked clip may have lost its blob, so it can never win a later run; deleting an
 already missing object is a no-op, and a marked clip never needs its blob again.
+
+A clip without a fingerprint whose blob is missing (a data problem no retry fixes) is set
+"failed" (reason "blob missing") and the others are deduplicated; every other failure fails
+the whole goal closed.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from prometheus_client import Counter, Histogram
 from footyd.clients.blobs import BlobStore
 from footyd.clients.store import Store, StoreError
 from footyd.config import Config
-from footyd.errors import DownloadFailed, Permanent, Retryable
-from footyd.media.fingerprint import Fingerprint, compare, fingerprint
+from footyd.errors import Permanent, Retryable
+from footyd.media.fingerprint import Fingerprint, fingerprint
+from footyd.media.groups import connected_groups, match_pairs
 from footyd.metrics import REGISTRY
 from footyd.procpool import ProcessPool
 from footyd.records import (
@@ -102,50 +107,6 @@ def loss_reason(winner: ClipQuality, loser: ClipQuality) -> str:
     if loser.bitrate_bps != winner.bitrate_bps:
         return "lower bitrate" if loser.bitrate_bps < winner.bitrate_bps else "dropped by an earlier run"
     return "equal quality, kept the earlier copy"
-
-
-def match_pairs(prints: Sequence[Fingerprint], *, max_hamming: int, min_consecutive: int,
-                probe_fps: float) -> list[tuple[int, int, float]]:
-    """Every matching pair (i, j, offset_s) with i < j: all pairs, never stopping at the first."""
-    found = []
-    for i in range(len(prints)):
-        for j in range(i + 1, len(prints)):
-            m = compare(prints[i], prints[j], max_hamming=max_hamming,
-                        min_consecutive=min_consecutive, probe_fps=probe_fps)
-            if m is not None:
-                found.append((i, j, m.offset_s))
-    return found
-
-
-def connected_groups(n: int, pairs: Sequence[tuple[int, int, float]]) -> list[list[int]]:
-    """Union-find components of 0..n-1 (each sorted, ordered by smallest member)."""
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j, _ in pairs:
-        parent[root(i)] = root(j)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(root(i), []).append(i)
-    return sorted(groups.values())
-
-
-class StoredMediaUnreadable(Permanent):
-    """A stored blob does not decode (raised in the worker; plain args, so it pickles)."""
-
-
-def fingerprint_stored(path: str, *, sample_fps: float) -> Fingerprint:
-    """`fingerprint` for the pool: DownloadFailed(kind, reason) does not survive unpickling
-    (its args are one string), which would break the pool instead of reporting bad media."""
-    try:
-        return fingerprint(path, sample_fps=sample_fps)
-    except DownloadFailed as exc:
-        raise StoredMediaUnreadable(str(exc)) from None
 
 
 def _print_of(doc: dict[str, Any]) -> Fingerprint | None:
@@ -271,7 +232,7 @@ class DedupStage:
                     missing.append(doc)
                     continue
                 try:
-                    fp = await self._pool.run(fingerprint_stored, str(path), sample_fps=dc.reference_fps,
+                    fp = await self._pool.run(fingerprint, str(path), sample_fps=dc.reference_fps,
                                               timeout_s=dc.timeout_s)
                 finally:
                     path.unlink(missing_ok=True)

@@ -125,7 +125,6 @@ class SearchStage:
         *,
         to_download: Handoff,
         clock: Clock = utcnow,
-        source_timeout_s: float = 45.0,
     ) -> None:
         self._cfg = cfg
         self._store = store
@@ -133,8 +132,6 @@ class SearchStage:
         self._sources = list(sources)
         self._to_download = to_download
         self._clock = clock
-        # An outer bound per source call: a hung source must never hold the attempt hostage.
-        self._source_timeout_s = source_timeout_s
 
     def apply_config(self, cfg: Config) -> None:
         """Cadence, aliases, filters and on_cancel are read per use, so all of them are hot."""
@@ -194,10 +191,12 @@ class SearchStage:
     async def _run_source(self, source: Source, query: GoalQuery, since: datetime) -> SourceResult:
         """One source, every expected failure turned into an outcome (never raised)."""
         try:
-            found = await asyncio.wait_for(source.search(query, since), self._source_timeout_s)
+            # an outer bound per source call: a hung source must never hold the attempt hostage
+            timeout_s = self._cfg.search.source_timeout_s
+            found = await asyncio.wait_for(source.search(query, since), timeout_s)
         except TimeoutError:
             return SourceResult(source.name, "error",
-                                error=f"no answer within {self._source_timeout_s:g} s")
+                                error=f"no answer within {timeout_s:g} s")
         except (SourceUnavailable, Permanent) as exc:
             return SourceResult(source.name, "unavailable", error=str(exc)[:ERROR_MAX_CHARS])
         except RateLimited as exc:

@@ -41,7 +41,7 @@ class S3Server:
     region: str
 
 
-def _start_secantus(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_secantus(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     log_path = tmp / "secantus.log"
     exe = Path(sys.executable).with_name("secantusd-py")
     cmd = [str(exe) if exe.exists() else "secantusd-py", "--host", "127.0.0.1", "--port", "0",
@@ -69,7 +69,7 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServ
         yield MongoServer(uri=external, pid=None)
         return
     tmp = tmp_path_factory.mktemp("secantus")
-    proc, uri = _start_secantus(tmp)
+    proc, uri = start_secantus(tmp)
     try:
         yield MongoServer(uri=uri, pid=proc.pid)
     finally:
