@@ -104,6 +104,12 @@ class Pipeline:
             queued[stage.spec.name] = sum([await self.put(stage.spec.name, i) for i in ids])
         return queued
 
+    async def idle(self) -> None:
+        """Wait until every stage has nothing queued or in flight (tests, demo, benchmarks)."""
+        while any(stage.pending for stage in self._stages.values()):
+            for stage in self._stages.values():
+                await stage.queue.join()
+
     async def _scan_loop(self) -> None:
         first = True
         while True:

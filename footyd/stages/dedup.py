@@ -308,4 +308,7 @@ class DedupStage:
         if res.modified_count:
             CLIPS_DEDUPLICATED.labels(CLIP_DUPLICATE).inc()
             log.info("clip_duplicate", clip_id=lid, duplicate_of=wid, reason=why)
+        # earlier duplicates of a demoted winner now point at the clip that is kept
+        await clips.update_many({"goal_id": loser["goal_id"], "state": CLIP_DUPLICATE,
+                                 "duplicate_of": lid}, {"$set": {"duplicate_of": wid}})
         return int(res.modified_count)
