@@ -65,7 +65,7 @@ async def test_sigkill_mid_match_then_restart_keeps_goals_unique(
     cfg = _daemon_tree(tree, sim, [11])
     first = await daemon_factory(cfg, name="first")
     await first.wait_log("goal_confirmed", where=lambda ln: ln.get("scorer") == "B. Two")
-    first.send(signal.SIGKILL)  # no drain, no goodbye
+    first.kill_all()  # no drain, no goodbye
     assert await first.wait_exit() == -signal.SIGKILL
 
     second = await daemon_factory(cfg, name="second")

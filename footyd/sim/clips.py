@@ -155,6 +155,7 @@ class ClipHost:
         self.trickle_interval_s = trickle_interval_s
         self.stall_max_s = stall_max_s
         self.hits: Counter[str] = Counter()  # media requests per catalogue name
+        self._hit_events: dict[str, asyncio.Event] = {}
         self.searches: list[str] = []  # every q received, in order
         self._goal_times: dict[str, datetime] = {}
         self._reveal_all = False
@@ -177,6 +178,12 @@ class ClipHost:
     def post_url(self, post_id: str) -> str:
         """URL of a post page wrapping one clip in an HTML5 <video>."""
         return f"{self.base_url}/post/{post_id}"
+
+    async def wait_hit(self, name: str) -> None:
+        """Return once `name` has been requested at least once (tests await this)."""
+        if self.hits[name]:
+            return
+        await self._hit_events.setdefault(name, asyncio.Event()).wait()
 
     def goal_at(self, key: str, at: datetime) -> None:
         """Tell the host when goal `key` happened; its candidates reveal relative to this."""
@@ -310,6 +317,7 @@ class ClipHost:
         if spec is None:
             raise web.HTTPNotFound()
         self.hits[name] += 1
+        self._hit_events.setdefault(name, asyncio.Event()).set()
         if spec.kind == "status":
             headers = {"Retry-After": "30"} if spec.status == 429 else {}
             return web.Response(status=spec.status, text=spec.note, headers=headers)

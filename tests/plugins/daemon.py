@@ -86,6 +86,7 @@ class DaemonProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "footyd", "run", "-c", str(self.config_path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            start_new_session=True,  # its own process group, like a systemd cgroup
         )
         self._tasks = [
             asyncio.create_task(self._read_stdout()),
@@ -150,6 +151,12 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
+    def kill_all(self) -> None:
+        """SIGKILL the daemon and every process it started, as systemd or docker kill does."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
     async def wait_exit(self, timeout_s: float = 60.0) -> int:
         assert self.proc is not None
         code = await asyncio.wait_for(self.proc.wait(), timeout_s)
@@ -160,8 +167,8 @@ class DaemonProcess:
         return "\n".join(self.raw[-n:]) + "\nSTDERR:\n" + self.stderr[-3000:]
 
     async def close(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
+        if self.proc is not None:
+            self.kill_all()  # also reaps pool workers a crashed daemon may have left behind
             await self.proc.wait()
         for task in self._tasks:
             task.cancel()
