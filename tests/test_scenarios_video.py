@@ -60,6 +60,10 @@ async def _close(store: Store, blobs: S3BlobStore) -> None:
     await blobs.__aexit__(None, None, None)
 
 
+def _scratch_files(scratch: Path) -> list[Path]:
+    return [p for p in scratch.rglob("*") if p.is_file()]
+
+
 async def _until_done(proc: DaemonProcess) -> dict[str, Any]:
     return await proc.wait_log("goal_search_done", timeout_s=90)
 
@@ -93,8 +97,7 @@ async def test_sigkill_mid_download_then_restart_converges(
         second.send(signal.SIGTERM)
         assert await second.wait_exit() == ExitCode.OK, second.tail()
         await _assert_converged(store, blobs)
-        scratch = Path(tree["download"]["scratch_dir"])
-        assert not list(scratch.rglob("*.mp4")) and not list(scratch.rglob("*.part"))
+        assert _scratch_files(Path(tree["download"]["scratch_dir"])) == []
     finally:
         await _close(store, blobs)
 
@@ -102,7 +105,7 @@ async def test_sigkill_mid_download_then_restart_converges(
 async def test_sigkill_mid_dedup_then_restart_converges(
     daemon_factory: DaemonFactory, clip_host_factory: ClipHostFactory, tree: dict[str, Any],
 ) -> None:
-    host, store, blobs = await _setup(tree, clip_host_factory)
+    _host, store, blobs = await _setup(tree, clip_host_factory)
     try:
         first = await daemon_factory(tree, name="first")
         await first.wait_log("clip_duplicate",
