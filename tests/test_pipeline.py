@@ -1,0 +1,123 @@
+"""The pipeline's conveyor belt: de-duplicated queueing, reruns, resizing, due scans, staged drain."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from footyd.metrics import REGISTRY
+from footyd.pipeline import Pipeline, StageSpec
+
+
+class Gate:
+    """A handler that records calls and blocks each call until released."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.running = 0
+        self.peak = 0
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def __call__(self, item_id: str) -> None:
+        self.calls.append(item_id)
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        self.entered.set()
+        try:
+            await self.release.wait()
+        finally:
+            self.running -= 1
+
+
+async def test_same_id_is_never_queued_twice_and_rerun_after_in_flight() -> None:
+    gate = Gate()
+    async with Pipeline([StageSpec("download", gate, workers=1)]) as p:
+        assert await p.put("download", "c1")
+        await gate.entered.wait()
+        assert not await p.put("download", "c1")  # in flight: remembered for one more run
+        assert not await p.put("download", "c1")
+        gate.release.set()
+        await p.idle()
+    assert gate.calls == ["c1", "c1"]
+
+
+async def test_failing_handler_is_logged_and_the_worker_goes_on() -> None:
+    seen: list[str] = []
+
+    async def handler(item_id: str) -> None:
+        seen.append(item_id)
+        if item_id == "bad":
+            raise RuntimeError("boom")
+
+    before = REGISTRY.get_sample_value("footyd_stage_outcomes_total",
+                                       {"stage": "dedup", "outcome": "error"}) or 0
+    async with Pipeline([StageSpec("dedup", handler, workers=1)]) as p:
+        await p.put("dedup", "bad")
+        await p.put("dedup", "good")
+        await p.idle()
+    assert seen == ["bad", "good"]
+    after = REGISTRY.get_sample_value("footyd_stage_outcomes_total",
+                                      {"stage": "dedup", "outcome": "error"})
+    assert after == before + 1
+
+
+async def test_workers_grow_and_shrink_live() -> None:
+    gate = Gate()
+    async with Pipeline([StageSpec("download", gate, workers=1)]) as p:
+        for i in range(4):
+            await p.put("download", f"c{i}")
+        await gate.entered.wait()
+        assert gate.running == 1
+        p.set_workers("download", 3)
+        while gate.running < 3:
+            await asyncio.sleep(0)  # let the new workers pick up queued items
+        assert gate.peak == 3
+        p.set_workers("download", 1)
+        gate.release.set()
+        await p.idle()
+    assert sorted(gate.calls) == ["c0", "c1", "c2", "c3"]
+
+
+async def test_due_scan_resumes_work_from_the_store_of_record() -> None:
+    handled: list[str] = []
+    due_calls: list[datetime] = []
+    now = datetime(2026, 3, 14, 12, tzinfo=UTC)
+
+    async def due(at: datetime, limit: int) -> list[str]:
+        due_calls.append(at)
+        return ["g1", "g2"][:limit]
+
+    async def handler(item_id: str) -> None:
+        handled.append(item_id)
+
+    async with Pipeline([StageSpec("search", handler, workers=2, due=due)],
+                        scan_interval_s=3600, clock=lambda: now) as p:
+        while len(handled) < 2:  # the first scan runs at start: that is the resume
+            await asyncio.sleep(0)
+        assert await p.scan_once() == {"search": 2}
+        await p.idle()
+    assert sorted(handled) == ["g1", "g1", "g2", "g2"] and due_calls[0] == now
+
+
+async def test_drain_goes_in_stage_order_within_budgets() -> None:
+    order: list[str] = []
+    stuck = Gate()
+
+    async def search(item_id: str) -> None:
+        order.append(f"search:{item_id}")
+        await p.put("download", item_id)  # hand-off while search drains: download still open
+
+    async def download(item_id: str) -> None:
+        order.append(f"download:{item_id}")
+        await p.put("dedup", item_id)
+
+    p = Pipeline([StageSpec("search", search, 1), StageSpec("download", download, 1),
+                  StageSpec("dedup", stuck, 1)])
+    async with p:
+        await p.put("search", "g1")
+        left = await p.drain({"search": 1.0, "download": 1.0, "dedup": 0.05})
+        assert not await p.put("search", "g2")  # closed for good
+    assert order == ["search:g1", "download:g1"]
+    assert stuck.calls == ["g1"]
+    assert left == {"search": 0, "download": 0, "dedup": 1}  # cut at its budget, left for next start
