@@ -29,14 +29,9 @@ import aiohttp
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config, MongoConfig, StorageConfig
-from footyd.pipeline import Pipeline
 from footyd.procpool import ProcessPool
 from footyd.sim.clips import ClipHost, generate_catalogue, load_script
-from footyd.sources import build_sources
-from footyd.stages.dedup import DedupStage
-from footyd.stages.download import DownloadStage
-from footyd.stages.search import SearchStage
-from footyd.wiring import _Handoffs, stage_specs
+from footyd.wiring import open_video_pipeline
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = 3
@@ -71,17 +66,8 @@ async def one_run(uri: str, s3: dict[str, Any], host: ClipHost, scratch: Path,
         await stack.enter_async_context(blobs)
         pool = ProcessPool(2)
         stack.callback(pool.shutdown)
-        sources = build_sources(cfg)
-        handoffs = _Handoffs()
-        search = SearchStage(cfg, store, blobs, sources, to_download=handoffs.download)
-        download = await stack.enter_async_context(
-            DownloadStage(cfg, store, blobs, pool, to_dedup=handoffs.dedup))
-        dedup = DedupStage(cfg, store, blobs, pool)
-        pipeline = await stack.enter_async_context(
-            Pipeline(stage_specs(cfg, search, download, dedup), scan_interval_s=3600))
-        handoffs.pipeline = pipeline
-        for source in sources:
-            stack.push_async_callback(source.aclose)
+        pipeline, _stages = await open_video_pipeline(stack, cfg, store=store, blobs=blobs,
+                                                      pool=pool, scan_interval_s=3600)
         await pool.run(len, [], timeout_s=30)  # warm the workers: measured separately (~0.4 s)
         await _goal(store, "g-bench", goal_at)
         started = time.perf_counter()

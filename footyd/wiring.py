@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -171,6 +171,31 @@ class _Handoffs:
         return self.pipeline is not None and await self.pipeline.put("dedup", goal_id)
 
 
+async def open_video_pipeline(
+    stack: AsyncExitStack,
+    cfg: Config,
+    *,
+    store: Store,
+    blobs: BlobStore,
+    pool: ProcessPool,
+    clock: Callable[[], datetime] = utcnow,
+    scan_interval_s: float | None = None,
+) -> tuple[Pipeline, list[Stage]]:
+    """Sources and the search, download and dedup stages on a started pipeline (on `stack`)."""
+    sources = build_sources(cfg)
+    stack.push_async_callback(_close_sources, sources)
+    handoffs = _Handoffs()
+    search = SearchStage(cfg, store, blobs, sources, to_download=handoffs.download, clock=clock)
+    download = await stack.enter_async_context(
+        DownloadStage(cfg, store, blobs, pool, to_dedup=handoffs.dedup, clock=clock))
+    dedup = DedupStage(cfg, store, blobs, pool, clock=clock)
+    scan_s = cfg.search.due_scan_s if scan_interval_s is None else scan_interval_s
+    pipeline = await stack.enter_async_context(
+        Pipeline(stage_specs(cfg, search, download, dedup), scan_interval_s=scan_s, clock=clock))
+    handoffs.pipeline = pipeline
+    return pipeline, [search, download, dedup]
+
+
 async def _log_api_status(client: FootballClient) -> None:
     try:
         st = await client.status()
@@ -198,19 +223,10 @@ async def wire(
     removed = await asyncio.to_thread(clear_scratch, cfg.download.scratch_dir)
     if removed:
         log.info("scratch_cleared", entries=removed, scratch_dir=str(cfg.download.scratch_dir))
-    sources = build_sources(cfg)
-    stack.push_async_callback(_close_sources, sources)
-    handoffs = _Handoffs()
-    search = SearchStage(cfg, store, blobs, sources, to_download=handoffs.download)
-    download = await stack.enter_async_context(
-        DownloadStage(cfg, store, blobs, pool, to_dedup=handoffs.dedup))
-    dedup = DedupStage(cfg, store, blobs, pool)
-    pipeline = await stack.enter_async_context(
-        Pipeline(stage_specs(cfg, search, download, dedup), scan_interval_s=cfg.search.due_scan_s))
-    handoffs.pipeline = pipeline
+    pipeline, stages = await open_video_pipeline(stack, cfg, store=store, blobs=blobs, pool=pool)
     scheduler = await stack.enter_async_context(Scheduler())
     rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,
-                 scheduler=scheduler, client=client, stages=[search, download, dedup])
+                 scheduler=scheduler, client=client, stages=stages)
     if client is not None:
         await _log_api_status(client)
         rt.ingest = Ingest(store, client, clock=utcnow)

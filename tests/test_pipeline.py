@@ -18,12 +18,15 @@ class Gate:
         self.peak = 0
         self.release = asyncio.Event()
         self.entered = asyncio.Event()
+        self.three_running = asyncio.Event()
 
     async def __call__(self, item_id: str) -> None:
         self.calls.append(item_id)
         self.running += 1
         self.peak = max(self.peak, self.running)
         self.entered.set()
+        if self.running >= 3:
+            self.three_running.set()
         try:
             await self.release.wait()
         finally:
@@ -70,8 +73,7 @@ async def test_workers_grow_and_shrink_live() -> None:
         await gate.entered.wait()
         assert gate.running == 1
         p.set_workers("download", 3)
-        while gate.running < 3:
-            await asyncio.sleep(0)  # let the new workers pick up queued items
+        await gate.three_running.wait()  # the new workers picked up queued items
         assert gate.peak == 3
         p.set_workers("download", 1)
         gate.release.set()
@@ -81,6 +83,7 @@ async def test_workers_grow_and_shrink_live() -> None:
 
 async def test_due_scan_resumes_work_from_the_store_of_record() -> None:
     handled: list[str] = []
+    resumed = asyncio.Event()
     due_calls: list[datetime] = []
     now = datetime(2026, 3, 14, 12, tzinfo=UTC)
 
@@ -90,11 +93,12 @@ async def test_due_scan_resumes_work_from_the_store_of_record() -> None:
 
     async def handler(item_id: str) -> None:
         handled.append(item_id)
+        if len(handled) == 2:
+            resumed.set()
 
     async with Pipeline([StageSpec("search", handler, workers=2, due=due)],
                         scan_interval_s=3600, clock=lambda: now) as p:
-        while len(handled) < 2:  # the first scan runs at start: that is the resume
-            await asyncio.sleep(0)
+        await resumed.wait()  # the first scan runs at start: that is the resume
         assert await p.scan_once() == {"search": 2}
         await p.idle()
     assert sorted(handled) == ["g1", "g1", "g2", "g2"] and due_calls[0] == now

@@ -10,14 +10,9 @@ from typing import Any
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
-from footyd.pipeline import Pipeline
 from footyd.procpool import ProcessPool
 from footyd.sim.clips import ClipHost
-from footyd.sources import build_sources
-from footyd.stages.dedup import DedupStage
-from footyd.stages.download import DownloadStage
-from footyd.stages.search import SearchStage
-from footyd.wiring import _Handoffs, stage_specs
+from footyd.wiring import open_video_pipeline
 from tests.plugins.clips import CLIP_T0, ClipHostFactory
 
 SCENE_A = {"a_720p", "a_low", "a_480p", "a_trim1", "a_logo"}
@@ -65,18 +60,8 @@ async def test_one_goal_realistic_candidate_mix(
     async with AsyncExitStack() as stack:
         pool = ProcessPool(1)
         stack.callback(pool.shutdown)
-        sources = build_sources(cfg)
-        handoffs = _Handoffs()
-        search = SearchStage(cfg, store, s3_store, sources, to_download=handoffs.download,
-                             clock=clock)
-        download = await stack.enter_async_context(
-            DownloadStage(cfg, store, s3_store, pool, to_dedup=handoffs.dedup, clock=clock))
-        dedup = DedupStage(cfg, store, s3_store, pool, clock=clock)
-        pipeline = await stack.enter_async_context(
-            Pipeline(stage_specs(cfg, search, download, dedup), clock=clock, scan_interval_s=3600))
-        handoffs.pipeline = pipeline
-        for source in sources:
-            stack.push_async_callback(source.aclose)
+        pipeline, _stages = await open_video_pipeline(
+            stack, cfg, store=store, blobs=s3_store, pool=pool, clock=clock, scan_interval_s=3600)
 
         kept_before_hd: set[str] = set()
         for minute in range(16):
@@ -120,18 +105,8 @@ async def test_cancelled_goal_mid_pipeline_is_retracted(
     async with AsyncExitStack() as stack:
         pool = ProcessPool(1)
         stack.callback(pool.shutdown)
-        sources = build_sources(cfg)
-        handoffs = _Handoffs()
-        search = SearchStage(cfg, store, s3_store, sources, to_download=handoffs.download,
-                             clock=clock)
-        download = await stack.enter_async_context(
-            DownloadStage(cfg, store, s3_store, pool, to_dedup=handoffs.dedup, clock=clock))
-        dedup = DedupStage(cfg, store, s3_store, pool, clock=clock)
-        pipeline = await stack.enter_async_context(
-            Pipeline(stage_specs(cfg, search, download, dedup), clock=clock, scan_interval_s=3600))
-        handoffs.pipeline = pipeline
-        for source in sources:
-            stack.push_async_callback(source.aclose)
+        pipeline, _stages = await open_video_pipeline(
+            stack, cfg, store=store, blobs=s3_store, pool=pool, clock=clock, scan_interval_s=3600)
         clock.advance(310)  # several clips revealed
         await pipeline.scan_once()
         await pipeline.idle()

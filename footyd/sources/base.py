@@ -9,6 +9,8 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from footyd.clients.media_http import is_http_url as is_http_url  # re-exported
+
 
 @dataclass(frozen=True)
 class GoalQuery:
@@ -75,15 +77,6 @@ _STATUS_RE = re.compile(r"/status(?:es)?/(\d+)")
 _X_HOSTS = frozenset({"x.com", "twitter.com", "mobile.twitter.com", "mobile.x.com", "www.x.com",
                       "www.twitter.com"})
 MIN_TWEET_ID_DIGITS = 18  # snowflake ids are 18-19 digits; shorter ones were truncated
-
-
-def is_http_url(url: str) -> bool:
-    """True for an absolute http(s) URL with a host."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def is_truncated_tweet_url(url: str) -> bool:

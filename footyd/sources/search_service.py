@@ -16,11 +16,11 @@ from footyd.errors import Permanent, RateLimited, Retryable
 from footyd.sources.base import (
     Candidate,
     GoalQuery,
-    SourceHealthState,
     is_http_url,
     is_truncated_tweet_url,
 )
 from footyd.sources.guard import CircuitBreaker, Clock, RateLimiter, Sleep, SourceGuard
+from footyd.sources.plumbing import HttpSource
 from footyd.sources.query import x_query_string
 
 log = structlog.get_logger(__name__)
@@ -84,7 +84,7 @@ def parse_items(body: Any, source: str, limit: int) -> list[Candidate]:
     return out
 
 
-class SearchServiceSource:
+class SearchServiceSource(HttpSource):
     """Client of the search_service HTTP contract (also the simulator's `fake` source)."""
 
     def __init__(
@@ -107,8 +107,7 @@ class SearchServiceSource:
         self._token = token
         self._limit = limit
         self._timeout_s = timeout_s
-        self._session = session
-        self._owns_session = session is None
+        self._use_session(session)
         self._clock = clock
         limiter = None
         if requests_per_min is not None:
@@ -128,21 +127,6 @@ class SearchServiceSource:
         return cls(cfg.base_url, token=cfg.token, limit=cfg.limit, timeout_s=cfg.timeout_s,
                    requests_per_min=cfg.requests_per_min, **kwargs)
 
-    @property
-    def health(self) -> SourceHealthState:
-        """Current health."""
-        return self.guard.health
-
-    async def search(self, query: GoalQuery, since: datetime) -> list[Candidate]:
-        """Posts the endpoint knows for this goal since `since`."""
-        return await self.guard.call(lambda: self._search(query, since))
-
-    async def aclose(self) -> None:
-        """Close the HTTP session if this source opened it."""
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
-
     def _params(self, query: GoalQuery, since: datetime) -> dict[str, str]:
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
         return {
@@ -156,14 +140,12 @@ class SearchServiceSource:
         }
 
     async def _search(self, query: GoalQuery, since: datetime) -> list[Candidate]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         headers = {}
         if self._token is not None and self._token.get_secret_value():
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         timeout = aiohttp.ClientTimeout(total=self._timeout_s)
         try:
-            async with self._session.get(
+            async with self._http().get(
                 self._base_url + "/search", params=self._params(query, since), headers=headers,
                 timeout=timeout,
             ) as resp:

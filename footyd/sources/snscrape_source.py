@@ -15,11 +15,11 @@ from footyd.config import SnscrapeConfig
 from footyd.sources.base import (
     Candidate,
     GoalQuery,
-    SourceHealthState,
     is_http_url,
     is_truncated_tweet_url,
 )
 from footyd.sources.guard import CircuitBreaker, Clock, SourceGuard, SourceUnavailable
+from footyd.sources.plumbing import GuardedSource
 from footyd.sources.query import x_query_string
 
 log = structlog.get_logger(__name__)
@@ -81,7 +81,7 @@ def _scrape(module_name: str, query: str, max_results: int, source: str) -> list
     return out
 
 
-class SnscrapeSource:
+class SnscrapeSource(GuardedSource):
     """snscrape Twitter search; any failure blocks it behind an exponentially growing backoff."""
 
     def __init__(
@@ -104,18 +104,6 @@ class SnscrapeSource:
         )
         self.guard = SourceGuard(name, breaker=breaker, block_on_failure=True,
                                  wall_clock=wall_clock)
-
-    @property
-    def health(self) -> SourceHealthState:
-        """Current health."""
-        return self.guard.health
-
-    async def search(self, query: GoalQuery, since: datetime) -> list[Candidate]:
-        """Scrape X search off the loop, bounded by timeout_s; refused at once while blocked."""
-        return await self.guard.call(lambda: self._search(query, since))
-
-    async def aclose(self) -> None:
-        """Nothing to close (a scrape thread that outlived its timeout ends on its own)."""
 
     async def _search(self, query: GoalQuery, since: datetime) -> list[Candidate]:
         since = since if since.tzinfo else since.replace(tzinfo=UTC)

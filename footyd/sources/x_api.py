@@ -17,10 +17,10 @@ from footyd.sources.base import (
     MIN_TWEET_ID_DIGITS,
     Candidate,
     GoalQuery,
-    SourceHealthState,
     is_http_url,
 )
 from footyd.sources.guard import CircuitBreaker, Clock, RateLimiter, Sleep, SourceGuard
+from footyd.sources.plumbing import HttpSource
 from footyd.sources.query import x_query_string
 
 log = structlog.get_logger(__name__)
@@ -110,7 +110,7 @@ def parse_search_response(body: Any, source: str = "x_api") -> list[Candidate]:
     return out
 
 
-class XApiSource:
+class XApiSource(HttpSource):
     """Searches X's recent-search endpoint with an app bearer token."""
 
     def __init__(
@@ -127,8 +127,7 @@ class XApiSource:
     ) -> None:
         self.name = name
         self._cfg = cfg
-        self._session = session
-        self._owns_session = session is None
+        self._use_session(session)
         self._clock = clock
         self._wall_clock = wall_clock
         self._limiter = RateLimiter(
@@ -141,21 +140,6 @@ class XApiSource:
             limiter=self._limiter,
             wall_clock=wall_clock,
         )
-
-    @property
-    def health(self) -> SourceHealthState:
-        """Current health."""
-        return self.guard.health
-
-    async def search(self, query: GoalQuery, since: datetime) -> list[Candidate]:
-        """Posts with video matching the goal since `since`."""
-        return await self.guard.call(lambda: self._search(query, since))
-
-    async def aclose(self) -> None:
-        """Close the HTTP session if this source opened it."""
-        if self._session is not None and self._owns_session:
-            await self._session.close()
-        self._session = None
 
     def _start_time(self, since: datetime) -> str:
         now = datetime.fromtimestamp(self._wall_clock(), UTC)
@@ -179,8 +163,6 @@ class XApiSource:
         token = self._cfg.bearer_token.get_secret_value() if self._cfg.bearer_token else ""
         if not token:
             raise Permanent("x_api: no bearer token configured")
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         params = {
             "query": x_query_string(query),
             "start_time": self._start_time(since),
@@ -192,7 +174,7 @@ class XApiSource:
         url = self._cfg.base_url.rstrip("/") + "/tweets/search/recent"
         timeout = aiohttp.ClientTimeout(total=self._cfg.timeout_s)
         try:
-            async with self._session.get(
+            async with self._http().get(
                 url, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
             ) as resp:
                 reset_in_s = self._read_rate_headers(resp.headers)
