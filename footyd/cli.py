@@ -9,10 +9,10 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -21,9 +21,11 @@ from footyd import logs
 from footyd.build import git_commit, version
 from footyd.config import Config
 from footyd.errors import ConfigError, DependencyUnavailable, ExitCode
+from footyd.records import STAGE_STAMP
 
 log = structlog.get_logger("footyd.cli")
 
+T = TypeVar("T")
 DEFAULT_CONFIG = os.environ.get("FOOTYD_CONFIG", "/etc/footyd/config.toml")
 
 
@@ -111,15 +113,23 @@ async def _status(cfg: Config) -> dict[str, Any]:
         return out
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
-    logs.setup(level="warning", fmt="console", secrets=config_mod.secret_values(cfg),
-               stream=sys.stderr)
+def _oneshot(cfg: Config, coro: Coroutine[Any, Any, T], *, level: str = "warning") -> T:
+    """Run a one-shot command's coroutine with logs on stderr; exit with a clear code on failure."""
+    logs.setup(level=level, fmt="console", libraries=cfg.log.libraries,
+               secrets=config_mod.secret_values(cfg), stream=sys.stderr)
     try:
-        counts = asyncio.run(_status(cfg))
+        return asyncio.run(coro)
     except DependencyUnavailable as exc:
         print(f"footyd: {exc}", file=sys.stderr)
-        return ExitCode.UNAVAILABLE
+        raise SystemExit(ExitCode.UNAVAILABLE) from None
+    except ConfigError as exc:
+        print(f"footyd: {exc}", file=sys.stderr)
+        raise SystemExit(ExitCode.CONFIG) from None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    counts = _oneshot(cfg, _status(cfg))
     print(json.dumps({"version": version(), "commit": git_commit(), **counts}, indent=2))
     return ExitCode.OK
 
@@ -174,16 +184,7 @@ async def _ingest(cfg: Config, day: date, teams: list[int], leagues: list[int]) 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
-    logs.setup(level=cfg.log.level, fmt="console", libraries=cfg.log.libraries,
-               secrets=config_mod.secret_values(cfg), stream=sys.stderr)
-    try:
-        result = asyncio.run(_ingest(cfg, args.date, args.team, args.league))
-    except DependencyUnavailable as exc:
-        print(f"footyd: {exc}", file=sys.stderr)
-        return ExitCode.UNAVAILABLE
-    except ConfigError as exc:
-        print(f"footyd: {exc}", file=sys.stderr)
-        return ExitCode.CONFIG
+    result = _oneshot(cfg, _ingest(cfg, args.date, args.team, args.league), level=cfg.log.level)
     print(json.dumps(result, indent=2))
     return ExitCode.OK if not result["failed_calls"] else ExitCode.ERROR
 
@@ -195,23 +196,16 @@ async def _advance(cfg: Config, fixture_id: int, to: str) -> tuple[str | None, b
         doc = await store.fixtures.find_one({"_id": fixture_id}, {"stage": 1})
         if doc is None:
             return None, False
-        stamp = {"active": "activated_at", "completed": "completed_at", "staging": "staged_at"}[to]
         moved = await store.fixtures.find_one_and_update(
             {"_id": fixture_id, "stage": doc["stage"]},
-            {"$set": {"stage": to, stamp: datetime.now(UTC), "advanced_by_hand": True}},
+            {"$set": {"stage": to, STAGE_STAMP[to]: datetime.now(UTC), "advanced_by_hand": True}},
         )
         return doc["stage"], moved is not None
 
 
 def cmd_advance(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
-    logs.setup(level="warning", fmt="console", secrets=config_mod.secret_values(cfg),
-               stream=sys.stderr)
-    try:
-        before, moved = asyncio.run(_advance(cfg, args.fixture_id, args.to))
-    except DependencyUnavailable as exc:
-        print(f"footyd: {exc}", file=sys.stderr)
-        return ExitCode.UNAVAILABLE
+    before, moved = _oneshot(cfg, _advance(cfg, args.fixture_id, args.to))
     if before is None:
         print(f"footyd: fixture {args.fixture_id} is not stored", file=sys.stderr)
         return ExitCode.ERROR

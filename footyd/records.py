@@ -6,6 +6,8 @@ from typing import Any
 
 from footyd.clients.football import Fixture
 
+STAGE_STAMP = {"active": "activated_at", "completed": "completed_at", "staging": "staged_at"}
+
 
 def fixture_fields(fx: Fixture) -> dict[str, Any]:
     """The fixture document fields derived from an API item (ingest and monitor)."""

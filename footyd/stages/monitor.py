@@ -19,7 +19,7 @@ from footyd.clients.store import AFTER, Store
 from footyd.config import Config
 from footyd.errors import FootydError, MalformedPayload, QuotaExhausted
 from footyd.metrics import REGISTRY
-from footyd.records import fixture_fields
+from footyd.records import STAGE_STAMP, fixture_fields
 from footyd.stages.monitor_goals import GoalWriter, Handoff, known_goal
 
 log = structlog.get_logger(__name__)
@@ -220,10 +220,9 @@ class Monitor:
         )
         if target is None:
             return
-        stamp = {"active": "activated_at", "completed": "completed_at", "staging": "staged_at"}[target]
         moved = await self._store.fixtures.find_one_and_update(
             {"_id": doc["_id"], "stage": doc["stage"]},
-            {"$set": {"stage": target, stamp: now}},
+            {"$set": {"stage": target, STAGE_STAMP[target]: now}},
         )
         if moved is not None:
             report.transitions[doc["_id"]] = target
