@@ -559,6 +559,22 @@ async def test_cancel_with_on_cancel_keep_keeps_blobs(
     assert (await goal(store))["retracted_at"] == clock()
 
 
+@pytest.mark.parametrize("on_cancel", ["delete", "keep"])
+async def test_cancel_removes_uploads_a_crashed_download_never_recorded(
+    store: Store, s3_store: S3BlobStore, fake: SearchServiceSource, downloads: Downloads,
+    clock: ManualClock, tmp_path: Path, on_cancel: str,
+) -> None:
+    await insert_goal(store, state="cancelled", cancelled_at=CLIP_T0, next_search_at=None)
+    orphan = await _upload(s3_store, tmp_path, "dd")
+    await store.clips.insert_one({"_id": "c_mid", "goal_id": "g1", "fixture_id": FIXTURE_ID,
+                                  "source_url": "https://example.org/mid", "state": "discovered",
+                                  "upload_keys": [orphan]})
+    stage = stage_for(make_cfg(on_cancel=on_cancel), store, s3_store, [fake], downloads, clock)
+    await stage.handle("g1")
+    assert not await s3_store.exists(orphan)
+    assert (await store.clips.find_one({"_id": "c_mid"}) or {})["state"] == "retracted"
+
+
 async def test_cancel_during_search_wins_over_the_attempt(
     store: Store, s3_store: S3BlobStore, host: ClipHost, fake: SearchServiceSource,
     downloads: Downloads, clock: ManualClock,

@@ -348,6 +348,17 @@ class SearchStage:
 
     # -- cancellation -----------------------------------------------------------------------
 
+    async def _drop_unrecorded_uploads(self, goal_id: str, clip: dict[str, Any], *,
+                                       delete: bool) -> None:
+        """Delete objects a crashed download uploaded but never recorded (`upload_keys`)."""
+        if clip["state"] != records.CLIP_DISCOVERED:
+            return
+        for key in clip.get("upload_keys") or []:
+            shared = await self._store.clips.find_one(
+                {"goal_id": goal_id, "blob_key": key, "_id": {"$ne": clip["_id"]}}, {"_id": 1})
+            if delete or shared is None:  # on_cancel=keep keeps only blobs a clip records
+                await self._blobs.delete(key)
+
     async def _retract(self, goal: dict[str, Any], now: datetime) -> None:
         goal_id = goal["_id"]
         delete = self._cfg.goals.on_cancel == "delete"
@@ -355,21 +366,23 @@ class SearchStage:
         not_retracted = {"goal_id": goal_id, "state": {"$ne": records.CLIP_RETRACTED}}
         retracted = deleted = kept = 0
         for _ in range(RETRACT_PASSES):
-            pending = [d async for d in clips.find(not_retracted, {"state": 1, "blob_key": 1})]
+            pending = [d async for d in clips.find(
+                not_retracted, {"state": 1, "blob_key": 1, "upload_keys": 1})]
             if not pending:
                 break
             for clip in pending:
                 holds = clip["state"] in records.CLIP_HOLDS_BLOB and bool(clip.get("blob_key"))
-                if holds and delete:
-                    try:
+                try:
+                    if holds and delete:
                         await self._blobs.delete(clip["blob_key"])
-                    except FootydError as exc:
-                        # retracted_at stays unset, so the due scan tries again
-                        log.warning("clip_blob_delete_failed", clip_id=clip["_id"], error=str(exc))
-                        await self._store.goals.update_one(
-                            {"_id": goal_id, "state": records.GOAL_CANCELLED},
-                            {"$set": {"retract_error": str(exc)[:ERROR_MAX_CHARS]}})
-                        return
+                    await self._drop_unrecorded_uploads(goal_id, clip, delete=delete)
+                except FootydError as exc:
+                    # retracted_at stays unset, so the due scan tries again
+                    log.warning("clip_blob_delete_failed", clip_id=clip["_id"], error=str(exc))
+                    await self._store.goals.update_one(
+                        {"_id": goal_id, "state": records.GOAL_CANCELLED},
+                        {"$set": {"retract_error": str(exc)[:ERROR_MAX_CHARS]}})
+                    return
                 res = await clips.update_one(
                     {"_id": clip["_id"], "state": clip["state"]},
                     {"$set": {"state": records.CLIP_RETRACTED, "reason": "goal cancelled",
