@@ -241,6 +241,7 @@ HOT_KEYS: frozenset[str] = frozenset(
         "scope.leagues",
         "scope.season",
         "ingest.days_ahead",
+        "ingest.at",
         "monitor.poll_interval_s",
         "monitor.staging_check_interval_s",
         "monitor.activate_before_s",

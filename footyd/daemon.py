@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Protocol
 
 import structlog
 
@@ -32,10 +32,6 @@ from footyd.sdnotify import Notifier, watchdog_interval_s
 from footyd.wiring import Runtime, wire
 
 log = structlog.get_logger(__name__)
-
-
-class Reconfigurable(Protocol):
-    def apply_config(self, cfg: Config) -> None: ...
 
 
 class Daemon:
@@ -116,6 +112,9 @@ class Daemon:
                 stack.push_async_callback(_cancel, watchdog)
                 await self._serve()
                 await self._drain()
+                # closing resources gets its own budget; past it, exit rather than hang
+                close_timer = loop.call_later(self.cfg.shutdown.close_s, self._close_overrun)
+            close_timer.cancel()
             log.info("daemon_stopped")
             return ExitCode.OK
         finally:
@@ -198,14 +197,15 @@ class Daemon:
             left = await self.runtime.drain(cfg)
             log.info("shutdown_drained", left=left, took_s=round(time.monotonic() - started, 3))
 
+    def _close_overrun(self) -> None:
+        log.error("shutdown_close_overrun", budget_s=self.cfg.shutdown.close_s)
+        _flush_and_exit(ExitCode.FORCED)
+
     async def _force_exit_on_second_signal(self) -> None:
         assert self._force is not None
         await self._force.wait()
         log.warning("shutdown_forced", reason="second stop signal")
-        for handler in structlog.stdlib.logging.getLogger().handlers:
-            handler.flush()
-        sys.stdout.flush()
-        os._exit(ExitCode.FORCED)
+        _flush_and_exit(ExitCode.FORCED)
 
     async def _watchdog(self) -> None:
         interval = watchdog_interval_s()
@@ -214,6 +214,14 @@ class Daemon:
         while True:
             self.notifier.watchdog()
             await asyncio.sleep(interval)
+
+
+def _flush_and_exit(code: int) -> None:
+    """Exit at once (no cleanup): the state that matters is already in MongoDB."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    os._exit(code)
 
 
 def _merge_hot(old: Config, new: Config, cold: list[str]) -> Config:
