@@ -41,10 +41,11 @@ class S3Server:
     region: str
 
 
-def start_secantus(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    log_path = tmp / "secantus.log"
+def start_secantus(tmp: Path, port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
+    """Start SecantusDB with its data under tmp; returns the process and a URI for it."""
+    log_path = tmp / f"secantus-{time.monotonic_ns()}.log"
     exe = Path(sys.executable).with_name("secantusd-py")
-    cmd = [str(exe) if exe.exists() else "secantusd-py", "--host", "127.0.0.1", "--port", "0",
+    cmd = [str(exe) if exe.exists() else "secantusd-py", "--host", "127.0.0.1", "--port", str(port),
            "--storage-path", str(tmp / "data")]
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
