@@ -140,7 +140,7 @@ class Pipeline:
         stage.workers.append(task)
 
     async def put(self, stage_name: str, item_id: str) -> bool:
-        """Queue an item unless it is already pending or the stage is draining."""
+        """Queue an item unless it is pending, the stage is draining or its queue is full."""
         stage = self._stages.get(stage_name)
         if stage is None or stage.closed:
             return False
@@ -148,8 +148,13 @@ class Pipeline:
             if item_id in stage.running:
                 stage.rerun.add(item_id)  # new work arrived for an item being handled
             return False
+        try:
+            stage.queue.put_nowait(item_id)
+        except asyncio.QueueFull:
+            # never block the caller (the monitor must keep polling): the due scan finds it later
+            log.warning("stage_queue_full", stage=stage_name, item_id=item_id)
+            return False
         stage.pending.add(item_id)
-        await stage.queue.put(item_id)
         return True
 
     async def _work(self, stage: _Stage, index: int) -> None:

@@ -137,3 +137,15 @@ def test_startup_clears_leftover_scratch(tmp_path: Path) -> None:
     assert clear_scratch(scratch) == 2
     assert list(scratch.iterdir()) == []
     assert clear_scratch(tmp_path / "new") == 0 and (tmp_path / "new").is_dir()
+
+
+async def test_full_queue_refuses_without_blocking_the_caller() -> None:
+    gate = Gate()
+    async with Pipeline([StageSpec("search", gate, workers=1, queue_size=1)]) as p:
+        assert await p.put("search", "g1")
+        await gate.entered.wait()  # g1 in flight, the queue is empty again
+        assert await p.put("search", "g2")  # fills the queue
+        assert not await p.put("search", "g3")  # refused at once: it stays due in MongoDB
+        gate.release.set()
+        await p.idle()
+    assert gate.calls == ["g1", "g2"]
