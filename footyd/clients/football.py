@@ -18,17 +18,23 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from footyd.config import ApiFootballConfig
-from footyd.errors import (
-    ApiError,
-    ConfigError,
-    MalformedPayload,
-    Permanent,
-    QuotaExhausted,
-    RateLimited,
-    Retryable,
+from footyd.clients.football_parse import (
+    ApiStatus,
+    Fixture,
+    FixturesPage,
+    MalformedItem,
+    header_int,
+    parse_current_season,
+    parse_fixture,
+    parse_page,
+    parse_status,
 )
+from footyd.config import ApiFootballConfig
+from footyd.errors import ApiError, ConfigError, QuotaExhausted, RateLimited, Retryable
 from footyd.metrics import REGISTRY
+
+__all__ = ["MAX_IDS", "ApiStatus", "Fixture", "FixturesPage", "FootballClient", "MalformedItem",
+           "QuotaState", "next_utc_midnight", "parse_fixture", "parse_page", "utcnow"]
 
 log = structlog.get_logger(__name__)
 
@@ -59,47 +65,6 @@ def next_utc_midnight(now: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
-class Fixture:
-    """One parsed /fixtures item."""
-
-    id: int
-    kickoff: datetime
-    status_short: str
-    status_long: str
-    elapsed: int | None
-    league_id: int
-    league_name: str
-    season: int
-    home_id: int
-    home_name: str
-    away_id: int
-    away_name: str
-    goals_home: int | None
-    goals_away: int | None
-    events: list[dict[str, Any]]
-    raw: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class MalformedItem:
-    fixture_id: int | None
-    reason: str
-
-
-@dataclass(frozen=True)
-class FixturesPage:
-    items: list[Fixture]
-    malformed: list[MalformedItem]
-
-
-@dataclass(frozen=True)
-class ApiStatus:
-    plan: str
-    requests_current: int
-    limit_day: int
-
-
-@dataclass(frozen=True)
 class QuotaState:
     limit_day: int | None
     remaining_day: int | None
@@ -108,92 +73,6 @@ class QuotaState:
     paused_until: datetime | None
     calls_made: int
 
-
-# ------------------------------------------------------------------ parsing
-
-
-def _get(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, Mapping) or key not in obj:
-            raise MalformedPayload(f"missing {'.'.join(path)}")
-        obj = obj[key]
-    return obj
-
-
-def _int(obj: Any, *path: str, optional: bool = False) -> Any:
-    value = _get(obj, *path)
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise MalformedPayload(f"{'.'.join(path)} is not an integer: {value!r}")
-    return value
-
-
-def _str(obj: Any, *path: str) -> str:
-    value = _get(obj, *path)
-    if not isinstance(value, str):
-        raise MalformedPayload(f"{'.'.join(path)} is not a string: {value!r}")
-    return value
-
-
-def _kickoff(item: Any) -> datetime:
-    raw = _get(item, "fixture", "date")
-    try:
-        when = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        when = None
-    if when is None:
-        when = datetime.fromtimestamp(_int(item, "fixture", "timestamp"), UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
-
-
-def parse_fixture(item: Any) -> Fixture:
-    """Parse one /fixtures item; raises MalformedPayload."""
-    events = item.get("events", []) if isinstance(item, Mapping) else []
-    if events is None:
-        events = []
-    if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
-        raise MalformedPayload("events is not a list of objects")
-    return Fixture(
-        id=_int(item, "fixture", "id"), kickoff=_kickoff(item),
-        status_short=_str(item, "fixture", "status", "short"),
-        status_long=_str(item, "fixture", "status", "long"),
-        elapsed=_int(item, "fixture", "status", "elapsed", optional=True),
-        league_id=_int(item, "league", "id"), league_name=_str(item, "league", "name"),
-        season=_int(item, "league", "season"),
-        home_id=_int(item, "teams", "home", "id"), home_name=_str(item, "teams", "home", "name"),
-        away_id=_int(item, "teams", "away", "id"), away_name=_str(item, "teams", "away", "name"),
-        goals_home=_int(item, "goals", "home", optional=True),
-        goals_away=_int(item, "goals", "away", optional=True),
-        events=[dict(e) for e in events], raw=item)
-
-
-def parse_page(response: Any) -> FixturesPage:
-    """Parse each item on its own: a bad item becomes a MalformedItem, the rest still parse."""
-    if not isinstance(response, list):
-        raise MalformedPayload("response is not a list")
-    items: list[Fixture] = []
-    bad: list[MalformedItem] = []
-    for item in response:
-        try:
-            items.append(parse_fixture(item))
-        except MalformedPayload as exc:
-            fid = None
-            try:
-                fid = _int(item, "fixture", "id")
-            except MalformedPayload:
-                pass
-            bad.append(MalformedItem(fid, str(exc)))
-    return FixturesPage(items, bad)
-
-
-def _header_int(headers: Mapping[str, str], name: str) -> int | None:
-    try:
-        return int(headers[name])
-    except (KeyError, ValueError):
-        return None
 
 
 class _MinuteLimiter:
@@ -298,9 +177,7 @@ class FootballClient:
 
     async def status(self) -> ApiStatus:
         """GET /status: plan and today's usage (free; allowed while the quota is paused)."""
-        resp = await self._request("status", {}, free=True)
-        st = ApiStatus(_str(resp, "subscription", "plan"), _int(resp, "requests", "current"),
-                       _int(resp, "requests", "limit_day"))
+        st = parse_status(await self._request("status", {}, free=True))
         self._limit_day = st.limit_day
         self._remaining_day = max(0, st.limit_day - st.requests_current)
         return st
@@ -308,11 +185,7 @@ class FootballClient:
     async def current_season(self, league_id: int) -> int:
         """The season in progress for a league (GET /leagues?id=X&current=true)."""
         resp = await self._request("leagues", {"id": str(league_id), "current": "true"})
-        for entry in resp if isinstance(resp, list) else []:
-            for season in entry.get("seasons") or [] if isinstance(entry, Mapping) else []:
-                if isinstance(season, Mapping) and season.get("current") is True:
-                    return _int(season, "year")
-        raise Permanent(f"API-Football has no current season for league {league_id}")
+        return parse_current_season(resp, league_id)
 
     async def fixtures_by_ids(self, ids: Sequence[int]) -> FixturesPage:
         """Fixtures with their events, 1 to 20 ids (upstream answers nothing beyond 20)."""
@@ -391,10 +264,10 @@ class FootballClient:
         return reset_at
 
     def _read_headers(self, status: int, headers: Mapping[str, str]) -> None:
-        limit_day = _header_int(headers, "x-ratelimit-requests-limit")
-        remaining_day = _header_int(headers, "x-ratelimit-requests-remaining")
-        limit_minute = _header_int(headers, "X-RateLimit-Limit")
-        remaining_minute = _header_int(headers, "X-RateLimit-Remaining")
+        limit_day = header_int(headers, "x-ratelimit-requests-limit")
+        remaining_day = header_int(headers, "x-ratelimit-requests-remaining")
+        limit_minute = header_int(headers, "X-RateLimit-Limit")
+        remaining_minute = header_int(headers, "X-RateLimit-Remaining")
         if limit_day is not None:
             self._limit_day = limit_day
             API_QUOTA_LIMIT.labels("day").set(limit_day)
@@ -476,7 +349,7 @@ class FootballClient:
 
     def _handle(self, endpoint: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:
         if status == 429:
-            retry_after = _header_int(headers, "Retry-After")
+            retry_after = header_int(headers, "Retry-After")
             log.warning("api_rate_limited", endpoint=endpoint, retry_after_s=retry_after)
             raise RateLimited(f"API-Football /{endpoint}: per-minute rate limit (HTTP 429)",
                               retry_after_s=float(retry_after) if retry_after else None)

@@ -7,13 +7,14 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from aiohttp import web
 
+from footyd.sim.clock import MANUAL_BASE, ManualClock, ScaledClock, SimClock
 from footyd.sim.football_script import (
     LIVE_STATUSES,
     SHOOTOUT,
@@ -30,8 +31,8 @@ from footyd.sim.football_script import (
     script_path,
 )
 
-__all__ = ["FAULTS", "ManualClock", "ScaledClock", "SimCall", "SimClock", "SimFootball",
-           "load_script", "many", "matchday", "script_path"]
+__all__ = ["FAULTS", "MANUAL_BASE", "ManualClock", "ScaledClock", "SimCall", "SimClock",
+           "SimFootball", "load_script", "many", "matchday", "script_path"]
 
 FaultKind = Literal["rate_limit_429", "rate_limit_200", "daily_exhausted", "http_500", "http_499",
                     "slow", "timeout", "malformed_json", "errors_200", "broken_item"]
@@ -40,52 +41,8 @@ TOKEN_ERROR = ("Error/Missing application key. Go to https://www.api-football.co
                " to learn how to get your API application key.")
 DAILY_ERROR = ("You have reached the request limit for the day, Go to "
                "https://dashboard.api-football.com to upgrade your plan.")
-MANUAL_BASE = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 _ALLOWED_X_HEADERS = {"direct": {"x-apisports-key"}, "rapidapi": {"x-rapidapi-key",
                                                                   "x-rapidapi-host"}}
-
-
-class SimClock(Protocol):
-    """Sim time in minutes since the sim's start, and its mapping to real UTC datetimes."""
-
-    def now_min(self) -> float: ...
-
-    def to_datetime(self, minute: float) -> datetime: ...
-
-
-class ScaledClock:
-    """Real time scaled: one sim minute lasts `seconds_per_minute` real seconds."""
-
-    def __init__(self, seconds_per_minute: float, start: datetime | None = None) -> None:
-        self.seconds_per_minute = seconds_per_minute
-        self.start = start or datetime.now(UTC)
-        self._t0 = time.monotonic()
-
-    def now_min(self) -> float:
-        return (time.monotonic() - self._t0) / self.seconds_per_minute
-
-    def to_datetime(self, minute: float) -> datetime:
-        return self.start + timedelta(seconds=minute * self.seconds_per_minute)
-
-
-class ManualClock:
-    """Sim time moved by hand; minute m is `base + m` real minutes."""
-
-    def __init__(self, minute: float = 0.0, base: datetime = MANUAL_BASE) -> None:
-        self.minute = minute
-        self.base = base
-
-    def now_min(self) -> float:
-        return self.minute
-
-    def to_datetime(self, minute: float) -> datetime:
-        return self.base + timedelta(minutes=minute)
-
-    def set(self, minute: float) -> None:
-        self.minute = minute
-
-    def advance(self, minutes: float) -> None:
-        self.minute += minutes
 
 
 @dataclass(frozen=True)
