@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from structlog.testing import capture_logs
 
 from footyd import records
@@ -149,6 +150,59 @@ async def dead_source() -> AsyncIterator[SearchServiceSource]:
                               timeout_s=5)
     yield src
     await src.aclose()
+
+
+class Throttled:
+    """A loopback search_service that answers 429 (Retry-After) until told to answer []."""
+
+    def __init__(self) -> None:
+        self.retry_after_s = "2"
+        self.limited = True
+        self.requests = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        if self.limited:
+            return web.Response(status=429, headers={"Retry-After": self.retry_after_s})
+        return web.json_response([])
+
+
+@pytest.fixture
+async def throttled() -> AsyncIterator[tuple[Throttled, SearchServiceSource]]:
+    """The throttled server and a source for it (no local limiter: every call asks)."""
+    server = Throttled()
+    app = web.Application()
+    app.router.add_get("/search", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    src = SearchServiceSource(f"http://{host}:{port}", name="throttled", requests_per_min=None)
+    try:
+        yield server, src
+    finally:
+        await src.aclose()
+        await runner.cleanup()
+
+
+class RecordingSource:
+    """Answers nothing and keeps the queries it was asked (Source protocol)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.queries: list[GoalQuery] = []
+
+    @property
+    def health(self) -> SourceHealthState:
+        return SourceHealthState(SourceHealth.OK)
+
+    async def search(self, query: GoalQuery, since: datetime) -> list[Candidate]:
+        self.queries.append(query)
+        return []
+
+    async def aclose(self) -> None:
+        return None
 
 
 @pytest.fixture
@@ -370,6 +424,131 @@ async def test_hung_source_is_cut_off_and_the_attempt_completes(
     assert g["search_log"][0]["sources"]["fake"]["outcome"] == "ok"
     assert hung.cancelled == 1  # the stalled call was cancelled, not leaked
     assert len(downloads.ids) == 1
+
+
+# ---------------------------------------------------------------- rate limits
+
+
+async def test_fully_rate_limited_attempt_is_deferred_not_spent(
+    store: Store, s3_store: S3BlobStore, downloads: Downloads, clock: ManualClock,
+    throttled: tuple[Throttled, SearchServiceSource],
+) -> None:
+    server, limited = throttled
+    snscrape = SnscrapeSource(SnscrapeConfig())  # not installed here: "unavailable"
+    stage = stage_for(make_cfg(attempts=3, interval_s=60), store, s3_store, [limited, snscrape],
+                      downloads, clock)
+    await insert_goal(store)
+    clock.advance(70)
+    with capture_logs() as logs:
+        await stage.handle("g1")
+    g = await goal(store)
+    assert g["search_attempt_ids"] == [] and g["search_deferrals"] == 1
+    assert g["state"] == "searching"
+    assert g["next_search_at"] == clock() + timedelta(seconds=5)  # Retry-After 2 s, clamped up
+    (entry,) = g["search_log"]
+    assert entry["deferred"] is True and entry["attempt"] == "a1" and entry["retry_in_s"] == 5
+    assert entry["sources"]["throttled"]["outcome"] == "rate_limited"
+    assert entry["sources"]["throttled"]["retry_after_s"] == 2
+    assert entry["sources"]["snscrape"]["outcome"] == "unavailable"
+    (event,) = [e for e in logs if e["event"] == "goal_search_deferred"]
+    assert event["attempt"] == "a1" and event["retry_in_s"] == 5 and event["deferrals"] == 1
+
+    assert await stage.due(clock() + timedelta(seconds=4), 10) == []
+    server.retry_after_s = "900"
+    clock.advance(5)
+    await stage.handle("g1")
+    g = await goal(store)
+    assert g["search_attempt_ids"] == [] and g["search_deferrals"] == 2
+    assert g["next_search_at"] == clock() + timedelta(seconds=60)  # clamped down to interval
+
+    server.limited = False  # the window reset: the same attempt a1 runs and counts
+    clock.advance(60)
+    await stage.handle("g1")
+    g = await goal(store)
+    assert g["search_attempt_ids"] == ["a1"] and g["search_deferrals"] == 2
+    assert g["search_log"][-1]["sources"]["throttled"]["outcome"] == "empty"
+    assert "deferred" not in g["search_log"][-1]
+    assert server.requests == 3
+    for _ in range(3):  # a2 (empty), then the goal closes
+        clock.advance(60)
+        await stage.handle("g1")
+    g = await goal(store)
+    assert g["search_attempt_ids"] == ["a1", "a2", "a3"]
+    assert g["outcome"] == "no_clips_found"  # deferrals are not attempts that could not ask
+    await snscrape.aclose()
+
+
+async def test_deferral_cap_spends_the_attempt(
+    store: Store, s3_store: S3BlobStore, downloads: Downloads, clock: ManualClock,
+    throttled: tuple[Throttled, SearchServiceSource],
+) -> None:
+    _, limited = throttled
+    stage = stage_for(make_cfg(attempts=2), store, s3_store, [limited], downloads, clock)
+    await insert_goal(store)
+    attempts = []
+    for _ in range(5):
+        clock.advance(60)
+        await stage.handle("g1")
+        attempts.append(len((await goal(store))["search_attempt_ids"]))
+    assert attempts == [0, 0, 1, 2, 2]  # two deferrals, then spent normally, then closed
+    g = await goal(store)
+    assert [bool(e.get("deferred")) for e in g["search_log"]] == [True, True, False, False]
+    assert g["search_deferrals"] == 2
+    assert g["state"] == "done" and g["outcome"] == "sources_failed"
+
+
+@pytest.mark.parametrize("scorer", ["Florian Wirtz", "Nobody Atall"])
+async def test_partly_answered_attempt_is_not_deferred(
+    store: Store, s3_store: S3BlobStore, host: ClipHost, fake: SearchServiceSource,
+    downloads: Downloads, clock: ManualClock, throttled: tuple[Throttled, SearchServiceSource],
+    scorer: str,
+) -> None:
+    _, limited = throttled
+    stage = stage_for(make_cfg(), store, s3_store, [limited, fake], downloads, clock)
+    await insert_goal(store, scorer=scorer, team="Bayer Leverkusen" if "Wirtz" in scorer
+                      else "Nowhere FC")
+    clock.advance(130)
+    await stage.handle("g1")
+    g = await goal(store)
+    assert g["search_attempt_ids"] == ["a1"] and "search_deferrals" not in g
+    (entry,) = g["search_log"]
+    assert "deferred" not in entry
+    assert entry["sources"]["throttled"]["outcome"] == "rate_limited"
+    assert entry["sources"]["fake"]["outcome"] == ("ok" if "Wirtz" in scorer else "empty")
+    assert g["next_search_at"] == clock() + timedelta(seconds=60)
+    assert len(downloads.ids) == (3 if "Wirtz" in scorer else 0)  # the clips found are kept
+
+
+async def test_rate_limited_rerun_of_a_crashed_attempt_still_records_its_clips(
+    store: Store, s3_store: S3BlobStore, host: ClipHost, fake: SearchServiceSource,
+    downloads: Downloads, clock: ManualClock, throttled: tuple[Throttled, SearchServiceSource],
+) -> None:
+    stage = stage_for(make_cfg(), store, s3_store, [fake], downloads, clock)
+    await insert_goal(store)
+    clock.advance(130)
+    await stage.handle("g1")
+    # a SIGKILL between the clip inserts and the attempt write, then the source is throttled
+    await store.goals.update_one({"_id": "g1"}, {
+        "$set": {"state": "confirmed", "search_attempt_ids": [], "next_search_at": CLIP_T0},
+        "$unset": {"search_log": ""}})
+    rerun = Downloads(store)
+    stage2 = stage_for(make_cfg(), store, s3_store, [throttled[1]], rerun, clock)
+    await stage2.handle("g1")
+    g = await goal(store)
+    assert g["search_attempt_ids"] == ["a1"] and "search_deferrals" not in g
+    assert g["search_log"][0]["new_clips"] == 3
+    assert sorted(rerun.ids) == sorted(downloads.ids)  # a1's clips handed on, not deferred
+
+
+async def test_query_carries_the_goal_time(
+    store: Store, s3_store: S3BlobStore, downloads: Downloads, clock: ManualClock,
+) -> None:
+    recording = RecordingSource()
+    stage = stage_for(make_cfg(), store, s3_store, [recording], downloads, clock)
+    await insert_goal(store, first_seen_at=CLIP_T0 - timedelta(minutes=3))
+    await stage.handle("g1")
+    (query,) = recording.queries
+    assert query.goal_at == CLIP_T0 - timedelta(minutes=3)  # rate-limited sources favour newer
 
 
 # ---------------------------------------------------------------- end of search

@@ -29,12 +29,19 @@ from footyd.config import (
 from footyd.errors import Permanent, RateLimited, Retryable
 from footyd.metrics import REGISTRY
 from footyd.sim.clips import ClipHost
-from footyd.sources import Source, SourceHealth, SourceUnavailable, build_query, build_sources
+from footyd.sources import (
+    GoalQuery,
+    Source,
+    SourceHealth,
+    SourceUnavailable,
+    build_query,
+    build_sources,
+)
 from footyd.sources.fake import fake_source
 from footyd.sources.guard import CircuitBreaker, CircuitState, RateLimiter, SourceGuard
 from footyd.sources.search_service import SearchServiceSource
 from footyd.sources.snscrape_source import SnscrapeSource
-from footyd.sources.x_api import XApiSource
+from footyd.sources.x_api import XApiSource, recency_priority
 
 TOKEN = "s3cr3t-bearer-token-value"
 QUERY = build_query(
@@ -65,6 +72,41 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.t += seconds
+
+
+class SteppedClock(FakeClock):
+    """A fake clock whose sleeps end only when the test advances it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self.changed = asyncio.Event()
+
+    def live(self) -> int:
+        return sum(1 for _, fut in self.sleepers if not fut.done())
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        entry = (self.t + seconds, asyncio.get_running_loop().create_future())
+        self.sleepers.append(entry)
+        self.changed.set()
+        try:
+            await entry[1]
+        finally:
+            self.sleepers.remove(entry)
+            self.changed.set()
+
+    async def until_sleeping(self, count: int) -> None:
+        """Return once exactly `count` sleeps are pending."""
+        while self.live() != count:
+            self.changed.clear()
+            await self.changed.wait()
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        for due, fut in self.sleepers:
+            if due <= self.t and not fut.done():
+                fut.set_result(None)
 
 
 @dataclass
@@ -203,6 +245,67 @@ async def test_rate_limiter_block_until_and_cancel_releases_reservation() -> Non
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert rl.next_slot() == clock.t + 50  # released
+
+
+async def test_rate_limiter_gives_the_next_slot_to_the_highest_priority() -> None:
+    clock = SteppedClock()
+    rl = RateLimiter(1, 60, max_wait_s=1000, clock=clock, sleep=clock.sleep)
+    await rl.acquire()  # the window's only request
+    served: list[str] = []
+
+    async def want(name: str, priority: float) -> None:
+        await rl.acquire(priority)
+        served.append(name)
+
+    arrivals = {name: asyncio.create_task(want(name, prio))
+                for name, prio in (("old", 1.0), ("newest", 3.0), ("middle", 2.0))}
+    await clock.until_sleeping(3)
+    assert rl.next_slot(priority=2.5) == 1000 + 120  # behind "newest" only
+    for name in ("newest", "middle", "old"):
+        clock.advance(60)
+        await arrivals[name]
+    assert served == ["newest", "middle", "old"]  # arrival order would be old, newest, middle
+    assert clock.t == 1180 and rl.next_slot() == 1240
+
+
+async def test_rate_limiter_raises_for_a_waiter_pushed_past_max_wait() -> None:
+    clock = SteppedClock()
+    rl = RateLimiter(1, 60, max_wait_s=90, clock=clock, sleep=clock.sleep)
+    await rl.acquire()
+    low = asyncio.create_task(rl.acquire(1.0))  # slot at +60, within 90 s
+    await clock.until_sleeping(1)
+    high = asyncio.create_task(rl.acquire(2.0))
+    with pytest.raises(RateLimited) as info:
+        await low  # now at +120: told at once, not after its wait
+    assert info.value.retry_after_s == pytest.approx(120)
+    assert clock.t == 1000
+    await clock.until_sleeping(1)
+    clock.advance(60)
+    await high
+
+
+async def test_guard_passes_priority_to_its_limiter() -> None:
+    clock = SteppedClock()
+    limiter = RateLimiter(1, 60, max_wait_s=1000, clock=clock, sleep=clock.sleep)
+    guard = SourceGuard("s", breaker=CircuitBreaker(clock=clock), limiter=limiter,
+                        wall_clock=clock.wall)
+    sent: list[str] = []
+
+    async def send(name: str) -> str:
+        sent.append(name)
+        return name
+
+    assert await guard.call(lambda: send("first")) == "first"
+    low = asyncio.create_task(guard.call(lambda: send("low"), priority=1.0))
+    await clock.until_sleeping(1)
+    high = asyncio.create_task(guard.call(lambda: send("high"), priority=2.0))
+    await clock.until_sleeping(2)
+    clock.advance(60)
+    assert await high == "high"
+    assert sent == ["first", "high"]
+    clock.advance(60)
+    assert await low == "low"
+    assert guard.health.state is SourceHealth.OK
 
 
 async def test_guard_health_transitions() -> None:
@@ -347,6 +450,47 @@ async def test_x_api_spent_window_within_max_wait_waits_then_sends() -> None:
             await src.aclose()
     assert len(srv.requests) == 2
     assert len(clock.sleeps) == 1 and 5 <= clock.sleeps[0] <= 6
+
+
+def goal_query(goal_id: str, scorer: str, goal_at: datetime | None) -> GoalQuery:
+    return build_query(goal_id=goal_id, fixture_id=7, team_name="Bayer Leverkusen",
+                       opponent_name="Bayern", scorer_name=scorer, minute=44, aliases={},
+                       goal_at=goal_at)
+
+
+def test_recency_priority_orders_goals_by_time() -> None:
+    at = datetime(2024, 5, 1, 18, 20, tzinfo=UTC)
+    newer = recency_priority(goal_query("g2", "Jamal Musiala", at))
+    older = recency_priority(goal_query("g1", "Harry Kane", at - timedelta(minutes=20)))
+    naive = recency_priority(goal_query("g3", "Harry Kane", at.replace(tzinfo=None)))
+    assert newer > older > recency_priority(goal_query("g0", "Harry Kane", None)) == 0.0
+    assert naive == newer  # naive times are UTC
+
+
+async def test_x_api_gives_the_only_slot_to_the_newer_goal() -> None:
+    clock = SteppedClock()
+    at = datetime(2024, 5, 1, 18, 20, tzinfo=UTC)
+    old_goal = goal_query("g_old", "Harry Kane", at - timedelta(minutes=20))
+    new_goal = goal_query("g_new", "Jamal Musiala", at)
+    async with serve("/2/tweets/search/recent", x_body()) as srv:
+        cfg = XApiConfig(base_url=srv.url + "/2", bearer_token=SecretStr(TOKEN),
+                         requests_per_15min=1)
+        src = XApiSource(cfg, max_wait_s=1000, clock=clock, wall_clock=clock.wall,
+                         sleep=clock.sleep)
+        try:
+            await src.search(QUERY, since_ago())  # spends the window
+            old = asyncio.create_task(src.search(old_goal, since_ago()))
+            await clock.until_sleeping(1)  # queued for +900 s
+            new = asyncio.create_task(src.search(new_goal, since_ago()))
+            with pytest.raises(RateLimited) as info:
+                await old  # pushed to +1800 s, beyond its 1000 s wait
+            assert info.value.retry_after_s == pytest.approx(1800)
+            await clock.until_sleeping(1)
+            clock.advance(900)
+            assert len(await new) == 2
+        finally:
+            await src.aclose()
+    assert [r.query["query"].split()[0] for r in srv.requests] == ["(Wirtz", "(Musiala"]
 
 
 async def test_x_api_without_token_is_blocked_and_sends_nothing() -> None:

@@ -24,6 +24,7 @@ class GoalQuery:
     minute: int
     team_terms: tuple[str, ...]
     scorer_terms: tuple[str, ...]
+    goal_at: datetime | None = None  # when the goal was seen: rate-limited sources favour newer
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeVar
@@ -110,8 +112,18 @@ class CircuitBreaker:
         return backoff_s
 
 
+@dataclass(eq=False)  # identity equality: two waiters are never "the same"
+class _Waiter:
+    key: tuple[float, int]  # (-priority, arrival): the smallest key gets the next slot
+    deadline: float
+
+
 class RateLimiter:
-    """max_requests per sliding window_s; callers wait up to max_wait_s, else RateLimited."""
+    """max_requests per sliding window_s; the highest-priority waiter gets the next slot.
+
+    A caller whose slot lies more than max_wait_s after its arrival (at once, or because
+    higher-priority callers arrived later and pushed it back) gets RateLimited.
+    """
 
     def __init__(
         self,
@@ -129,40 +141,81 @@ class RateLimiter:
         self.max_wait_s = max_wait_s
         self._clock = clock
         self._sleep = sleep
-        self._slots: list[float] = []  # granted (or reserved future) send times, sorted
+        self._slots: list[float] = []  # send times granted within the window, sorted
         self._blocked_until = 0.0
+        self._waiting: list[_Waiter] = []  # sorted by key
+        self._arrivals = itertools.count()
+        self._changed: asyncio.Event | None = None  # set when waiters must re-plan
 
     def block_until(self, at: float) -> None:
         """Send nothing before monotonic time `at` (the server said the window is spent)."""
-        self._blocked_until = max(self._blocked_until, at)
+        if at > self._blocked_until:
+            self._blocked_until = at
+            self._notify()
 
-    def next_slot(self) -> float:
-        """The earliest monotonic time a new request may be sent."""
+    def _schedule(self, count: int) -> list[float]:
+        """Send times of the next `count` requests, in queue order."""
         now = self._clock()
         horizon = now - self.window_s
         while self._slots and self._slots[0] <= horizon:
             self._slots.pop(0)
-        slot = max(now, self._blocked_until)
-        if len(self._slots) >= self.max_requests:
-            slot = max(slot, self._slots[-self.max_requests] + self.window_s)
-        return slot
+        planned = list(self._slots)
+        for _ in range(count):
+            slot = max(now, self._blocked_until)
+            if len(planned) >= self.max_requests:
+                slot = max(slot, planned[-self.max_requests] + self.window_s)
+            planned.append(slot)
+        return planned[len(self._slots):]
 
-    async def acquire(self) -> None:
-        """Reserve the next slot and wait for it, or raise RateLimited if it is too far off."""
-        now = self._clock()
-        slot = self.next_slot()
-        wait_s = slot - now
-        if wait_s > self.max_wait_s:
-            raise RateLimited("local rate limit: no slot soon enough", retry_after_s=wait_s)
-        # Reserve before sleeping so concurrent callers queue behind us instead of racing.
-        bisect.insort(self._slots, slot)
-        if wait_s <= 0:
-            return
+    def next_slot(self, priority: float = 0.0) -> float:
+        """The earliest monotonic time a new request of this priority would be sent."""
+        ahead = sum(1 for w in self._waiting if -w.key[0] >= priority)  # ties: first come first
+        return self._schedule(ahead + 1)[-1]
+
+    async def acquire(self, priority: float = 0.0) -> None:
+        """Wait for a slot (higher priority first), or raise RateLimited if it is too far off."""
+        me = _Waiter((-priority, next(self._arrivals)), self._clock() + self.max_wait_s)
+        bisect.insort(self._waiting, me, key=lambda w: w.key)
+        if self._waiting[-1] is not me:
+            self._notify()  # we jumped the queue: those behind us must re-plan
         try:
-            await self._sleep(wait_s)
-        except BaseException:
-            self._slots.remove(slot)
-            raise
+            while True:
+                slot = self._schedule(self._waiting.index(me) + 1)[-1]
+                now = self._clock()
+                if slot <= now:
+                    self._waiting.remove(me)
+                    bisect.insort(self._slots, now)
+                    return
+                if slot > me.deadline:
+                    raise RateLimited("local rate limit: no slot soon enough",
+                                      retry_after_s=slot - now)
+                await self._wait(slot - now)
+        finally:
+            if me in self._waiting:  # raised or cancelled: free our place
+                behind = self._waiting[-1] is not me
+                self._waiting.remove(me)
+                if behind:
+                    self._notify()
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def _wait(self, delay_s: float) -> None:
+        """Sleep delay_s, or less if the queue or the block changed meanwhile."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        sleeper = asyncio.ensure_future(self._sleep(delay_s))
+        watcher = asyncio.ensure_future(self._changed.wait())
+        try:
+            done, _ = await asyncio.wait((sleeper, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, watcher):
+                task.cancel()
+            await asyncio.gather(sleeper, watcher, return_exceptions=True)
+        if sleeper in done:
+            sleeper.result()  # a failing sleep function is the caller's error, not swallowed
 
 
 class SourceGuard:
@@ -209,8 +262,8 @@ class SourceGuard:
         log.warning("source_blocked", source=self.name, reason=reason, retry_in_s=backoff)
         return backoff
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run one request through the breaker and limiter, recording its outcome."""
+    async def call(self, fn: Callable[[], Awaitable[T]], *, priority: float = 0.0) -> T:
+        """Run one request through the breaker and limiter (higher priority sent first)."""
         try:
             self.breaker.check()
         except SourceUnavailable as exc:
@@ -220,7 +273,7 @@ class SourceGuard:
         verdict = False
         try:
             if self.limiter is not None:
-                await self.limiter.acquire()
+                await self.limiter.acquire(priority)
             result = await fn()
             verdict = True
         except RateLimited as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from footyd.sources.base import GoalQuery
 
@@ -99,6 +100,7 @@ def build_query(
     minute: int,
     aliases: Mapping[str, Sequence[str]],
     team_id: int | None = None,
+    goal_at: datetime | None = None,
 ) -> GoalQuery:
     """Assemble the query for one goal (an 'Unknown' scorer counts as unknown)."""
     terms = scorer_terms(scorer_name)
@@ -111,6 +113,7 @@ def build_query(
         minute=minute,
         team_terms=team_terms(team_name, aliases, team_id),
         scorer_terms=terms,
+        goal_at=goal_at,
     )
 
 

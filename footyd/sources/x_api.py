@@ -63,6 +63,14 @@ def _best_mp4(variants: Any) -> tuple[str, int | None] | None:
     return best
 
 
+def recency_priority(query: GoalQuery) -> float:
+    """The goal's time in epoch seconds, so newer goals win rate-limit slots (unknown: last)."""
+    at = query.goal_at
+    if at is None:
+        return 0.0
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
 def _int_or_none(raw: Any) -> int | None:
     return raw if isinstance(raw, int) and raw > 0 else None
 
@@ -140,6 +148,12 @@ class XApiSource(HttpSource):
             limiter=self._limiter,
             wall_clock=wall_clock,
         )
+
+    async def search(self, query: GoalQuery, since: datetime) -> list[Candidate]:
+        """Candidates since `since`; queued behind newer goals when the window is nearly spent."""
+        # Clips appear 5-15 min after a goal: a slot spent on an old goal finds little.
+        return await self.guard.call(lambda: self._search(query, since),
+                                     priority=recency_priority(query))
 
     def _start_time(self, since: datetime) -> str:
         now = datetime.fromtimestamp(self._wall_clock(), UTC)

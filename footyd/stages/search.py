@@ -11,6 +11,12 @@ A crash between 2 and 3 re-runs attempt k later: its candidates are duplicates, 
 tagged "a{k}" are re-read from MongoDB, so the rerun records and hands off the same clips. A crash
 between 3 and 4 leaves discovered clips with next_attempt_at <= now: download's due scan finds them.
 Retraction deletes a blob before writing the clip's "retracted" state; deleting twice is harmless.
+
+A deferred attempt (no source answered, at least one said "rate limited", the rest unavailable)
+is not spent: one guarded update ($inc search_deferrals, $push search_log {deferred: true},
+next_search_at soon) replaces step 3, only while "a{k}" is unrecorded and no clip is tagged "a{k}"
+(a crashed earlier run's clips make the rerun record the attempt as usual). After
+`search.attempts` deferrals a goal's attempts are spent normally, so it cannot search forever.
 """
 
 from __future__ import annotations
@@ -42,10 +48,13 @@ TEXT_MAX_CHARS = 1000
 ERROR_MAX_CHARS = 300
 RETRACT_PASSES = 3  # clips may change state under us (a download finishing): re-read a few times
 ANSWERED = ("ok", "empty")
+DEFERRABLE = frozenset({"rate_limited", "unavailable"})
+DEFER_MIN_S = 5.0  # never retry a rate-limited attempt sooner than this
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 SEARCH_ATTEMPTS = Counter(
-    "footyd_search_attempts", "Search attempts by outcome (new_clips, no_new_clips, sources_failed).",
+    "footyd_search_attempts",
+    "Search attempts by outcome (new_clips, no_new_clips, sources_failed, deferred).",
     ["outcome"], registry=REGISTRY,
 )
 GOALS_DONE = Counter(
@@ -73,10 +82,15 @@ class SourceResult:
     outcome: str  # ok, empty, error, unavailable, rate_limited
     candidates: tuple[Candidate, ...] = ()
     error: str | None = None
+    retry_after_s: float | None = None  # rate_limited only: when the source expects a slot
 
     def to_doc(self) -> dict[str, Any]:
         """The search_log entry for this source."""
-        return {"outcome": self.outcome, "candidates": len(self.candidates), "error": self.error}
+        doc: dict[str, Any] = {"outcome": self.outcome, "candidates": len(self.candidates),
+                               "error": self.error}
+        if self.retry_after_s is not None:
+            doc["retry_after_s"] = round(self.retry_after_s, 1)
+        return doc
 
 
 def _aware(at: datetime | None) -> datetime | None:
@@ -87,6 +101,21 @@ def newest_first(results: Sequence[SourceResult]) -> list[Candidate]:
     """All candidates, newest post first (undated last; ties keep the configured source order)."""
     merged = [c for r in results for c in r.candidates]
     return sorted(merged, key=lambda c: _aware(c.posted_at) or _EPOCH, reverse=True)
+
+
+def deferral_s(results: Sequence[SourceResult], interval_s: float) -> float | None:
+    """Seconds to put the attempt off when rate limits alone kept every source from answering.
+
+    None when the attempt counts (a source answered or failed otherwise). The delay is the
+    smallest retry_after_s reported (interval_s when none was), clamped to [5 s, interval_s].
+    """
+    outcomes = {r.outcome for r in results}
+    if "rate_limited" not in outcomes or not outcomes <= DEFERRABLE:
+        return None
+    hints = [r.retry_after_s for r in results
+             if r.outcome == "rate_limited" and r.retry_after_s is not None]
+    retry_s = min(hints) if hints else interval_s
+    return min(interval_s, max(DEFER_MIN_S, retry_s))
 
 
 def source_url(c: Candidate) -> str:
@@ -100,6 +129,7 @@ def goal_outcome(states: Sequence[str], search_log: Sequence[dict[str, Any]]) ->
         return "clips_kept"
     if states or any(entry.get("candidates", 0) > 0 for entry in search_log):
         return "all_rejected"
+    search_log = [entry for entry in search_log if not entry.get("deferred")]  # not attempts
     answered = [
         any(s.get("outcome") in ANSWERED for s in (entry.get("sources") or {}).values())
         for entry in search_log
@@ -186,6 +216,7 @@ class SearchStage:
             minute=int(doc.get("minute") or doc.get("elapsed") or 0),
             aliases=self._cfg.search.team_aliases,
             team_id=doc.get("team_id"),
+            goal_at=_aware(doc.get("first_seen_at")),
         )
 
     async def _run_source(self, source: Source, query: GoalQuery, since: datetime) -> SourceResult:
@@ -200,7 +231,8 @@ class SearchStage:
         except (SourceUnavailable, Permanent) as exc:
             return SourceResult(source.name, "unavailable", error=str(exc)[:ERROR_MAX_CHARS])
         except RateLimited as exc:
-            return SourceResult(source.name, "rate_limited", error=str(exc)[:ERROR_MAX_CHARS])
+            return SourceResult(source.name, "rate_limited", error=str(exc)[:ERROR_MAX_CHARS],
+                                retry_after_s=exc.retry_after_s)
         except FootydError as exc:
             return SourceResult(source.name, "error", error=str(exc)[:ERROR_MAX_CHARS])
         except Exception as exc:
@@ -274,6 +306,12 @@ class SearchStage:
         seen = await self._insert_candidates(goal, attempt_id, candidates, now)
         mine = [d async for d in self._store.clips.find(
             {"goal_id": goal_id, "search_attempt": attempt_id}, {"state": 1})]
+        retry_s = deferral_s(results, cfg.interval_s)
+        if retry_s is not None and not mine:
+            if int(goal.get("search_deferrals") or 0) < cfg.attempts:
+                await self._defer(goal, attempt_id, results, retry_s, now)
+                return
+            log.info("goal_search_deferrals_spent", attempt=attempt_id)  # spent like any other
         new_ids = [d["_id"] for d in mine if d["state"] == records.CLIP_DISCOVERED]
         filtered = sum(1 for d in mine if d["state"] == records.CLIP_REJECTED)
         entry = {
@@ -308,6 +346,30 @@ class SearchStage:
         for clip_id in new_ids:
             if not await self._to_download(clip_id):
                 log.info("clip_handoff_refused", clip_id=clip_id)  # download's due scan has it
+
+    async def _defer(self, goal: dict[str, Any], attempt_id: str,
+                     results: Sequence[SourceResult], retry_s: float, now: datetime) -> None:
+        """Put a rate-limited attempt off without spending it."""
+        deferrals = int(goal.get("search_deferrals") or 0)
+        entry = {"attempt": attempt_id, "at": now, "deferred": True, "retry_in_s": retry_s,
+                 "sources": {r.source: r.to_doc() for r in results},
+                 "candidates": 0, "new_clips": 0, "filtered": 0, "seen": 0}
+        written = await self._store.goals.update_one(
+            {"_id": goal["_id"], "state": {"$in": list(records.GOAL_SEARCHABLE)},
+             "search_attempt_ids": {"$ne": attempt_id},
+             # the count read is the count written over: a concurrent run defers once, not twice
+             "search_deferrals": {"$in": [deferrals] if deferrals else [0, None]}},
+            {"$inc": {"search_deferrals": 1},
+             "$push": {"search_log": entry},
+             "$set": {"state": records.GOAL_SEARCHING,
+                      "next_search_at": now + timedelta(seconds=retry_s)}},
+        )
+        if written.matched_count == 0:
+            log.info("goal_search_deferral_dropped", attempt=attempt_id)  # cancelled or raced
+            return
+        SEARCH_ATTEMPTS.labels("deferred").inc()
+        log.info("goal_search_deferred", attempt=attempt_id, retry_in_s=retry_s,
+                 deferrals=deferrals + 1, sources={r.source: r.outcome for r in results})
 
     async def _attempt_lost(self, goal_id: str, attempt_id: str, now: datetime) -> None:
         """The goal left the searchable states (cancelled) mid-attempt: its new clips go too."""
