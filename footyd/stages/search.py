@@ -10,7 +10,7 @@ Write order (a SIGKILL at any instant loses nothing and duplicates nothing):
 A crash between 2 and 3 re-runs attempt k later: its candidates are duplicates, and the clips
 tagged "a{k}" are re-read from MongoDB, so the rerun records and hands off the same clips. A crash
 between 3 and 4 leaves discovered clips with next_attempt_at <= now: download's due scan finds them.
-Retraction deletes a blob before writing the clip's "retracted" state; deleting twice is harmless.
+Retraction (search_retract.py) deletes a blob before writing the clip's "retracted" state.
 
 A deferred attempt (no source answered, at least one said "rate limited", the rest unavailable)
 is not spent: one guarded update ($inc search_deferrals, $push search_log {deferred: true},
@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,17 +39,23 @@ from footyd.media.filters import rejection
 from footyd.metrics import REGISTRY
 from footyd.sources import Candidate, GoalQuery, Source, SourceUnavailable, build_query
 from footyd.stages.base import Clock, Handoff
+from footyd.stages.search_retract import retract_goal
+from footyd.stages.search_rules import (
+    ANSWERED,
+    EPOCH,
+    SourceResult,
+    aware,
+    deferral_s,
+    goal_outcome,
+    newest_first,
+    source_url,
+)
 
 log = structlog.get_logger(__name__)
 
 DONE_RECHECK_MAX_S = 30.0  # attempts spent, clips still in flight: look again this soon
 TEXT_MAX_CHARS = 1000
 ERROR_MAX_CHARS = 300
-RETRACT_PASSES = 3  # clips may change state under us (a download finishing): re-read a few times
-ANSWERED = ("ok", "empty")
-DEFERRABLE = frozenset({"rate_limited", "unavailable"})
-DEFER_MIN_S = 5.0  # never retry a rate-limited attempt sooner than this
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 SEARCH_ATTEMPTS = Counter(
     "footyd_search_attempts",
@@ -64,81 +69,10 @@ SEARCH_CANDIDATES = Counter(
     "footyd_search_candidates", "Candidates seen by search: new, seen (skipped) or filtered.",
     ["result"], registry=REGISTRY,
 )
-CLIPS_RETRACTED = Counter(
-    "footyd_clips_retracted", "Clips retracted after their goal was cancelled, by blob action.",
-    ["blob"], registry=REGISTRY,
-)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class SourceResult:
-    """What one source answered in one attempt."""
-
-    source: str
-    outcome: str  # ok, empty, error, unavailable, rate_limited
-    candidates: tuple[Candidate, ...] = ()
-    error: str | None = None
-    retry_after_s: float | None = None  # rate_limited only: when the source expects a slot
-
-    def to_doc(self) -> dict[str, Any]:
-        """The search_log entry for this source."""
-        doc: dict[str, Any] = {"outcome": self.outcome, "candidates": len(self.candidates),
-                               "error": self.error}
-        if self.retry_after_s is not None:
-            doc["retry_after_s"] = round(self.retry_after_s, 1)
-        return doc
-
-
-def _aware(at: datetime | None) -> datetime | None:
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
-
-
-def newest_first(results: Sequence[SourceResult]) -> list[Candidate]:
-    """All candidates, newest post first (undated last; ties keep the configured source order)."""
-    merged = [c for r in results for c in r.candidates]
-    return sorted(merged, key=lambda c: _aware(c.posted_at) or _EPOCH, reverse=True)
-
-
-def deferral_s(results: Sequence[SourceResult], interval_s: float) -> float | None:
-    """Seconds to put the attempt off when rate limits alone kept every source from answering.
-
-    None when the attempt counts (a source answered or failed otherwise). The delay is the
-    smallest retry_after_s reported (interval_s when none was), clamped to [5 s, interval_s].
-    """
-    outcomes = {r.outcome for r in results}
-    if "rate_limited" not in outcomes or not outcomes <= DEFERRABLE:
-        return None
-    hints = [r.retry_after_s for r in results
-             if r.outcome == "rate_limited" and r.retry_after_s is not None]
-    retry_s = min(hints) if hints else interval_s
-    return min(interval_s, max(DEFER_MIN_S, retry_s))
-
-
-def source_url(c: Candidate) -> str:
-    """The URL a clip is known by."""
-    return c.media_url or c.post_url
-
-
-def goal_outcome(states: Sequence[str], search_log: Sequence[dict[str, Any]]) -> str:
-    """Why a goal's search ended; "nothing posted" is kept apart from "we could not ask" (lesson 22)."""
-    if records.CLIP_KEPT in states:
-        return "clips_kept"
-    if states or any(entry.get("candidates", 0) > 0 for entry in search_log):
-        return "all_rejected"
-    search_log = [entry for entry in search_log if not entry.get("deferred")]  # not attempts
-    answered = [
-        any(s.get("outcome") in ANSWERED for s in (entry.get("sources") or {}).values())
-        for entry in search_log
-    ]
-    if answered and all(answered):
-        return "no_clips_found"
-    if not any(answered):
-        return "sources_failed"
-    return "sources_partial"  # some attempts could not ask any source: "nothing" is not certain
 
 
 class SearchStage:
@@ -178,7 +112,7 @@ class SearchStage:
         ):
             cursor = goals.find(query, fields).sort("first_seen_at", -1).limit(limit)
             found.extend([doc async for doc in cursor])
-        found.sort(key=lambda d: _aware(d.get("first_seen_at")) or _EPOCH, reverse=True)
+        found.sort(key=lambda d: aware(d.get("first_seen_at")) or EPOCH, reverse=True)
         return [str(d["_id"]) for d in found[:limit]]
 
     async def handle(self, goal_id: str) -> None:
@@ -192,11 +126,12 @@ class SearchStage:
             state = doc.get("state")
             if state == records.GOAL_CANCELLED:
                 if doc.get("retracted_at") is None:
-                    await self._retract(doc, now)
+                    await retract_goal(self._store, self._blobs, doc, now,
+                                       delete=self._cfg.goals.on_cancel == "delete")
                 return
             if state not in records.GOAL_SEARCHABLE:
                 return
-            next_at = _aware(doc.get("next_search_at"))
+            next_at = aware(doc.get("next_search_at"))
             if next_at is not None and next_at > now:
                 return
             if len(doc.get("search_attempt_ids") or []) < self._cfg.search.attempts:
@@ -216,7 +151,7 @@ class SearchStage:
             minute=int(doc.get("minute") or doc.get("elapsed") or 0),
             aliases=self._cfg.search.team_aliases,
             team_id=doc.get("team_id"),
-            goal_at=_aware(doc.get("first_seen_at")),
+            goal_at=aware(doc.get("first_seen_at")),
         )
 
     async def _run_source(self, source: Source, query: GoalQuery, since: datetime) -> SourceResult:
@@ -251,7 +186,7 @@ class SearchStage:
             "source_url": source_url(c),
             "post_url": c.post_url,
             "media_url": c.media_url,
-            "posted_at": _aware(c.posted_at),
+            "posted_at": aware(c.posted_at),
             "text": c.text[:TEXT_MAX_CHARS],
             "hint_duration_s": c.duration_s,
             "hint_width": c.width,
@@ -299,7 +234,7 @@ class SearchStage:
         goal_id = goal["_id"]
         attempt_id = f"a{len(goal.get('search_attempt_ids') or []) + 1}"
         query = self._query(goal)
-        first_seen = _aware(goal.get("first_seen_at")) or now
+        first_seen = aware(goal.get("first_seen_at")) or now
         since = first_seen - timedelta(seconds=cfg.window_margin_s)
         results = await asyncio.gather(*(self._run_source(s, query, since) for s in self._sources))
         candidates = newest_first(results)
@@ -407,63 +342,3 @@ class SearchStage:
             GOALS_DONE.labels(outcome).inc()
             log.info("goal_search_done", outcome=outcome, clips=len(states),
                      kept=states.count(records.CLIP_KEPT))
-
-    # -- cancellation -----------------------------------------------------------------------
-
-    async def _drop_unrecorded_uploads(self, goal_id: str, clip: dict[str, Any], *,
-                                       delete: bool) -> None:
-        """Delete objects a crashed download uploaded but never recorded (`upload_keys`)."""
-        if clip["state"] != records.CLIP_DISCOVERED:
-            return
-        for key in clip.get("upload_keys") or []:
-            shared = await self._store.clips.find_one(
-                {"goal_id": goal_id, "blob_key": key, "_id": {"$ne": clip["_id"]}}, {"_id": 1})
-            if delete or shared is None:  # on_cancel=keep keeps only blobs a clip records
-                await self._blobs.delete(key)
-
-    async def _retract(self, goal: dict[str, Any], now: datetime) -> None:
-        goal_id = goal["_id"]
-        delete = self._cfg.goals.on_cancel == "delete"
-        clips = self._store.clips
-        not_retracted = {"goal_id": goal_id, "state": {"$ne": records.CLIP_RETRACTED}}
-        retracted = deleted = kept = 0
-        for _ in range(RETRACT_PASSES):
-            pending = [d async for d in clips.find(
-                not_retracted, {"state": 1, "blob_key": 1, "upload_keys": 1})]
-            if not pending:
-                break
-            for clip in pending:
-                holds = clip["state"] in records.CLIP_HOLDS_BLOB and bool(clip.get("blob_key"))
-                try:
-                    if holds and delete:
-                        await self._blobs.delete(clip["blob_key"])
-                    await self._drop_unrecorded_uploads(goal_id, clip, delete=delete)
-                except FootydError as exc:
-                    # retracted_at stays unset, so the due scan tries again
-                    log.warning("clip_blob_delete_failed", clip_id=clip["_id"], error=str(exc))
-                    await self._store.goals.update_one(
-                        {"_id": goal_id, "state": records.GOAL_CANCELLED},
-                        {"$set": {"retract_error": str(exc)[:ERROR_MAX_CHARS]}})
-                    return
-                res = await clips.update_one(
-                    {"_id": clip["_id"], "state": clip["state"]},
-                    {"$set": {"state": records.CLIP_RETRACTED, "reason": "goal cancelled",
-                              "retracted_at": now, "previous_state": clip["state"],
-                              "blob_deleted": holds and delete}},
-                )
-                if res.modified_count:
-                    retracted += 1
-                    blob = "deleted" if holds and delete else ("kept" if holds else "none")
-                    deleted += blob == "deleted"
-                    kept += blob == "kept"
-                    CLIPS_RETRACTED.labels(blob).inc()
-        if await clips.find_one(not_retracted, {"_id": 1}) is not None:
-            log.warning("goal_retract_incomplete")  # clips kept changing state; retried when due
-            return
-        await self._store.goals.update_one(
-            {"_id": goal_id, "state": records.GOAL_CANCELLED, "retracted_at": None},
-            {"$set": {"retracted_at": now, "next_search_at": None},
-             "$unset": {"retract_error": ""}},
-        )
-        log.info("goal_clips_retracted", clips=retracted, blobs_deleted=deleted, blobs_kept=kept,
-                 on_cancel=self._cfg.goals.on_cancel)
