@@ -155,6 +155,7 @@ class Daemon:
             await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
             for t in (stop, reload):
                 t.cancel()
+            await asyncio.gather(stop, reload, return_exceptions=True)
             if self._reload.is_set() and not self._stop.is_set():
                 self._reload.clear()
                 await self.reload()
