@@ -14,6 +14,7 @@ from aiohttp import web
 from footyd.clients.media_http import fetch_media
 from footyd.errors import DownloadFailed
 from footyd.sim.clipgen import write_clip
+from tests.plugins.http import serve_app
 
 MB = 1024 * 1024
 
@@ -79,17 +80,12 @@ def _app(host: ClipHost) -> web.Application:
 async def clip_host(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ClipHost]:
     path = write_clip(tmp_path_factory.mktemp("media") / "c.mp4", seed=1, seconds=2.0)
     host = ClipHost(url="", clip=path.read_bytes())
-    runner = web.AppRunner(_app(host))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    addr, port = runner.addresses[0][:2]
-    host.url = f"http://{addr}:{port}"
-    try:
-        yield host
-    finally:
-        host.release.set()
-        await runner.cleanup()
+    async with serve_app(_app(host)) as url:
+        host.url = url
+        try:
+            yield host
+        finally:
+            host.release.set()
 
 
 @pytest.fixture
@@ -166,13 +162,9 @@ async def test_slow_body_hits_total_timeout(clip_host: ClipHost, session: aiohtt
 
 async def test_connection_refused_is_network(session: aiohttp.ClientSession,
                                              tmp_path: Path) -> None:
-    runner = web.AppRunner(web.Application())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    await runner.cleanup()  # the port is now closed
-    assert await _fails(session, f"http://127.0.0.1:{port}/x.mp4", tmp_path) == "network"
+    async with serve_app(web.Application()) as url:
+        pass  # the port is closed again after this block
+    assert await _fails(session, f"{url}/x.mp4", tmp_path) == "network"
 
 
 @pytest.mark.parametrize("url", [

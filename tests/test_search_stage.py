@@ -28,6 +28,7 @@ from footyd.sources.search_service import SearchServiceSource
 from footyd.sources.snscrape_source import SnscrapeSource
 from footyd.stages.search import SearchStage
 from tests.plugins.clips import CLIP_T0, ClipHostFactory
+from tests.plugins.http import serve_app
 
 FIXTURE_ID = 1001
 
@@ -173,16 +174,12 @@ async def throttled() -> AsyncIterator[tuple[Throttled, SearchServiceSource]]:
     server = Throttled()
     app = web.Application()
     app.router.add_get("/search", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    src = SearchServiceSource(f"http://{host}:{port}", name="throttled", requests_per_min=None)
-    try:
-        yield server, src
-    finally:
-        await src.aclose()
-        await runner.cleanup()
+    async with serve_app(app) as url:
+        src = SearchServiceSource(url, name="throttled", requests_per_min=None)
+        try:
+            yield server, src
+        finally:
+            await src.aclose()
 
 
 class RecordingSource:

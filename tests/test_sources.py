@@ -42,6 +42,7 @@ from footyd.sources.guard import CircuitBreaker, CircuitState, RateLimiter, Sour
 from footyd.sources.search_service import SearchServiceSource
 from footyd.sources.snscrape_source import SnscrapeSource
 from footyd.sources.x_api import XApiSource, recency_priority
+from tests.plugins.http import serve_app
 
 TOKEN = "s3cr3t-bearer-token-value"
 QUERY = build_query(
@@ -130,16 +131,9 @@ async def serve(route: str, default: Any = None) -> AsyncIterator[Server]:
     server = Server(default=default)
     app = web.Application()
     app.router.add_get(route, server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server.url = f"http://{host}:{port}"
-    try:
+    async with serve_app(app) as url:
+        server.url = url
         yield server
-    finally:
-        await runner.cleanup()
 
 
 def x_body() -> dict[str, Any]:

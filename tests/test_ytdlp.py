@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from footyd.clients.ytdlp import build_command, classify, fetch_post
 from footyd.errors import DownloadFailed
 from footyd.sim.clipgen import write_clip, write_garbage
+from tests.plugins.http import serve_app
 
 MB = 1024 * 1024
 
@@ -73,17 +74,12 @@ async def clip_host(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[C
     clip = write_clip(base / "c.mp4", seed=1, seconds=2.0).read_bytes()
     garbage = write_garbage(base / "g.mp4", 200_000, seed=3).read_bytes()
     host = ClipHost(url="", clip=clip, garbage=garbage)
-    runner = web.AppRunner(_app(host))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    addr, port = runner.addresses[0][:2]
-    host.url = f"http://{addr}:{port}"
-    try:
-        yield host
-    finally:
-        host.release.set()
-        await runner.cleanup()
+    async with serve_app(_app(host)) as url:
+        host.url = url
+        try:
+            yield host
+        finally:
+            host.release.set()
 
 
 def _files(directory: Path) -> list[str]:
