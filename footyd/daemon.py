@@ -126,7 +126,8 @@ class Daemon:
         store = await stack.enter_async_context(Store(cfg.mongo))
         blobs: BlobStore = await stack.enter_async_context(open_blob_store(cfg.storage))
         pool = ProcessPool(cfg.dedup.workers)
-        stack.callback(pool.shutdown)
+        # off the loop, bounded: a running job must not block the close timer or a second signal
+        stack.push_async_callback(lambda: pool.aclose(self.cfg.shutdown.close_s / 2))
         self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)
         health = HealthServer(
             cfg.health,
