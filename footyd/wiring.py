@@ -17,6 +17,7 @@ import structlog
 from footyd.clients.blobs import BlobStore
 from footyd.clients.football import FootballClient
 from footyd.clients.store import Store
+from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config, ShutdownConfig
 from footyd.errors import FootydError
 from footyd.pipeline import Pipeline, StageSpec
@@ -28,6 +29,7 @@ from footyd.stages.dedup import DedupStage
 from footyd.stages.download import DownloadStage
 from footyd.stages.ingest import Ingest, Scope, ingest_days
 from footyd.stages.monitor import Monitor
+from footyd.stages.notify import NotifyStage
 from footyd.stages.search import SearchStage
 
 log = structlog.get_logger(__name__)
@@ -131,13 +133,16 @@ class Runtime:
 
 
 def stage_specs(cfg: Config, search: SearchStage, download: DownloadStage,
-                dedup: DedupStage) -> list[StageSpec]:
+                dedup: DedupStage, notify: NotifyStage | None = None) -> list[StageSpec]:
     """The pipeline's stages in order; worker counts come from config."""
-    return [
+    specs = [
         StageSpec("search", search.handle, cfg.search.workers, due=search.due),
         StageSpec("download", download.handle, cfg.download.concurrency, due=download.due),
         StageSpec("dedup", dedup.handle, cfg.dedup.workers, due=dedup.due),
     ]
+    if notify is not None:  # idle without webhooks; never drained (the outbox keeps its work)
+        specs.append(StageSpec("notify", notify.handle, cfg.notify.workers, due=notify.due))
+    return specs
 
 
 def clear_scratch(scratch_dir: Path) -> int:
@@ -189,11 +194,13 @@ async def open_video_pipeline(
     download = await stack.enter_async_context(
         DownloadStage(cfg, store, blobs, pool, to_dedup=handoffs.dedup, clock=clock))
     dedup = DedupStage(cfg, store, blobs, pool, clock=clock)
+    webhooks = await stack.enter_async_context(WebhookClient())
+    notify = NotifyStage(cfg, store, blobs, webhooks, clock=clock)
     scan_s = cfg.search.due_scan_s if scan_interval_s is None else scan_interval_s
-    pipeline = await stack.enter_async_context(
-        Pipeline(stage_specs(cfg, search, download, dedup), scan_interval_s=scan_s, clock=clock))
+    pipeline = await stack.enter_async_context(Pipeline(
+        stage_specs(cfg, search, download, dedup, notify), scan_interval_s=scan_s, clock=clock))
     handoffs.pipeline = pipeline
-    return pipeline, [search, download, dedup]
+    return pipeline, [search, download, dedup, notify]
 
 
 async def _log_api_status(client: FootballClient) -> None:
