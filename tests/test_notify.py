@@ -33,24 +33,26 @@ def _cfg(hooks: list[dict[str, Any]], **notify: Any) -> Config:
 
 
 @asynccontextmanager
-async def running(cfg: Config, store: Store, blobs: S3BlobStore) -> AsyncIterator[NotifyStage]:
+async def running(cfg: Config, store: Store, blobs: S3BlobStore
+                  ) -> AsyncIterator[tuple[NotifyStage, Pipeline]]:
     """The notify stage on a real pipeline with a fast due scan."""
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(WebhookClient())
         stage = NotifyStage(cfg, store, blobs, client)
-        await stack.enter_async_context(Pipeline(
+        pipeline = await stack.enter_async_context(Pipeline(
             [StageSpec("notify", stage.handle, cfg.notify.workers, due=stage.due)],
             scan_interval_s=0.05))
-        yield stage
+        yield stage, pipeline
 
 
 async def _states(store: Store) -> dict[str, dict[str, Any]]:
     return {d["event_id"] + "@" + d["webhook"]: d async for d in store.notifications.find({})}
 
 
-async def _settled(store: Store, n: int) -> None:
-    while await store.notifications.count_documents({"state": {"$ne": "pending"}}) < n:
-        await asyncio.sleep(0.05)  # polling MongoDB: no event to await across the wire
+async def _settled(store: Store, pipeline: Pipeline, n: int) -> None:
+    """After the receiver saw the last answer: the handler in flight records it."""
+    await pipeline.idle()
+    assert await store.notifications.count_documents({"state": {"$ne": "pending"}}) == n
 
 
 async def test_every_event_delivered_once_signed_with_a_presigned_clip_url(
@@ -59,10 +61,12 @@ async def test_every_event_delivered_once_signed_with_a_presigned_clip_url(
     ids = await seed_events(store, s3_store, now, tmp_path)
     async with receiver() as rx:
         cfg = _cfg([{"url": rx.url("hook"), "secret": SECRET, "name": "main"}])
-        async with running(cfg, store, s3_store):
+        async with running(cfg, store, s3_store) as (_stage, pipeline):
             await rx.wait(lambda: len(rx.ok("hook")) >= len(ids))
-            await _settled(store, len(ids))
-            await asyncio.sleep(0.3)  # several more due scans: nothing may be sent again
+            await _settled(store, pipeline, len(ids))
+            for _ in range(3):  # more due scans: nothing may be derived or sent again
+                assert await pipeline.scan_once() == {"notify": 0}
+                await pipeline.idle()
         got = rx.ok("hook")
         assert sorted(r.event_id for r in got) == sorted(ids.values())  # each exactly once
         for r in got:
@@ -96,9 +100,9 @@ async def test_retried_on_500_and_on_timeout_then_delivered_once(
         cfg = _cfg([{"url": rx.url("flaky"), "name": "flaky", "events": ["goal_cancelled"]},
                     {"url": rx.url("slow"), "name": "slow", "events": ["goal_cancelled"],
                      "timeout_s": 0.5}])
-        async with running(cfg, store, s3_store):
+        async with running(cfg, store, s3_store) as (_stage, pipeline):
             await rx.wait(lambda: rx.ok("flaky") and rx.ok("slow"))
-            await _settled(store, 2)
+            await _settled(store, pipeline, 2)
         states = await _states(store)
         flaky = states["goal_cancelled:g-var@flaky"]
         slow = states["goal_cancelled:g-var@slow"]
@@ -121,7 +125,7 @@ async def test_a_hanging_receiver_blocks_nothing(store: Store, s3_store: S3BlobS
         rx.script = {"stuck": [HANG] * 50}
         cfg = _cfg([{"url": rx.url("stuck"), "name": "stuck", "timeout_s": 60},
                     {"url": rx.url("fine"), "name": "fine"}], workers=2)
-        async with running(cfg, store, s3_store) as stage:
+        async with running(cfg, store, s3_store) as (stage, _pipeline):
             # every event reaches the healthy receiver while the stuck one still holds requests
             await rx.wait(lambda: len(rx.ok("fine")) == len(ids))
             assert rx.on("stuck") and not rx.released.is_set()
@@ -137,8 +141,9 @@ async def test_permanent_4xx_fails_once_and_is_recorded_on_the_goal(
     async with receiver() as rx:
         rx.default = 404
         cfg = _cfg([{"url": rx.url("gone"), "name": "gone", "events": ["goal_confirmed"]}])
-        async with running(cfg, store, s3_store):
-            await _settled(store, 2)
+        async with running(cfg, store, s3_store) as (_stage, pipeline):
+            await rx.wait(lambda: len(rx.on("gone")) == 2)
+            await _settled(store, pipeline, 2)
         assert len(rx.on("gone")) == 2  # one attempt per event, no retries
     goal = await store.goals.find_one({"_id": "g-ok"})
     assert goal is not None
