@@ -340,6 +340,7 @@ HOT_KEYS: frozenset[str] = frozenset(
         "notify.max_event_age_s",
         "notify.url_ttl_s",
         "retention.days",
+        "retention.at",
         "retention.stale_upload_s",
     }
 )

@@ -30,6 +30,7 @@ from footyd.stages.download import DownloadStage
 from footyd.stages.ingest import Ingest, Scope, ingest_days
 from footyd.stages.monitor import Monitor
 from footyd.stages.notify import NotifyStage
+from footyd.stages.retention import Retention
 from footyd.stages.search import SearchStage
 
 log = structlog.get_logger(__name__)
@@ -37,6 +38,7 @@ log = structlog.get_logger(__name__)
 MONITOR_JOB = "monitor_poll"
 STAGING_JOB = "monitor_staging"
 INGEST_JOB = "daily_ingest"
+RETENTION_JOB = "daily_retention"
 
 
 def utcnow() -> datetime:
@@ -99,6 +101,11 @@ class Runtime:
         if self.monitor is not None:
             await self._intake(STAGING_JOB, self.monitor.check_staging())
 
+    async def run_retention(self) -> None:
+        if self.cfg.retention.days is not None:
+            job = Retention(self.cfg, self.store, self.blobs, clock=utcnow).run()
+            await self._intake(RETENTION_JOB, job)
+
     def apply_config(self, cfg: Config) -> None:
         """Apply hot-reloadable settings to the running components."""
         old, self.cfg = self.cfg, cfg
@@ -116,6 +123,7 @@ class Runtime:
             log.info("scope_changed", teams=cfg.scope.teams, leagues=cfg.scope.leagues)
             self.spawn(self.run_ingest(), "ingest-on-reload")
         self.scheduler.reschedule_daily(INGEST_JOB, cfg.ingest.at)
+        self.scheduler.reschedule_daily(RETENTION_JOB, cfg.retention.at)
 
     async def drain(self, budgets: ShutdownConfig) -> dict[str, int]:
         """Stop intake (scheduler, ingest, polls), then drain stages in order within budgets."""
@@ -234,6 +242,7 @@ async def wire(
     scheduler = await stack.enter_async_context(Scheduler())
     rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,
                  scheduler=scheduler, client=client, stages=stages)
+    scheduler.add_daily(RETENTION_JOB, rt.run_retention, cfg.retention.at)  # off: days unset
     if client is not None:
         await _log_api_status(client)
         rt.ingest = Ingest(store, client, clock=utcnow)
