@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.plugins.clips",
     "tests.plugins.daemon",
     "tests.plugins.monitoring",
+    "tests.plugins.web",
 ]

@@ -89,7 +89,8 @@ class ChangeFeed:
                 reason = f"change streams unsupported: {exc.code}"
         self.source = "change_stream" if stream is not None else "poll"
         if stream is None:
-            self._task = asyncio.create_task(self._poll_loop(), name="web-feed-poll")
+            known = await self._poll_once(None)  # the baseline: later polls publish differences
+            self._task = asyncio.create_task(self._poll_loop(known), name="web-feed-poll")
         else:
             self._task = asyncio.create_task(self._stream_loop(stream), name="web-feed-stream")
         log.info("web_feed_started", source=self.source, reason=reason if stream is None else None,
@@ -217,16 +218,15 @@ class ChangeFeed:
         self.publish(collection, doc_id, KINDS[collection][1](doc))
 
     # -- poll fallback -----------------------------------------------------------------------
-    async def _poll_loop(self) -> None:
-        known: dict[str, set[Any]] | None = None
+    async def _poll_loop(self, known: dict[str, set[Any]]) -> None:
         while True:
+            await asyncio.sleep(self._cfg.poll_interval_s)
             try:
                 known = await self._poll_once(known)
             except asyncio.CancelledError:
                 raise
             except PyMongoError as exc:
                 log.warning("web_feed_poll_failed", error=type(exc).__name__)
-            await asyncio.sleep(self._cfg.poll_interval_s)
 
     async def _poll_once(self, known: dict[str, set[Any]] | None) -> dict[str, set[Any]]:
         """Read the watched window (fixtures near today, their goals and clips); publish diffs."""
