@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.plugins.daemon",
     "tests.plugins.monitoring",
     "tests.plugins.web",
+    "tests.plugins.browser",
 ]

@@ -155,3 +155,20 @@ async def next_event(resp: aiohttp.ClientResponse, kind: str | None = None) -> S
         msg = await read_sse(resp)
         if msg.event is not None and msg.event != "hello" and (kind is None or msg.event == kind):
             return msg
+
+
+async def add_goal(store: Store, blobs: BlobStore, video: Path, *, fixture_id: int = FX_LIVE,
+                   elapsed: int = 78, scorer: str = "Martin Ødegaard") -> tuple[str, str]:
+    """A new confirmed goal with one kept, stored clip (what the pipeline leaves); its ids."""
+    now = datetime.now(UTC)
+    gid = f"g{fixture_id}-live{elapsed}"
+    await store.goals.insert_one(_goal(gid, fixture_id, 9, elapsed, scorer, records.GOAL_SEARCHING, now))
+    clip_id = f"c{elapsed}kept"
+    key = blobs.key_for(records.clip_key(fixture_id, gid, f"{elapsed:016x}"))
+    await blobs.put_file(key, video, content_type="video/mp4", metadata={"clip-id": clip_id})
+    await store.clips.insert_one({
+        "_id": clip_id, "goal_id": gid, "fixture_id": fixture_id, "source": "fake",
+        "source_url": f"https://x.example/live/{elapsed}", "post_url": f"https://x.example/live/{elapsed}",
+        "state": records.CLIP_KEPT, "width": 640, "height": 360, "duration_s": 4.0, "codec": "h264",
+        "blob_key": key, "sha256": f"{elapsed:064x}", "created_at": now})
+    return gid, clip_id

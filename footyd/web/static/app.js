@@ -13,6 +13,7 @@ let loaded = false;
 let loading = null;
 let queued = [];
 let renderPending = false;
+let loadedOnce = false; // goals rendered after the first load flash as new
 
 function api(path, query) {
   const url = new URL(path, location.href);
@@ -196,7 +197,7 @@ function detailsEl(body, cls, label, items) {
   let d = body.querySelector(`details.${cls}`);
   if (!items.length) { if (d) d.remove(); return; }
   if (!d) { d = el("details", cls); d.append(el("summary"), el("ul")); body.append(d); }
-  d.querySelector("summary").textContent = `${items.length} ${label}`;
+  d.querySelector("summary").textContent = `${items.length} ${items.length === 1 ? label[0] : label[1]}`;
   d.querySelector("ul").replaceChildren(...items);
 }
 
@@ -210,9 +211,9 @@ function goalBody(node, g) {
   for (const fig of [...videos.children]) if (!want.includes(fig)) fig.remove();
   want.forEach((fig, i) => { if (videos.children[i] !== fig) videos.insertBefore(fig, videos.children[i] || null); });
   const byState = (s) => clips.filter((c) => c.state === s);
-  detailsEl(body, "dups", "duplicates", byState("duplicate").map((c) => listItem(c, `duplicate of ${c.duplicate_of || "?"}${c.reason ? ` (${c.reason})` : ""}`)));
-  detailsEl(body, "rejected", "rejected", byState("rejected").map((c) => listItem(c, c.reason || "rejected")));
-  detailsEl(body, "failed", "failed", byState("failed").map((c) => listItem(c, c.reason || "failed")));
+  detailsEl(body, "dups", ["duplicate", "duplicates"], byState("duplicate").map((c) => listItem(c, `duplicate of ${c.duplicate_of || "?"}${c.reason ? ` (${c.reason})` : ""}`)));
+  detailsEl(body, "rejected", ["rejected", "rejected"], byState("rejected").map((c) => listItem(c, c.reason || "rejected")));
+  detailsEl(body, "failed", ["failed", "failed"], byState("failed").map((c) => listItem(c, c.reason || "failed")));
   const busy = clips.filter((c) => c.state === "discovered" || c.state === "downloaded").length;
   body.querySelector(".busy").textContent = busy ? `${busy} in progress` : (kept.length ? "" : "no kept clips yet");
 }
@@ -285,6 +286,5 @@ function render() {
   }
   loadedOnce = loaded;
 }
-let loadedOnce = false;
 
 connect();
