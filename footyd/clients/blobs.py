@@ -289,6 +289,10 @@ class LocalBlobStore:
         except OSError as exc:
             raise Retryable(f"local store cleanup failed: {exc}") from exc
 
+    def local_path(self, key: str) -> Path:
+        """The file holding a key (inside the root by construction; may not exist)."""
+        return self._path(key)
+
     async def ping(self) -> bool:
         return await asyncio.to_thread(os.access, self.root, os.W_OK)
 
