@@ -10,7 +10,7 @@ from footyd import records
 from footyd.demo_report import GoalRow, Snapshot, clip_counts, goal_label, score_text
 
 SUMMARY_COLUMNS = ("goal", "state", "detected", "confirmed", "cancelled", "found", "kept", "dups",
-                   "rejected/failed (why)", "goal→1st kept")
+                   "rejected/failed (why)", "to 1st kept")
 
 
 class Display(Protocol):

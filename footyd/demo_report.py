@@ -75,8 +75,12 @@ def clip_counts(clips: list[dict[str, Any]]) -> Counter[str]:
 
 
 def _short_reason(reason: str) -> str:
-    reason = reason.removeprefix("filtered: ")
-    return reason if len(reason) <= 40 else reason[:39] + "…"
+    """`filtered: aspect 0.56 (360x640) outside [1.6, 1.9]` -> `aspect 0.56`."""
+    if reason.startswith("filtered: "):
+        reason = reason.removeprefix("filtered: ").split(" (")[0].split(" outside")[0]
+    else:
+        reason = reason.split(":")[0]
+    return reason[:32]
 
 
 @dataclass(frozen=True)
