@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ from footyd.demo_display import (
 from footyd.demo_report import GoalRow, Snapshot, differences, goal_row, match_goals, snapshot
 from footyd.demo_script import DemoScript
 from footyd.errors import ExitCode
-from footyd.sim.clipgen import generate_catalogue
+from footyd.sim.clipgen import CATALOGUE, generate_catalogue
 from footyd.sim.clips import ClipHost
 from footyd.sim.football import ScaledClock, SimFootball
 from footyd.sim.mongo import start_secantus, stop_secantus
@@ -134,25 +135,22 @@ class Demo:
 
     async def _start(self) -> None:
         opts = self.opts
-        self._temp = opts.dir is None
-        self._workdir = Path(opts.dir or tempfile.mkdtemp(prefix="footyd-demo-")).resolve()
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        if self._temp and not opts.keep:
-            self._stack.callback(shutil.rmtree, self.workdir, True)
+        self._prepare_workdir()
         self.say(f"footyd demo: {self.script.name}: {self.script.description}")
         env = dict(os.environ if opts.env is None else opts.env)
         uri = opts.mongo_uri or env.get("FOOTYD_MONGO__URI")
-        if uri is None:
+        if not uri:
             proc, uri = await asyncio.to_thread(start_secantus, self.workdir / "mongo")
             self._stack.callback(stop_secantus, proc)
             self.say(TEST_SERVER_NOTE)
-        clip_dir = opts.clip_dir or self.workdir / "catalogue"
-        names = {c.clip for kit in self.script.kits.values() for c in kit}
-        self.say("generating the demo's H.264 clips ...")
+        names = sorted({c.clip for kit in self.script.kits.values() for c in kit})
+        clip_dir = opts.clip_dir or clip_cache_dir(env)
+        if not _cached(clip_dir, names):
+            self.say(f"generating the demo's H.264 clips once, into {clip_dir} ...")
         await asyncio.to_thread(generate_catalogue, clip_dir, codec="h264", names=names)
         await self._start_sims(clip_dir)
         self._setup_logs()
-        self.cfg = self._config(uri, env)
+        self.cfg = self._config(str(uri), env)
         self.clips_at = (f"{self.cfg.storage.local_dir}" if self.cfg.storage.kind == "local"
                          else f"s3://{self.cfg.storage.bucket}/{self.cfg.storage.prefix}")
         self._store = await self._stack.enter_async_context(Store(self.cfg.mongo))
@@ -162,6 +160,13 @@ class Demo:
         self._stack.push_async_callback(self._stop_daemon)
         self.say(f"daemon: health {self.health_url}" + (f", page {self.page_url}"
                                                          if self.page_url else ""))
+
+    def _prepare_workdir(self) -> None:
+        self._temp = self.opts.dir is None
+        self._workdir = Path(self.opts.dir or tempfile.mkdtemp(prefix="footyd-demo-")).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self._temp and not self.opts.keep:
+            self._stack.callback(shutil.rmtree, self.workdir, True)
 
     async def _start_sims(self, clip_dir: Path) -> None:
         self._clock = ScaledClock(self.minute_s)
@@ -273,6 +278,18 @@ class Demo:
         return "\n".join(lines)
 
 
+def clip_cache_dir(env: Mapping[str, str]) -> Path:
+    """Where generated demo clips are cached: $XDG_CACHE_HOME/footyd/, keyed by the catalogue."""
+    specs = repr(sorted(CATALOGUE.items())) + "h264"
+    digest = hashlib.sha256(specs.encode()).hexdigest()[:12]
+    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "footyd" / f"demo-clips-{digest}"
+
+
+def _cached(clip_dir: Path, names: Sequence[str]) -> bool:
+    return all((clip_dir / CATALOGUE[n].filename).exists() for n in names)
+
+
 def _exit_of(task: asyncio.Task[int]) -> str:
     if task.cancelled():
         return "cancelled"
@@ -295,9 +312,15 @@ async def started_demo(options: DemoOptions | None = None) -> AsyncIterator[Demo
 
 def main(options: DemoOptions) -> int:
     """The CLI entry: run the demo, map failures to exit codes."""
+    # the broken clip makes OpenCV's FFmpeg backend print to stderr in pool workers (inherited
+    # env): the demo's output is the view, the daemon's log has the rejection with its reason
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         result = asyncio.run(run_demo(options))
     except (FileNotFoundError, ValueError, subprocess.SubprocessError, RuntimeError) as exc:
         print(f"footyd demo: cannot run: {exc}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130  # interrupted before the daemon took over SIGINT
     return result.exit_code

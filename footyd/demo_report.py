@@ -139,7 +139,8 @@ def match_goals(script: DemoScript, snap: Snapshot) -> list[tuple[DemoGoal | Non
                 pairs.append((expected[i] if i < len(expected) else None, doc))
     known = {fx.id for fx in script.fixtures}
     pairs.extend((None, g) for g in snap.goals if g["fixture_id"] not in known)
-    return pairs
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return sorted(pairs, key=lambda p: (p[1]["fixture_id"], _aware(p[1].get("first_seen_at")) or epoch))
 
 
 def _check_goal(row: GoalRow, label: str) -> list[str]:
