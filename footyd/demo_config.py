@@ -43,5 +43,7 @@ def demo_tree(script: DemoScript, *, minute_s: float, sim: SimFootball, host: Cl
     }
     page = None
     if web:
-        pass  # the [web] section lands with the web page
+        listen = f"127.0.0.1:{free_port()}"
+        tree["web"] = {"enabled": True, "listen": listen, "poll_interval_s": max(0.2, poll_s)}
+        page = f"http://{listen}/"
     return tree, f"http://{health}/healthz", page
