@@ -100,7 +100,8 @@ class Demo:
         self.opts = options or DemoOptions()
         self.script: DemoScript = demo_script.load(self.opts.script).variant(self.opts.short)
         self.minute_s = self.script.minute_s / self.opts.speed
-        self.stop = asyncio.Event()
+        self.stop = asyncio.Event()  # set it to end the demo (the daemon drains and stops)
+        self.summarised = asyncio.Event()  # the day is over and its summary printed
         self.page_url: str | None = None
         self.health_url = ""
         self.clips_at = ""
@@ -253,6 +254,7 @@ class Demo:
         wall_s = round(time.monotonic() - self._started, 1)
         summary = self._summary(snap, rows, problems, wall_s)
         self.say(summary)
+        self.summarised.set()
         if self.opts.serve and not self._daemon_task.done():
             self.say(f"serving until Ctrl-C: page {self.page_url or '(web disabled)'}")
             await self.stop.wait()

@@ -8,11 +8,12 @@ import os
 import sys
 from pathlib import Path
 
+import aiohttp
 import av
 import pytest
 
 from footyd import demo_script
-from footyd.demo import DemoOptions, clip_cache_dir, run_demo
+from footyd.demo import DemoOptions, clip_cache_dir, started_demo
 from footyd.errors import ExitCode
 from footyd.sim.clipgen import generate_catalogue
 from tests.plugins.servers import MongoServer
@@ -68,8 +69,23 @@ async def test_demo_short_day_runs_to_completion_and_matches_its_script(
 ) -> None:
     out = io.StringIO()
     opts = DemoOptions(short=True, speed=2.0, dir=tmp_path / "demo", mongo_uri=mongo_server.uri,
-                       plain=True, out=out, env={"XDG_CACHE_HOME": str(demo_cache)}, web=False)
-    result = await run_demo(opts)
+                       plain=True, out=out, env={"XDG_CACHE_HOME": str(demo_cache)}, serve=True)
+    async with started_demo(opts) as demo:
+        assert demo.page_url is not None
+        playing = asyncio.create_task(demo.wait())
+        await asyncio.wait_for(demo.summarised.wait(), 110)
+        # --serve: after the day the daemon and its page are still up
+        async with aiohttp.ClientSession() as http:
+            async with http.get(demo.page_url + "api/fixtures/7002") as resp:
+                assert resp.status == 200
+                day = await resp.json()
+            assert len(day["goals"]) == 3
+            kept = [c for g in day["goals"] for c in g["clips"] if c["state"] == "kept"]
+            async with http.get(demo.page_url + f"api/clips/{kept[0]['id']}/video") as resp:
+                assert resp.status == 200 and len(await resp.read()) > 10_000
+        assert not playing.done()
+        demo.stop.set()
+        result = await playing
 
     assert result.exit_code == ExitCode.OK, result.summary
     assert result.differences == ()
