@@ -164,6 +164,8 @@ def _add_extra_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p = add("advance", cmd_advance, "move a fixture to another stage by hand")
     p.add_argument("fixture_id", type=int)
     p.add_argument("--to", required=True, choices=["staging", "active", "completed"])
+    p = add("retention", cmd_retention, "delete completed fixtures older than retention.days")
+    p.add_argument("--dry-run", action="store_true", help="print what would go, delete nothing")
 
 
 async def _ingest(cfg: Config, day: date, teams: list[int], leagues: list[int]) -> dict[str, Any]:
@@ -214,6 +216,25 @@ def cmd_advance(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return ExitCode.ERROR
     print(f"fixture {args.fixture_id}: {before} -> {args.to}")
+    return ExitCode.OK
+
+
+async def _retention(cfg: Config, dry_run: bool) -> dict[str, Any]:
+    from footyd.clients.blobs import open_blob_store
+    from footyd.clients.store import Store
+    from footyd.stages.retention import Retention
+
+    async with Store(cfg.mongo) as store, open_blob_store(cfg.storage) as blobs:
+        return (await Retention(cfg, store, blobs).run(dry_run=dry_run)).as_dict()
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg.retention.days is None:
+        print("footyd: retention is off: set [retention] days (FOOTYD_RETENTION__DAYS)",
+              file=sys.stderr)
+        return ExitCode.CONFIG
+    print(json.dumps(_oneshot(cfg, _retention(cfg, args.dry_run)), indent=2))
     return ExitCode.OK
 
 
