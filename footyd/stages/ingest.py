@@ -130,7 +130,7 @@ class Ingest:
             result = await self._store.fixtures.update_one(
                 {"_id": fx.id, "stage": {"$ne": "completed"}},
                 {
-                    "$set": {**fixture_fields(fx), "ingested_at": now},
+                    "$set": {**fixture_fields(fx), "ingested_at": now, "updated_at": now},
                     "$setOnInsert": {"stage": initial_stage(fx.status_short),
                                      "created_at": now, "terminal_since": None},
                 },

@@ -186,6 +186,7 @@ class Monitor:
                     **{k: {"$literal": v} for k, v in fixture_fields(fx).items()},
                     **({"api_raw": raw_json(fx.raw)} if self.cfg.monitor.keep_raw else {}),
                     "last_polled_at": now,
+                    "updated_at": now,
                     "terminal_since": (
                         {"$ifNull": ["$terminal_since", now]} if finished else None
                     ),
@@ -232,7 +233,7 @@ class Monitor:
             return
         moved = await self._store.fixtures.find_one_and_update(
             {"_id": doc["_id"], "stage": doc["stage"]},
-            {"$set": {"stage": target, STAGE_STAMP[target]: now}},
+            {"$set": {"stage": target, STAGE_STAMP[target]: now, "updated_at": now}},
         )
         if moved is not None:
             report.transitions[doc["_id"]] = target
