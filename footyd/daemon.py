@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -21,6 +22,7 @@ from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.errors import ConfigError, ExitCode
 from footyd.health import HealthServer
+from footyd.heartbeat import Heartbeat, runtime_fields
 from footyd.metrics import (
     BUILD_INFO,
     CONFIG_RELOAD_SUCCESS,
@@ -56,6 +58,7 @@ class Daemon:
         self._stop_signals = 0
         self.runtime: Runtime | None = None
         self.health: HealthServer | None = None
+        self.last_reload: dict[str, object] | None = None  # shown by `footyd status`
 
     # -- signals: handlers only set events --------------------------------------------------
     def _on_stop_signal(self, signame: str) -> None:
@@ -128,6 +131,8 @@ class Daemon:
         pool = ProcessPool(cfg.dedup.workers)
         stack.callback(pool.shutdown)
         self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)
+        await stack.enter_async_context(Heartbeat(
+            store, cfg.health.stale_tick_s / 4, cfg.health.stale_tick_s, self._heartbeat_fields))
         health = HealthServer(
             cfg.health,
             last_tick=lambda: self.runtime.scheduler.last_tick if self.runtime else None,
@@ -135,6 +140,10 @@ class Daemon:
         )
         if cfg.health.enabled:
             self.health = await stack.enter_async_context(health)
+
+    def _heartbeat_fields(self) -> dict[str, object]:
+        return {**runtime_fields(self.runtime), "last_reload": self.last_reload,
+                "config_hash": config_mod.config_hash(self.cfg)}
 
     def _features(self) -> dict[str, object]:
         cfg = self.cfg
@@ -170,6 +179,7 @@ class Daemon:
                 CONFIG_RELOAD_SUCCESS.set(0)
                 CONFIG_RELOADS.labels("failed").inc()
                 log.error("config_reload_failed", errors=exc.errors, path=str(self.config_path))
+                self.last_reload = {"at": datetime.now(UTC), "ok": False, "errors": exc.errors}
                 return False
             changed = config_mod.diff(self.cfg, new)
             hot = [k for k in changed if config_mod.is_hot(k)]
@@ -183,6 +193,7 @@ class Daemon:
             CONFIG_RELOAD_TIMESTAMP.set(time.time())
             CONFIG_RELOADS.labels("ok").inc()
             log.info("config_reloaded", changed=hot, config_hash=config_mod.config_hash(self.cfg))
+            self.last_reload = {"at": datetime.now(UTC), "ok": True, "changed": hot, "needs_restart": cold}
             if cold:
                 log.warning("config_change_needs_restart", keys=cold)
             return True
