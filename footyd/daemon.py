@@ -59,6 +59,7 @@ class Daemon:
         self.runtime: Runtime | None = None
         self.health: HealthServer | None = None
         self.last_reload: dict[str, object] | None = None  # shown by `footyd status`
+        self.heartbeat: Heartbeat | None = None
 
     # -- signals: handlers only set events --------------------------------------------------
     def _on_stop_signal(self, signame: str) -> None:
@@ -131,7 +132,7 @@ class Daemon:
         pool = ProcessPool(cfg.dedup.workers)
         stack.callback(pool.shutdown)
         self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)
-        await stack.enter_async_context(Heartbeat(
+        self.heartbeat = await stack.enter_async_context(Heartbeat(
             store, cfg.health.stale_tick_s / 4, cfg.health.stale_tick_s, self._heartbeat_fields))
         health = HealthServer(
             cfg.health,
@@ -178,8 +179,8 @@ class Daemon:
             except ConfigError as exc:
                 CONFIG_RELOAD_SUCCESS.set(0)
                 CONFIG_RELOADS.labels("failed").inc()
+                await self._record_reload(ok=False, errors=exc.errors)
                 log.error("config_reload_failed", errors=exc.errors, path=str(self.config_path))
-                self.last_reload = {"at": datetime.now(UTC), "ok": False, "errors": exc.errors}
                 return False
             changed = config_mod.diff(self.cfg, new)
             hot = [k for k in changed if config_mod.is_hot(k)]
@@ -192,13 +193,19 @@ class Daemon:
             CONFIG_RELOAD_SUCCESS.set(1)
             CONFIG_RELOAD_TIMESTAMP.set(time.time())
             CONFIG_RELOADS.labels("ok").inc()
+            await self._record_reload(ok=True, changed=hot, needs_restart=cold)
             log.info("config_reloaded", changed=hot, config_hash=config_mod.config_hash(self.cfg))
-            self.last_reload = {"at": datetime.now(UTC), "ok": True, "changed": hot, "needs_restart": cold}
             if cold:
                 log.warning("config_change_needs_restart", keys=cold)
             return True
         finally:
             self.notifier.ready("running")
+
+    async def _record_reload(self, **fields: object) -> None:
+        """Remember the reload's result and publish it in the heartbeat before it is logged."""
+        self.last_reload = {"at": datetime.now(UTC), **fields}
+        if self.heartbeat is not None:
+            await self.heartbeat.beat()
 
     async def _drain(self) -> None:
         cfg = self.cfg.shutdown
