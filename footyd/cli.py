@@ -1,4 +1,5 @@
-"""Command line: run | check-config | status | healthcheck | ingest | advance | redrive | search."""
+"""Command line: run | check-config | status | healthcheck | ingest | advance | redrive | search
+| retention."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from footyd import cli_config, cli_fixtures, cli_ops, logs
+from footyd import cli_config, cli_fixtures, cli_ops, cli_retention, logs
 from footyd import config as config_mod
 from footyd.build import version
 from footyd.cli_common import AddCommand, Command, config_help, default_config, load_valid
@@ -25,6 +26,7 @@ REGISTRARS: list[Callable[[AddCommand], None]] = [
     cli_config.register,
     cli_ops.register,
     cli_fixtures.register,
+    cli_retention.register,
 ]
 
 
