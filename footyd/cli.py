@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -71,7 +72,34 @@ def _parser() -> argparse.ArgumentParser:
     add("run", cmd_run, "run the daemon")
     for register in REGISTRARS:
         register(add)
+    _add_demo_command(sub)
     return parser
+
+
+def _add_demo_command(sub: Any) -> None:
+    p = sub.add_parser("demo", help="play a simulated match day through the real daemon")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="match clock speed-up (default 1: about 80 s for the day)")
+    p.add_argument("--dir", type=Path, default=None,
+                   help="work dir for clips, logs and the embedded MongoDB (default: a temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir")
+    p.add_argument("--serve", action="store_true",
+                   help="keep the daemon and page up after the day until Ctrl-C")
+    p.add_argument("--plain", action="store_true", help="plain log lines, no live view")
+    p.add_argument("--short", action="store_true", help="play only the script's short variant")
+    p.add_argument("--script", type=Path, default=None, help="another demo script (TOML)")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from footyd import demo
+
+    if not args.speed > 0:
+        print("footyd demo: --speed must be > 0", file=sys.stderr)
+        return ExitCode.USAGE
+    return demo.main(demo.DemoOptions(
+        script=args.script, short=args.short, speed=args.speed, dir=args.dir, keep=args.keep,
+        serve=args.serve, plain=True if args.plain else None, install_signals=True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

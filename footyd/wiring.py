@@ -211,9 +211,17 @@ async def open_video_pipeline(
     return pipeline, [search, download, dedup, notify]
 
 
+API_STATUS_BUDGET_S = 120.0  # /status is informational: never worth more than this
+
+
 async def _log_api_status(client: FootballClient) -> None:
+    """Log the plan and today's usage; runs as an owned task, off the startup path."""
     try:
-        st = await client.status()
+        async with asyncio.timeout(API_STATUS_BUDGET_S):
+            st = await client.status()
+    except TimeoutError:
+        log.warning("api_status_failed", error=f"no answer within {API_STATUS_BUDGET_S} s")
+        return
     except FootydError as exc:
         log.warning("api_status_failed", error=str(exc))
         return
@@ -244,7 +252,7 @@ async def wire(
                  scheduler=scheduler, client=client, stages=stages)
     scheduler.add_daily(RETENTION_JOB, rt.run_retention, cfg.retention.at)  # off: days unset
     if client is not None:
-        await _log_api_status(client)
+        rt.spawn(_log_api_status(client), "api-status")  # retries must not delay READY
         rt.ingest = Ingest(store, client, clock=utcnow)
         rt.monitor = Monitor(
             cfg, store, client,

@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Any
 
 import structlog
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,6 +21,7 @@ log = structlog.get_logger(__name__)
 # Re-exported so stages never import pymongo themselves.
 DuplicateKey = DuplicateKeyError
 StoreError = PyMongoError
+BadDocument = InvalidDocument  # a value BSON cannot hold (bad key, ...)
 AFTER = ReturnDocument.AFTER
 Doc = dict[str, Any]
 
