@@ -51,7 +51,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("kept_at", ASCENDING)], name="kept_at", sparse=True),
         IndexModel([("deduped_at", ASCENDING)], name="deduped_at", sparse=True),
     ],
-    "notifications": [  # _id is (event id, webhook): one delivery each, however often derived
+    "notifications": [  # one delivery per (event, webhook), however often an event is derived
+        IndexModel([("event_id", ASCENDING), ("webhook", ASCENDING)], unique=True,
+                   name="event_webhook"),
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_next"),
         IndexModel([("fixture_id", ASCENDING)], name="fixture_id"),
     ],
