@@ -199,6 +199,49 @@ class HealthConfig(Section):
         return int(self.listen.rsplit(":", 1)[1])
 
 
+class WebConfig(Section):
+    """The read-only page and its JSON API + SSE stream (footyd/web)."""
+
+    enabled: bool = False
+    listen: str = Field("127.0.0.1:8464", pattern=r"^(\[[0-9a-fA-F:]+\]|[^:\[\]]+):\d{1,5}$")
+    token: SecretStr | None = None  # bearer or ?token=; required off loopback
+    presign_ttl_s: int = Field(300, ge=10, le=3600)  # S3 clips: lifetime of the redirect URL
+    keepalive_s: float = Field(15.0, gt=0, le=300)  # SSE comment when nothing else was sent
+    feed: Literal["auto", "change_stream", "poll"] = "auto"  # auto: change streams if supported
+    poll_interval_s: float = Field(2.0, gt=0, le=60)  # the poll feed's period
+    poll_window_days: int = Field(2, ge=0, le=14)  # the poll feed watches kickoffs within this
+    resume_buffer: int = Field(2000, ge=10, le=100_000)  # events kept for Last-Event-ID resume
+    max_streams: int = Field(100, ge=1, le=10_000)  # concurrent SSE clients
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> WebConfig:
+        if self.enabled and not is_loopback(self.host) and not (
+            self.token and self.token.get_secret_value()
+        ):
+            raise ValueError(
+                f"listen {self.listen} is not a loopback address: set web.token (or web.token_file)"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (what only this machine can reach)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
 class LogConfig(Section):
     level: LevelName = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -240,6 +283,7 @@ class Config(Section):
     mongo: MongoConfig = Field(default_factory=MongoConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     shutdown: ShutdownConfig = Field(default_factory=ShutdownConfig)
 

@@ -154,6 +154,15 @@ class S3BlobStore:
             raise Retryable(f"S3 list of {prefix} failed: {exc}") from exc
         return sorted(keys)
 
+    async def presigned_url(self, key: str, ttl_s: int) -> str:
+        """A short-lived GET URL for one object (the web page's clip redirect)."""
+        try:
+            url: str = await self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_s)
+        except (ClientError, BotoCoreError) as exc:
+            raise Retryable(f"S3 presign of {key} failed: {exc}") from exc
+        return url
+
     async def ping(self) -> bool:
         try:
             await self._s3.head_bucket(Bucket=self.bucket)
@@ -244,6 +253,10 @@ class LocalBlobStore:
             return sorted(out)
 
         return await asyncio.to_thread(_walk)
+
+    def local_path(self, key: str) -> Path:
+        """The file holding a key (inside the root by construction; may not exist)."""
+        return self._path(key)
 
     async def ping(self) -> bool:
         return await asyncio.to_thread(os.access, self.root, os.W_OK)

@@ -1,19 +1,22 @@
-"""Deterministic synthetic video clips (seeded moving shapes + noise) written with OpenCV mp4v."""
+"""Deterministic synthetic video clips (seeded moving shapes + noise): OpenCV mp4v or PyAV H.264."""
 
 from __future__ import annotations
 
 import os
 import random
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
 import numpy as np
 
 FOURCC = "mp4v"
+CODECS = ("mp4v", "h264")
 
 
 class ClipWriteError(RuntimeError):
@@ -137,6 +140,60 @@ def _write(path: Path, frames: Iterator[np.ndarray], *, width: int, height: int,
     return count
 
 
+@dataclass(frozen=True)
+class H264Options:
+    """Broadcaster-like libx264 settings: CRF (or a capped bitrate), fixed GOP, faststart mp4."""
+
+    preset: str = "veryfast"
+    crf: int = 23
+    bitrate_kbps: int | None = None  # set: ABR with maxrate/bufsize instead of CRF
+    gop_s: float = 2.0
+    profile: str = "high"
+
+
+def _frame_rate(fps: float) -> Fraction:
+    """Exact stream rate: NTSC-style 29.97/59.94/23.976 become N*1000/1001, others a near fraction."""
+    ntsc = round(fps * 1.001)
+    if abs(fps - ntsc / 1.001) < 1e-3 and abs(fps - ntsc) > 1e-3:
+        return Fraction(ntsc * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _write_h264(path: Path, frames: Iterator[np.ndarray], *, width: int, height: int, fps: float,
+                opts: H264Options) -> int:
+    """Encode BGR frames as H.264 yuv420p in an mp4 with the moov atom up front (browser-playable)."""
+    if width % 2 or height % 2:
+        raise ValueError(f"h264/yuv420p needs even width and height, got {width}x{height}")
+    rate = _frame_rate(fps)
+    count = 0
+    # +faststart: moov before mdat, so a <video> element starts playing before the whole file arrives
+    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        ctx = stream.codec_context
+        ctx.gop_size = max(1, round(opts.gop_s * fps))
+        ctx.profile = opts.profile
+        options = {"preset": opts.preset, "sc_threshold": "0"}  # sc_threshold 0: GOP stays fixed
+        if opts.bitrate_kbps is None:
+            options["crf"] = str(opts.crf)
+        else:
+            ctx.bit_rate = opts.bitrate_kbps * 1000
+            options |= {"maxrate": f"{opts.bitrate_kbps}k", "bufsize": f"{2 * opts.bitrate_kbps}k"}
+        ctx.options = options
+        for frame in frames:
+            if frame.shape[:2] != (height, width):
+                raise ClipWriteError(f"frame {frame.shape[:2]} != {(height, width)}")
+            vf = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
+            vf.pts = count
+            vf.time_base = 1 / rate
+            container.mux(stream.encode(vf))
+            count += 1
+        container.mux(stream.encode(None))
+    if count == 0 or path.stat().st_size == 0:
+        raise ClipWriteError(f"nothing written to {path}")
+    return count
+
+
 def _degrade(src: Path, *, quality: int, width: int, height: int) -> Iterator[np.ndarray]:
     """Read a written clip back and JPEG-degrade + down/upscale each frame (a lossy re-encode)."""
     cap = cv2.VideoCapture(str(src))
@@ -163,29 +220,39 @@ def _degrade(src: Path, *, quality: int, width: int, height: int) -> Iterator[np
 
 def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640, height: int = 360,
                fps: float = 25.0, quality: int | None = None, overlay: str | None = None,
-               trim_start_s: float = 0.0, scene: int | None = None) -> Path:
+               trim_start_s: float = 0.0, scene: int | None = None, codec: str = "mp4v",
+               h264: H264Options | None = None) -> Path:
     """Write a seeded synthetic clip; `scene` (default `seed`) fixes the content shared by variants.
 
     Content is a function of content time, so the same scene at another size, fps, start
     (`trim_start_s`), with an `overlay` text or at JPEG `quality` (1-100) is a variant of one clip.
+    `codec` "mp4v" writes with OpenCV; "h264" writes libx264 yuv420p with PyAV (`h264` settings).
     """
     if width < 16 or height < 16 or fps <= 0 or seconds <= 0:
         raise ValueError("width/height >= 16, fps > 0 and seconds > 0 required")
+    if codec not in CODECS:
+        raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
+    opts = h264 or H264Options()
+
+    def write(dest: Path, frames: Iterator[np.ndarray]) -> int:
+        if codec == "h264":
+            return _write_h264(dest, frames, width=width, height=height, fps=fps, opts=opts)
+        return _write(dest, frames, width=width, height=height, fps=fps)
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = _frames(seed=seed, scene=seed if scene is None else scene, seconds=seconds,
                      width=width, height=height, fps=fps, overlay=overlay,
                      trim_start_s=trim_start_s)
     if quality is None:
-        _write(path, frames, width=width, height=height, fps=fps)
+        write(path, frames)
         return path
     fd, tmp_name = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         expected = _write(tmp, frames, width=width, height=height, fps=fps)
-        written = _write(path, _degrade(tmp, quality=quality, width=width, height=height),
-                         width=width, height=height, fps=fps)
+        written = write(path, _degrade(tmp, quality=quality, width=width, height=height))
     finally:
         tmp.unlink(missing_ok=True)
     if abs(written - expected) > 1:
@@ -222,6 +289,7 @@ class ClipSpec:
     overlay: str | None = None
     trim_start_s: float = 0.0
     status: int = 200
+    codec: str = "mp4v"
     note: str = ""
 
     @property
@@ -261,13 +329,21 @@ CATALOGUE: dict[str, ClipSpec] = {s.name: s for s in (
 GARBAGE_BYTES = 200_000
 
 
-def generate_catalogue(directory: Path) -> dict[str, Path]:
-    """Write every file-backed catalogue entry missing from `directory`; return name -> path."""
+def generate_catalogue(directory: Path, *, codec: str | None = None,
+                       names: Iterable[str] | None = None) -> dict[str, Path]:
+    """Write every file-backed catalogue entry missing from `directory`; return name -> path.
+
+    `codec` ("mp4v" or "h264") overrides each entry's own codec, e.g. H.264 for browser demos;
+    `names` limits generation to those entries.
+    """
+    if codec is not None and codec not in CODECS:
+        raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
+    wanted = None if names is None else set(names)
     for spec in CATALOGUE.values():
-        if spec.kind not in ("clip", "garbage"):
+        if spec.kind not in ("clip", "garbage") or (wanted is not None and spec.name not in wanted):
             continue
         path = directory / spec.filename
         if not path.exists():
@@ -278,7 +354,8 @@ def generate_catalogue(directory: Path) -> dict[str, Path]:
             else:
                 write_clip(tmp, seed=spec.seed, scene=spec.scene, seconds=spec.seconds,
                            width=spec.width, height=spec.height, quality=spec.quality,
-                           overlay=spec.overlay, trim_start_s=spec.trim_start_s)
+                           overlay=spec.overlay, trim_start_s=spec.trim_start_s,
+                           codec=codec or spec.codec)
             os.replace(tmp, path)
         paths[spec.name] = path
     return paths
