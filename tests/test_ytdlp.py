@@ -6,9 +6,10 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from aiohttp import web
@@ -22,6 +23,7 @@ from tests.plugins.clips import ClipHostFactory
 from tests.plugins.http import serve_app
 
 MB = 1024 * 1024
+T = TypeVar("T")
 LOOPBACK_OK = AddressPolicy(allow_private=True)  # the test servers are on loopback
 
 
@@ -167,17 +169,25 @@ async def test_stalled_body_hits_outer_timeout_and_process_is_reaped(
     assert not _alive(pid)
 
 
-async def test_cancel_kills_and_reaps_the_process(clip_host: ClipHost, tmp_path: Path) -> None:
+async def _cancel_while_stalled(clip_host: ClipHost, dest: Path,
+                                inspect: Callable[[int], T]) -> tuple[int, T]:
+    """Start a download that stalls, run inspect(pid) on the live yt-dlp, then cancel it."""
     clip_host.stalled.clear()
     with capture_logs() as logs:
-        task = asyncio.create_task(_get(clip_host.url + "/stall.mp4", tmp_path, timeout_s=60,
+        task = asyncio.create_task(_get(clip_host.url + "/stall.mp4", dest, timeout_s=60,
                                         socket_timeout_s=60, max_size_mb=20))
         await asyncio.wait_for(clip_host.stalled.wait(), 30)
         (pid,) = [e["pid"] for e in logs if e["event"] == "ytdlp_started"]
-        assert _alive(pid)
+        seen = inspect(pid)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+    return pid, seen
+
+
+async def test_cancel_kills_and_reaps_the_process(clip_host: ClipHost, tmp_path: Path) -> None:
+    pid, was_alive = await _cancel_while_stalled(clip_host, tmp_path, _alive)
+    assert was_alive
     assert not _alive(pid)
     assert _files(tmp_path) == []
 
@@ -277,16 +287,7 @@ async def test_ytdlp_child_gets_a_minimal_environment(clip_host: ClipHost, tmp_p
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     assert set(child_env(tmp_path)) == {"PATH", "HOME", "LANG"}
-    clip_host.stalled.clear()
-    with capture_logs() as logs:
-        task = asyncio.create_task(_get(clip_host.url + "/stall.mp4", tmp_path, timeout_s=60,
-                                        socket_timeout_s=60, max_size_mb=20))
-        await asyncio.wait_for(clip_host.stalled.wait(), 30)
-        (pid,) = [e["pid"] for e in logs if e["event"] == "ytdlp_started"]
-        seen = _environ(pid)  # the real yt-dlp process, mid-download
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    _, seen = await _cancel_while_stalled(clip_host, tmp_path, _environ)  # the real yt-dlp
     assert set(seen) == {"PATH", "HOME", "LANG"} and seen["HOME"] == str(tmp_path)
     flat = "\n".join(f"{k}={v}" for k, v in seen.items())
     for value in SECRETS.values():
