@@ -56,6 +56,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(Daemon(cfg, Path(args.config)).run())
+    except ConfigError as exc:  # found at startup (e.g. an unsafe scratch dir)
+        log.error("startup_failed", reason="invalid configuration", errors=exc.errors)
+        print("footyd: invalid configuration:\n" + "\n".join(f"  {e}" for e in exc.errors),
+              file=sys.stderr)
+        return ExitCode.CONFIG
     except DependencyUnavailable as exc:
         log.error("startup_failed", reason=str(exc))
         print(f"footyd: cannot start: {exc}", file=sys.stderr)

@@ -38,6 +38,8 @@ class ApiFootballConfig(Section):
     daily_reserve: int = Field(100, ge=0)
     daily_limit: int | None = Field(None, ge=1)  # None: learn it from /status and headers
     per_minute_limit: int | None = Field(None, ge=1)
+    # a body past this is refused unread as malformed (a hostile or broken upstream)
+    max_response_mb: float = Field(16.0, gt=0, le=256)
 
 
 class ScopeConfig(Section):
@@ -59,6 +61,7 @@ class MonitorConfig(Section):
     activate_before_s: float = Field(300.0, ge=0)
     complete_grace_s: float = Field(600.0, ge=0)
     max_poll_interval_s: float = Field(300.0, gt=0)
+    keep_raw: bool = False  # also store each polled item's raw JSON (debugging; costs writes)
 
     @model_validator(mode="after")
     def _floor(self) -> MonitorConfig:
@@ -355,6 +358,7 @@ HOT_KEYS: frozenset[str] = frozenset(
         "monitor.activate_before_s",
         "monitor.complete_grace_s",
         "monitor.max_poll_interval_s",
+        "monitor.keep_raw",
         "goals.confirm_polls",
         "goals.cancel_polls",
         "goals.match_window_min",

@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import structlog
+from pydantic import ValidationError
 
 from footyd import config as config_mod
 from footyd import logs
@@ -128,7 +129,8 @@ class Daemon:
         store = await stack.enter_async_context(Store(cfg.mongo))
         blobs: BlobStore = await stack.enter_async_context(open_blob_store(cfg.storage))
         pool = ProcessPool(cfg.dedup.workers)
-        stack.callback(pool.shutdown)
+        # off the loop, bounded: a running job must not block the close timer or a second signal
+        stack.push_async_callback(lambda: pool.aclose(self.cfg.shutdown.close_s / 2))
         self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)
         health = HealthServer(
             cfg.health,
@@ -179,7 +181,21 @@ class Daemon:
             changed = config_mod.diff(self.cfg, new)
             hot = [k for k in changed if config_mod.is_hot(k)]
             cold = [k for k in changed if not config_mod.is_hot(k)]
-            self.cfg = _merge_hot(self.cfg, new, cold)
+            try:
+                merged = _merge_hot(self.cfg, new, cold)
+            except ValidationError as exc:
+                # a hot key validated against a restart-only key that keeps its running value
+                CONFIG_RELOAD_SUCCESS.set(0)
+                CONFIG_RELOADS.labels("failed").inc()
+                errors = {".".join(str(p) for p in err["loc"]): err["msg"] for err in exc.errors()}
+                keys = [k for k in changed if any(k == loc or k.startswith(loc + ".") for loc in errors)]
+                log.error("config_reload_failed", keys=keys, restart_only=[k for k in cold if k in keys],
+                          errors=[f"{loc}: {msg}" for loc, msg in errors.items()],
+                          reason="with restart-only keys kept at their running values the config is "
+                                 "invalid; change them together at the next restart",
+                          path=str(self.config_path))
+                return False
+            self.cfg = merged
             logs.set_level(self.cfg.log.level, self.cfg.log.libraries)
             logs.set_secrets(config_mod.secret_values(self.cfg))
             if self.runtime is not None:

@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Any
 
 import structlog
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -19,6 +20,7 @@ log = structlog.get_logger(__name__)
 # Re-exported so stages never import pymongo themselves.
 DuplicateKey = DuplicateKeyError
 StoreError = PyMongoError
+BadDocument = InvalidDocument  # a value BSON cannot hold (bad key, ...)
 AFTER = ReturnDocument.AFTER
 Doc = dict[str, Any]
 
@@ -48,7 +50,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("kept_at", ASCENDING)], name="kept_at", sparse=True),
         IndexModel([("deduped_at", ASCENDING)], name="deduped_at", sparse=True),
     ],
-    "notifications": [  # _id is (event id, webhook): one delivery each, however often derived
+    "notifications": [  # one delivery per (event, webhook), however often an event is derived
+        IndexModel([("event_id", ASCENDING), ("webhook", ASCENDING)], unique=True,
+                   name="event_webhook"),
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_next"),
         IndexModel([("fixture_id", ASCENDING)], name="fixture_id"),
     ],

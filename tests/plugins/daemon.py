@@ -58,8 +58,10 @@ def write_toml(path: Path, tree: dict[str, Any]) -> Path:
 class DaemonProcess:
     """One `footyd run` subprocess with its stdout parsed as JSON log lines."""
 
-    def __init__(self, config_path: Path, env: dict[str, str], notify_path: Path) -> None:
+    def __init__(self, config_path: Path, env: dict[str, str], notify_path: Path,
+                 argv: list[str] | None = None) -> None:
         self.config_path = config_path
+        self.argv = argv or ["-m", "footyd", "run", "-c", str(config_path)]
         self.env = env
         self.notify_path = notify_path
         self.proc: asyncio.subprocess.Process | None = None
@@ -78,7 +80,7 @@ class DaemonProcess:
         self._sock.setblocking(False)
         env = {**os.environ, **self.env, "NOTIFY_SOCKET": str(self.notify_path)}
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "footyd", "run", "-c", str(self.config_path),
+            sys.executable, *self.argv,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
             start_new_session=True,  # its own process group, like a systemd cgroup
         )
@@ -197,9 +199,11 @@ async def daemon_factory(tmp_path: Path) -> AsyncIterator[DaemonFactory]:
     started: list[DaemonProcess] = []
 
     async def _start(tree: dict[str, Any], *, env: dict[str, str] | None = None,
-                     name: str = "footyd") -> DaemonProcess:
+                     name: str = "footyd", argv: list[str] | None = None) -> DaemonProcess:
+        """argv (after the interpreter) replaces `-m footyd run -c CONFIG`; {config} is filled in."""
         cfg = write_toml(tmp_path / f"{name}.toml", tree)
-        proc = DaemonProcess(cfg, env or {}, tmp_path / f"{name}-{len(started)}.sock")
+        argv = [a.replace("{config}", str(cfg)) for a in argv] if argv else None
+        proc = DaemonProcess(cfg, env or {}, tmp_path / f"{name}-{len(started)}.sock", argv)
         started.append(proc)
         await proc.start()
         return proc
