@@ -193,6 +193,22 @@ def base_config(mongo: MongoServer, s3: S3Server, tmp: Path, database: str) -> d
 DaemonFactory = Callable[..., Awaitable[DaemonProcess]]
 
 
+async def run_cli(*args: str, env: dict[str, str] | None = None,
+                  replace_env: bool = False) -> tuple[int, str, str]:
+    """Run `python -m footyd ARGS`; return (exit code, stdout, stderr)."""
+    full_env = dict(env or {}) if replace_env else {**os.environ, **(env or {})}
+    if replace_env:
+        full_env.setdefault("PATH", os.environ.get("PATH", ""))
+        if "PYTHONPATH" in os.environ:
+            full_env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "footyd", *args, env=full_env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 @pytest.fixture
 async def daemon_factory(tmp_path: Path) -> AsyncIterator[DaemonFactory]:
     """Start footyd subprocesses from config trees; all are killed at teardown."""
