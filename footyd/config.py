@@ -142,9 +142,18 @@ class DownloadConfig(Section):
     scratch_dir: Path = Path("/tmp/footyd-scratch")
     cookies_file: Path | None = None
     ffmpeg_location: Path | None = None
+    # Media and post URLs come from the internet: loopback, private, link-local (cloud metadata)
+    # and other non-public addresses are refused unless this is on (simulator, tests, a LAN).
+    allow_private_addresses: bool = False
+    allowed_networks: tuple[str, ...] = ()  # CIDRs fetched even with the flag off (a LAN host)
 
     @model_validator(mode="after")
     def _ranges(self) -> DownloadConfig:
+        for net in self.allowed_networks:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"allowed_networks: {net!r} is not an IP network") from None
         if self.min_duration_s >= self.max_duration_s:
             raise ValueError("min_duration_s must be below max_duration_s")
         if self.aspect_min >= self.aspect_max:
@@ -373,6 +382,8 @@ HOT_KEYS: frozenset[str] = frozenset(
         "download.aspect_max",
         "download.max_attempts",
         "download.retry_backoff_s",
+        "download.allow_private_addresses",
+        "download.allowed_networks",
         "dedup.max_hamming",
         "dedup.min_consecutive",
         "api_football.daily_reserve",

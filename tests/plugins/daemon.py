@@ -183,7 +183,8 @@ def base_config(mongo: MongoServer, s3: S3Server, tmp: Path, database: str) -> d
             "secret_access_key": s3.secret_access_key, "create_bucket": True,
         },
         "health": {"listen": f"127.0.0.1:{free_port()}"},
-        "download": {"scratch_dir": str(tmp / "scratch")},
+        # the simulator's clip host is on loopback, which downloads refuse by default
+        "download": {"scratch_dir": str(tmp / "scratch"), "allow_private_addresses": True},
         "log": {"level": "info", "format": "json"},
         "dedup": {"workers": 1},
     }
