@@ -261,6 +261,58 @@ class ShutdownConfig(Section):
         return self.intake_s + self.search_s + self.download_s + self.dedup_s + self.close_s
 
 
+WebhookEvent = Literal["clip_kept", "clip_replaced", "goal_confirmed", "goal_cancelled"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("clip_kept", "clip_replaced", "goal_confirmed",
+                                            "goal_cancelled")
+
+
+class WebhookConfig(Section):
+    """One webhook receiver; its URL is a secret (Discord/Slack URLs carry their token)."""
+
+    url: SecretStr
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,40}$")  # logs; default: URL digest
+    format: Literal["json", "discord", "slack"] = "json"
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
+    secret: SecretStr | None = None  # HMAC-SHA256 of the body in X-Footyd-Signature
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _http_url(self) -> WebhookConfig:
+        if not self.url.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+    @property
+    def key(self) -> str:
+        """Stable id of this receiver in MongoDB and logs (never the URL itself)."""
+        if self.name:
+            return self.name
+        return "wh-" + hashlib.sha256(self.url.get_secret_value().encode()).hexdigest()[:10]
+
+
+class NotifyConfig(Section):
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    workers: int = Field(2, ge=1, le=16)
+    max_attempts: int = Field(8, ge=1, le=50)
+    backoff_base_s: float = Field(10.0, gt=0)
+    backoff_max_s: float = Field(3600.0, gt=0)
+    max_event_age_s: float = Field(86400.0, gt=0)  # older events are not announced
+    url_ttl_s: int = Field(86400, ge=60, le=604800)  # lifetime of presigned clip URLs
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> NotifyConfig:
+        keys = [w.key for w in self.webhooks]
+        if len(keys) != len(set(keys)):
+            raise ValueError("two webhooks share a name or URL")
+        return self
+
+
+class RetentionConfig(Section):
+    days: int | None = Field(None, ge=1)  # None: keep everything
+    at: str = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # UTC
+    stale_upload_s: float = Field(86400.0, gt=0)  # abort multipart uploads older than this
+
+
 class Config(Section):
     api_football: ApiFootballConfig = Field(default_factory=ApiFootballConfig)
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
@@ -277,6 +329,8 @@ class Config(Section):
     web: WebConfig = Field(default_factory=WebConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     shutdown: ShutdownConfig = Field(default_factory=ShutdownConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 # Keys that change behaviour live; everything else is applied on the next start.
@@ -324,6 +378,15 @@ HOT_KEYS: frozenset[str] = frozenset(
         "shutdown.download_s",
         "shutdown.dedup_s",
         "shutdown.close_s",
+        "notify.webhooks",
+        "notify.max_attempts",
+        "notify.backoff_base_s",
+        "notify.backoff_max_s",
+        "notify.max_event_age_s",
+        "notify.url_ttl_s",
+        "retention.days",
+        "retention.at",
+        "retention.stale_upload_s",
     }
 )
 
@@ -366,6 +429,10 @@ def _resolve_files(tree: dict[str, Any], prefix: str, errors: list[str]) -> None
         where = f"{prefix}{key}"
         if isinstance(value, dict):
             _resolve_files(value, where + ".", errors)
+        elif isinstance(value, list):  # arrays of tables ([[notify.webhooks]])
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    _resolve_files(item, f"{where}.{i}.", errors)
         elif key.endswith("_file") and key != "cookies_file" and isinstance(value, str):
             target = key[: -len("_file")]
             try:
@@ -481,4 +548,6 @@ def _flatten_raw(obj: Any) -> list[Any]:
         for name in type(obj).model_fields:
             out.extend(_flatten_raw(getattr(obj, name)))
         return out
+    if isinstance(obj, list):  # e.g. notify.webhooks: their URLs and secrets are redacted too
+        return [v for item in obj for v in _flatten_raw(item)]
     return [obj]
