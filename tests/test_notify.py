@@ -243,7 +243,8 @@ async def test_real_pipeline_announces_kept_and_replaced_clips_once(
             "search": {"sources": ["fake"], "attempts": 10, "interval_s": 60},
             "sources": {"fake": {"base_url": host.base_url}},
             "download": {"scratch_dir": str(tmp_path / "scratch"), "max_size_mb": 20,
-                         "timeout_s": 3, "socket_timeout_s": 1, "max_attempts": 1},
+                         "timeout_s": 3, "socket_timeout_s": 1, "max_attempts": 1,
+                         "allow_private_addresses": True},  # the clip host is loopback
             "dedup": {"workers": 1},
             "notify": {"webhooks": [{"url": rx.url("hook"), "name": "hook"}]}})
         pool = ProcessPool(1)
