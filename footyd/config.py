@@ -62,6 +62,7 @@ class MonitorConfig(Section):
     complete_grace_s: float = Field(600.0, ge=0)
     max_poll_interval_s: float = Field(300.0, gt=0)
     keep_raw: bool = False  # also store each polled item's raw JSON (debugging; costs writes)
+    poll_shape: Literal["auto", "ids"] = "auto"  # auto: `live=` when it costs fewer calls
 
     @model_validator(mode="after")
     def _floor(self) -> MonitorConfig:
@@ -350,6 +351,7 @@ HOT_KEYS: frozenset[str] = frozenset(
         "monitor.complete_grace_s",
         "monitor.max_poll_interval_s",
         "monitor.keep_raw",
+        "monitor.poll_shape",
         "goals.confirm_polls",
         "goals.cancel_polls",
         "goals.match_window_min",
