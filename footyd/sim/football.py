@@ -40,7 +40,8 @@ __all__ = ["FAULTS", "MANUAL_BASE", "ManualClock", "ScaledClock", "SimCall", "Si
 FaultKind = Literal["rate_limit_429", "rate_limit_200", "daily_exhausted", "http_500", "http_499",
                     "slow", "timeout", "malformed_json", "errors_200", "broken_item",
                     "item_huge_timestamp", "item_huge_number", "item_deep", "event_null_minute",
-                    "event_unknown_detail", "event_no_team", "oversized_body"]
+                    "event_unknown_detail", "event_no_team", "oversized_body", "live_drop",
+                    "vanish"]
 FAULTS: frozenset[str] = frozenset(FaultKind.__args__)  # type: ignore[attr-defined]
 TOKEN_ERROR = ("Error/Missing application key. Go to https://www.api-football.com/documentation-v3"
                " to learn how to get your API application key.")
@@ -413,6 +414,9 @@ class SimFootball:
         if fault is not None and fault.kind == "oversized_body":
             return await self._stream_oversized(req, fault.size_bytes)
         full = "id" in q or "ids" in q
+        if fault is not None and (fault.kind == "vanish"
+                                  or (fault.kind == "live_drop" and "live" in q)):
+            picked = [p for p in picked if p[0].id != fault.fixture_id]  # a flaky answer
         return self._reply(req, [self._item(fx, v, with_events, full=full) for fx, v in picked],
                            fault)
 

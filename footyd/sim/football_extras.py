@@ -48,14 +48,18 @@ def _player_stats(rng: random.Random, team_id: int, n: int) -> dict[str, Any]:
 def _static(fixture_id: int, home: tuple[int, str], away: tuple[int, str]
             ) -> tuple[list[Any], list[Any], list[Any]]:
     rng = random.Random(fixture_id)
-    lineups, statistics, players = [], [], []
+    lineups: list[Any] = []
+    statistics: list[Any] = []
+    players: list[Any] = []
     for team_id, name in (home, away):
-        team: dict[str, Any] = {"id": team_id, "name": name,
-                "logo": f"https://media.api-sports.io/football/teams/{team_id}.png"}
+        team: dict[str, Any] = {
+            "id": team_id, "name": name,
+            "logo": f"https://media.api-sports.io/football/teams/{team_id}.png"}
         squad = [_player(rng, team_id, n) for n in range(20)]
+        colors: dict[str, Any] = {"player": {"primary": "5badff", "number": "ffffff",
+                                             "border": "5badff"}}
         lineups.append({
-            "team": {**team, "colors": {"player": {"primary": "5badff", "number": "ffffff",
-                                                   "border": "5badff"}}},
+            "team": {**team, "colors": colors},
             "formation": "4-3-3",
             "startXI": [{"player": p} for p in squad[:11]],
             "substitutes": [{"player": {**p, "grid": None}} for p in squad[11:]],
@@ -65,7 +69,8 @@ def _static(fixture_id: int, home: tuple[int, str], away: tuple[int, str]
         statistics.append({"team": team, "statistics": [
             {"type": t, "value": (f"{rng.randint(35, 65)}%" if "%" in t or "Possession" in t
                                   else rng.randint(0, 20))} for t in TEAM_STATS]})
-        players.append({"team": {**team, "update": "2026-03-14T16:40:00+00:00"},
+        updated: dict[str, Any] = {**team, "update": "2026-03-14T16:40:00+00:00"}
+        players.append({"team": updated,
                         "players": [_player_stats(rng, team_id, n) for n in range(13)]})
     return lineups, statistics, players
 
