@@ -34,7 +34,8 @@ async def test_transient_faults_neither_create_nor_cancel_goals(match_factory: M
                                     "timeout", "rate_limit_429"], start=50):
         m.sim.inject("/fixtures", fault, count=None)
         report = await m.at(minute)
-        assert report.failed_calls == 1 and report.polled == 0, fault
+        # a failed live= call is followed by ids= (which fails too here)
+        assert report.failed_calls == report.calls >= 1 and report.polled == 0, fault
         m.sim.clear_faults()
     m.sim.inject("/fixtures", "rate_limit_429", count=1)  # one 429, then success: retried
     report = await m.at(56)
