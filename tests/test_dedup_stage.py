@@ -19,7 +19,7 @@ from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.errors import Retryable
-from footyd.media import probe
+from footyd.media import Fingerprint, VideoInfo, probe
 from footyd.media.groups import connected_groups
 from footyd.procpool import POOL_REBUILDS, ProcessPool
 from footyd.records import clip_key
@@ -102,9 +102,11 @@ class World:
                                            "state": "searching", "first_seen_at": T0, **extra})
         return goal_id
 
-    async def add(self, goal_id: str, name: str, path: Path, *, body: Path | None = None) -> str:
-        """A downloaded clip described by `path` (probe) whose stored bytes are `body` or path."""
-        info = probe(str(path))
+    async def add(self, goal_id: str, name: str, path: Path, *, body: Path | None = None,
+                  info: VideoInfo | None = None, fp: Fingerprint | None = None) -> str:
+        """A downloaded clip described by `path` (probe) whose stored bytes are `body` or path;
+        with `fp`, stored with that fingerprint as the download stage does."""
+        info = info or probe(str(path))
         data = (body or path).read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         key = self.blobs.key_for(clip_key(FIXTURE_ID, goal_id, sha))
@@ -118,7 +120,7 @@ class World:
             "duration_s": info.duration_s, "fps": info.fps,
             "bitrate_bps": len(data) * 8 / info.duration_s, "codec": info.codec,
             "blob_key": key, "stored_at": T0 + timedelta(seconds=self.stored),
-            "created_at": T0})
+            "created_at": T0, **({"fingerprint": fp.to_doc()} if fp else {})})
         self.ids[clip_id] = name
         return clip_id
 
