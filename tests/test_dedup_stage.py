@@ -141,7 +141,8 @@ class World:
         docs = (await self.clips(goal_id)).values()
         holding = {d["blob_key"] for d in docs if d["state"] in ("kept", "downloaded")}
         kept = {d["blob_key"] for d in docs if d["state"] == "kept"}
-        objects = {k for k in await self.objects() if f"/{goal_id}/" in k}
+        prefix = self.blobs.key_for(str(FIXTURE_ID), goal_id) + "/"
+        objects = set(await self.blobs.list_keys(prefix))
         assert objects == holding
         assert kept <= objects
 
