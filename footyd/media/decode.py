@@ -21,6 +21,7 @@ MAX_SIDE_PX = 8192
 # NONREF drops at most a couple of frames in a row (x264 b-frames): allowed only when the
 # stream has at least this many frames per sample interval
 NONREF_MIN_FRAMES_PER_SAMPLE = 4
+MAX_DECODE_ERRORS = 10  # corrupt packets tolerated before the rest of the file is given up
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class StreamInfo:
 
 @dataclass(frozen=True)
 class Samples:
-    """Gray frames (h x w uint8) sampled at `sample_fps`, and why decoding stopped early, if it did."""
+    """Gray frames (h x w uint8) sampled at `sample_fps`; `truncated` names decode errors met."""
 
     sample_fps: float
     frames: tuple[np.ndarray, ...]
@@ -77,12 +78,13 @@ def stream_info(path: str) -> StreamInfo:
 
 
 def sample_frames(path: str, *, sample_fps: float, width: int, height: int,
-                  max_megapixel_s: float | None = None) -> Samples:
+                  max_megapixel_s: float | None = None, allow_nonref: bool = True) -> Samples:
     """Decode `path` once and return a `width` x `height` gray frame every 1/sample_fps seconds.
 
     Sample k is the decoded frame whose timestamp is nearest to k/sample_fps after the first
-    frame (variable frame rate and skipped frames are fine). A decode error midway keeps the
-    samples so far (`truncated` says why); no sample at all raises invalid_media. With
+    frame (variable frame rate and skipped frames are fine). Corrupt packets are skipped and
+    noted in `truncated`; too many end the decode with the samples so far; no sample at all
+    raises invalid_media. With
     `max_megapixel_s`, decoding more than that many megapixel-seconds of video raises "filtered"
     (headers can lie about duration, so this is checked while decoding too).
     """
@@ -97,7 +99,7 @@ def sample_frames(path: str, *, sample_fps: float, width: int, height: int,
         ctx = stream.codec_context
         ctx.thread_count = 1  # the process pool is the parallelism
         ctx.options = {"skip_loop_filter": "all"}
-        if info.fps >= NONREF_MIN_FRAMES_PER_SAMPLE * sample_fps:
+        if allow_nonref and info.fps >= NONREF_MIN_FRAMES_PER_SAMPLE * sample_fps:
             ctx.skip_frame = "NONREF"
         frames, truncated = _sample(container, stream, sample_fps, width, height, megapixels,
                                     max_megapixel_s)
@@ -109,17 +111,30 @@ def sample_frames(path: str, *, sample_fps: float, width: int, height: int,
 def _check_cost(duration_s: float, megapixels: float, max_megapixel_s: float) -> None:
     cost = duration_s * megapixels
     if cost > max_megapixel_s:
-        raise DownloadFailed("filtered", f"decode cost {cost:.0f} megapixel-s (duration x size) "
+        raise DownloadFailed("filtered", f"decode cost {cost:.1f} megapixel-s (duration x size) "
                                          f"above max_decode_megapixel_s {max_megapixel_s:g}")
 
 
 def _decoded(container: av.container.InputContainer, stream: av.VideoStream,
              errors: list[str]) -> Iterator[av.VideoFrame]:
-    """Frames in presentation order until the end or the first decode error (noted in `errors`)."""
+    """Frames in presentation order; a corrupt packet is skipped (the decoder resyncs at the next
+    keyframe), and decoding stops at a demux error or after MAX_DECODE_ERRORS bad packets."""
     try:
-        yield from container.decode(stream)
+        for packet in container.demux(stream):
+            try:
+                yield from packet.decode()
+            except (av.FFmpegError, ValueError) as exc:
+                errors.append(f"{type(exc).__name__} at {_time_of(packet)}")
+                if len(errors) >= MAX_DECODE_ERRORS:
+                    return
     except (av.FFmpegError, EOFError, ValueError) as exc:
-        errors.append(f"decode error after some frames: {type(exc).__name__}")
+        errors.append(f"{type(exc).__name__} reading the file")
+
+
+def _time_of(packet: av.Packet) -> str:
+    if packet.pts is None or packet.time_base is None:
+        return "an unknown time"
+    return f"{float(packet.pts * packet.time_base):.1f}s"
 
 
 def _sample(container: av.container.InputContainer, stream: av.VideoStream, sample_fps: float,
@@ -153,4 +168,7 @@ def _sample(container: av.container.InputContainer, stream: av.VideoStream, samp
                 out.append(small(frame))
             target = len(out) / sample_fps
         prev = (t, frame)
-    return out, errors[0] if errors else ""
+    if not errors:
+        return out, ""
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return out, f"decode errors: {errors[0]}{more}"

@@ -108,14 +108,16 @@ def _grid(small: np.ndarray) -> np.ndarray:
     return small.astype(np.float32).reshape(HASH_H, GRID_SCALE, HASH_W, GRID_SCALE).mean(axis=(1, 3))
 
 
-def fingerprint(path: str, *, sample_fps: float, max_megapixel_s: float | None = None) -> Fingerprint:
+def fingerprint(path: str, *, sample_fps: float, max_megapixel_s: float | None = None,
+                allow_nonref: bool = True) -> Fingerprint:
     """Fingerprint `path` with one sampled PyAV decode (see media/decode.py).
 
     A decode error midway fingerprints the part before it. Raises DownloadFailed("invalid_media")
     when nothing decodes, DownloadFailed("filtered") above `max_megapixel_s` of decoding.
     """
     samples = sample_frames(path, sample_fps=sample_fps, width=HASH_W * GRID_SCALE,
-                            height=HASH_H * GRID_SCALE, max_megapixel_s=max_megapixel_s)
+                            height=HASH_H * GRID_SCALE, max_megapixel_s=max_megapixel_s,
+                            allow_nonref=allow_nonref)
     hashes: list[int] = []
     flat: list[int] = []
     for small in samples.frames:

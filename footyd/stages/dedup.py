@@ -62,6 +62,7 @@ DEDUP_SECONDS = Histogram("footyd_dedup_seconds", "Wall time of one goal's dedup
 CLIPS_DEDUPLICATED = Counter("footyd_clips_deduplicated", "Clip state changes made by dedup.",
                              ["result"], registry=REGISTRY)
 
+MATCH_TIMEOUT_S = 60.0  # comparing stored fingerprints: milliseconds per goal normally
 DURATION_TOLERANCE = 0.15  # durations within 15% of the longest compete on quality
 
 
@@ -185,7 +186,7 @@ class DedupStage:
             pairs = [] if len(docs) < 2 else await self._pool.run(
                 match_pairs, [prints[d["_id"]] for d in docs], max_hamming=dc.max_hamming,
                 min_consecutive=dc.min_consecutive, probe_fps=dc.sample_fps,
-                timeout_s=dc.timeout_s)
+                timeout_s=MATCH_TIMEOUT_S)
         except StoreError:
             raise
         except Exception as exc:  # fail closed on anything the media side throws (cv2 included)
