@@ -152,7 +152,7 @@ async def main() -> None:
     uri = os.environ.get("FOOTYD_BENCH_MONGO_URI")
     proc = tmp = None
     if not uri:
-        from tests.plugins.servers import start_secantus
+        from footyd.sim.mongo import start_secantus
 
         tmp = Path(tempfile.mkdtemp(prefix="bench-secantus-"))
         proc, uri = start_secantus(tmp)

@@ -109,7 +109,7 @@ async def main() -> None:
     uri = os.environ.get("FOOTYD_BENCH_MONGO_URI")
     proc = None
     if not uri:
-        from tests.plugins.servers import start_secantus
+        from footyd.sim.mongo import start_secantus
 
         proc, uri = start_secantus(tmp)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -19,8 +19,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from footyd.sim.mongo import start_secantus
 from tests.plugins.daemon import free_port, write_toml
-from tests.plugins.servers import start_secantus
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = 3

@@ -153,7 +153,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-s", type=float, default=3.0)
     add("status", cmd_status, "print fixture, goal and clip counts from MongoDB")
     _add_extra_commands(add)
+    _add_demo_command(sub)
     return parser
+
+
+def _add_demo_command(sub: Any) -> None:
+    p = sub.add_parser("demo", help="play a simulated match day through the real daemon")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="match clock speed-up (default 1: about 80 s for the day)")
+    p.add_argument("--dir", type=Path, default=None,
+                   help="work dir for clips, logs and the embedded MongoDB (default: a temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir")
+    p.add_argument("--serve", action="store_true",
+                   help="keep the daemon and page up after the day until Ctrl-C")
+    p.add_argument("--plain", action="store_true", help="plain log lines, no live view")
+    p.add_argument("--short", action="store_true", help="play only the script's short variant")
+    p.add_argument("--script", type=Path, default=None, help="another demo script (TOML)")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from footyd import demo
+
+    if not args.speed > 0:
+        print("footyd demo: --speed must be > 0", file=sys.stderr)
+        return ExitCode.USAGE
+    return demo.main(demo.DemoOptions(
+        script=args.script, short=args.short, speed=args.speed, dir=args.dir, keep=args.keep,
+        serve=args.serve, plain=True if args.plain else None, install_signals=True))
 
 
 def _add_extra_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
@@ -164,6 +191,8 @@ def _add_extra_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p = add("advance", cmd_advance, "move a fixture to another stage by hand")
     p.add_argument("fixture_id", type=int)
     p.add_argument("--to", required=True, choices=["staging", "active", "completed"])
+    p = add("retention", cmd_retention, "delete completed fixtures older than retention.days")
+    p.add_argument("--dry-run", action="store_true", help="print what would go, delete nothing")
 
 
 async def _ingest(cfg: Config, day: date, teams: list[int], leagues: list[int]) -> dict[str, Any]:
@@ -214,6 +243,25 @@ def cmd_advance(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return ExitCode.ERROR
     print(f"fixture {args.fixture_id}: {before} -> {args.to}")
+    return ExitCode.OK
+
+
+async def _retention(cfg: Config, dry_run: bool) -> dict[str, Any]:
+    from footyd.clients.blobs import open_blob_store
+    from footyd.clients.store import Store
+    from footyd.stages.retention import Retention
+
+    async with Store(cfg.mongo) as store, open_blob_store(cfg.storage) as blobs:
+        return (await Retention(cfg, store, blobs).run(dry_run=dry_run)).as_dict()
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg.retention.days is None:
+        print("footyd: retention is off: set [retention] days (FOOTYD_RETENTION__DAYS)",
+              file=sys.stderr)
+        return ExitCode.CONFIG
+    print(json.dumps(_oneshot(cfg, _retention(cfg, args.dry_run)), indent=2))
     return ExitCode.OK
 
 

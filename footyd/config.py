@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import tomllib
@@ -37,6 +38,8 @@ class ApiFootballConfig(Section):
     daily_reserve: int = Field(100, ge=0)
     daily_limit: int | None = Field(None, ge=1)  # None: learn it from /status and headers
     per_minute_limit: int | None = Field(None, ge=1)
+    # a body past this is refused unread as malformed (a hostile or broken upstream)
+    max_response_mb: float = Field(16.0, gt=0, le=256)
 
 
 class ScopeConfig(Section):
@@ -58,6 +61,7 @@ class MonitorConfig(Section):
     activate_before_s: float = Field(300.0, ge=0)
     complete_grace_s: float = Field(600.0, ge=0)
     max_poll_interval_s: float = Field(300.0, gt=0)
+    keep_raw: bool = False  # also store each polled item's raw JSON (debugging; costs writes)
 
     @model_validator(mode="after")
     def _floor(self) -> MonitorConfig:
@@ -191,6 +195,49 @@ class HealthConfig(Section):
         return int(self.listen.rsplit(":", 1)[1])
 
 
+class WebConfig(Section):
+    """The read-only page and its JSON API + SSE stream (footyd/web)."""
+
+    enabled: bool = False
+    listen: str = Field("127.0.0.1:8464", pattern=r"^(\[[0-9a-fA-F:]+\]|[^:\[\]]+):\d{1,5}$")
+    token: SecretStr | None = None  # bearer or ?token=; required off loopback
+    presign_ttl_s: int = Field(300, ge=10, le=3600)  # S3 clips: lifetime of the redirect URL
+    keepalive_s: float = Field(15.0, gt=0, le=300)  # SSE comment when nothing else was sent
+    feed: Literal["auto", "change_stream", "poll"] = "auto"  # auto: change streams if supported
+    poll_interval_s: float = Field(2.0, gt=0, le=60)  # the poll feed's period
+    poll_window_days: int = Field(2, ge=0, le=14)  # the poll feed watches kickoffs within this
+    resume_buffer: int = Field(2000, ge=10, le=100_000)  # events kept for Last-Event-ID resume
+    max_streams: int = Field(100, ge=1, le=10_000)  # concurrent SSE clients
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> WebConfig:
+        if self.enabled and not is_loopback(self.host) and not (
+            self.token and self.token.get_secret_value()
+        ):
+            raise ValueError(
+                f"listen {self.listen} is not a loopback address: set web.token (or web.token_file)"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (what only this machine can reach)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
 class LogConfig(Section):
     level: LevelName = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -219,6 +266,58 @@ class ShutdownConfig(Section):
         return self.intake_s + self.search_s + self.download_s + self.dedup_s + self.close_s
 
 
+WebhookEvent = Literal["clip_kept", "clip_replaced", "goal_confirmed", "goal_cancelled"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("clip_kept", "clip_replaced", "goal_confirmed",
+                                            "goal_cancelled")
+
+
+class WebhookConfig(Section):
+    """One webhook receiver; its URL is a secret (Discord/Slack URLs carry their token)."""
+
+    url: SecretStr
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,40}$")  # logs; default: URL digest
+    format: Literal["json", "discord", "slack"] = "json"
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
+    secret: SecretStr | None = None  # HMAC-SHA256 of the body in X-Footyd-Signature
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _http_url(self) -> WebhookConfig:
+        if not self.url.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+    @property
+    def key(self) -> str:
+        """Stable id of this receiver in MongoDB and logs (never the URL itself)."""
+        if self.name:
+            return self.name
+        return "wh-" + hashlib.sha256(self.url.get_secret_value().encode()).hexdigest()[:10]
+
+
+class NotifyConfig(Section):
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    workers: int = Field(2, ge=1, le=16)
+    max_attempts: int = Field(8, ge=1, le=50)
+    backoff_base_s: float = Field(10.0, gt=0)
+    backoff_max_s: float = Field(3600.0, gt=0)
+    max_event_age_s: float = Field(86400.0, gt=0)  # older events are not announced
+    url_ttl_s: int = Field(86400, ge=60, le=604800)  # lifetime of presigned clip URLs
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> NotifyConfig:
+        keys = [w.key for w in self.webhooks]
+        if len(keys) != len(set(keys)):
+            raise ValueError("two webhooks share a name or URL")
+        return self
+
+
+class RetentionConfig(Section):
+    days: int | None = Field(None, ge=1)  # None: keep everything
+    at: str = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # UTC
+    stale_upload_s: float = Field(86400.0, gt=0)  # abort multipart uploads older than this
+
+
 class Config(Section):
     api_football: ApiFootballConfig = Field(default_factory=ApiFootballConfig)
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
@@ -232,8 +331,11 @@ class Config(Section):
     mongo: MongoConfig = Field(default_factory=MongoConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     shutdown: ShutdownConfig = Field(default_factory=ShutdownConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 # Keys that change behaviour live; everything else is applied on the next start.
@@ -249,6 +351,7 @@ HOT_KEYS: frozenset[str] = frozenset(
         "monitor.activate_before_s",
         "monitor.complete_grace_s",
         "monitor.max_poll_interval_s",
+        "monitor.keep_raw",
         "goals.confirm_polls",
         "goals.cancel_polls",
         "goals.match_window_min",
@@ -281,6 +384,15 @@ HOT_KEYS: frozenset[str] = frozenset(
         "shutdown.download_s",
         "shutdown.dedup_s",
         "shutdown.close_s",
+        "notify.webhooks",
+        "notify.max_attempts",
+        "notify.backoff_base_s",
+        "notify.backoff_max_s",
+        "notify.max_event_age_s",
+        "notify.url_ttl_s",
+        "retention.days",
+        "retention.at",
+        "retention.stale_upload_s",
     }
 )
 
@@ -323,6 +435,10 @@ def _resolve_files(tree: dict[str, Any], prefix: str, errors: list[str]) -> None
         where = f"{prefix}{key}"
         if isinstance(value, dict):
             _resolve_files(value, where + ".", errors)
+        elif isinstance(value, list):  # arrays of tables ([[notify.webhooks]])
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    _resolve_files(item, f"{where}.{i}.", errors)
         elif key.endswith("_file") and key != "cookies_file" and isinstance(value, str):
             target = key[: -len("_file")]
             try:
@@ -438,4 +554,6 @@ def _flatten_raw(obj: Any) -> list[Any]:
         for name in type(obj).model_fields:
             out.extend(_flatten_raw(getattr(obj, name)))
         return out
+    if isinstance(obj, list):  # e.g. notify.webhooks: their URLs and secrets are redacted too
+        return [v for item in obj for v in _flatten_raw(item)]
     return [obj]

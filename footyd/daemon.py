@@ -29,6 +29,7 @@ from footyd.metrics import (
 )
 from footyd.procpool import ProcessPool
 from footyd.sdnotify import Notifier, watchdog_interval_s
+from footyd.web.server import WebServer
 from footyd.wiring import Runtime, wire
 
 log = structlog.get_logger(__name__)
@@ -56,6 +57,7 @@ class Daemon:
         self._stop_signals = 0
         self.runtime: Runtime | None = None
         self.health: HealthServer | None = None
+        self.web: WebServer | None = None
 
     # -- signals: handlers only set events --------------------------------------------------
     def _on_stop_signal(self, signame: str) -> None:
@@ -135,6 +137,8 @@ class Daemon:
         )
         if cfg.health.enabled:
             self.health = await stack.enter_async_context(health)
+        if cfg.web.enabled:
+            self.web = await stack.enter_async_context(WebServer(cfg.web, store=store, blobs=blobs))
 
     def _features(self) -> dict[str, object]:
         cfg = self.cfg
@@ -145,6 +149,7 @@ class Daemon:
             "leagues": len(cfg.scope.leagues),
             "api_mode": cfg.api_football.mode,
             "health": cfg.health.listen if cfg.health.enabled else None,
+            "web": cfg.web.listen if cfg.web.enabled else None,
         }
 
     async def _serve(self) -> None:

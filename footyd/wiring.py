@@ -17,6 +17,7 @@ import structlog
 from footyd.clients.blobs import BlobStore
 from footyd.clients.football import FootballClient
 from footyd.clients.store import Store
+from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config, ShutdownConfig
 from footyd.errors import FootydError
 from footyd.pipeline import Pipeline, StageSpec
@@ -28,6 +29,8 @@ from footyd.stages.dedup import DedupStage
 from footyd.stages.download import DownloadStage
 from footyd.stages.ingest import Ingest, Scope, ingest_days
 from footyd.stages.monitor import Monitor
+from footyd.stages.notify import NotifyStage
+from footyd.stages.retention import Retention
 from footyd.stages.search import SearchStage
 
 log = structlog.get_logger(__name__)
@@ -35,6 +38,7 @@ log = structlog.get_logger(__name__)
 MONITOR_JOB = "monitor_poll"
 STAGING_JOB = "monitor_staging"
 INGEST_JOB = "daily_ingest"
+RETENTION_JOB = "daily_retention"
 
 
 def utcnow() -> datetime:
@@ -97,6 +101,11 @@ class Runtime:
         if self.monitor is not None:
             await self._intake(STAGING_JOB, self.monitor.check_staging())
 
+    async def run_retention(self) -> None:
+        if self.cfg.retention.days is not None:
+            job = Retention(self.cfg, self.store, self.blobs, clock=utcnow).run()
+            await self._intake(RETENTION_JOB, job)
+
     def apply_config(self, cfg: Config) -> None:
         """Apply hot-reloadable settings to the running components."""
         old, self.cfg = self.cfg, cfg
@@ -114,6 +123,7 @@ class Runtime:
             log.info("scope_changed", teams=cfg.scope.teams, leagues=cfg.scope.leagues)
             self.spawn(self.run_ingest(), "ingest-on-reload")
         self.scheduler.reschedule_daily(INGEST_JOB, cfg.ingest.at)
+        self.scheduler.reschedule_daily(RETENTION_JOB, cfg.retention.at)
 
     async def drain(self, budgets: ShutdownConfig) -> dict[str, int]:
         """Stop intake (scheduler, ingest, polls), then drain stages in order within budgets."""
@@ -131,13 +141,16 @@ class Runtime:
 
 
 def stage_specs(cfg: Config, search: SearchStage, download: DownloadStage,
-                dedup: DedupStage) -> list[StageSpec]:
+                dedup: DedupStage, notify: NotifyStage | None = None) -> list[StageSpec]:
     """The pipeline's stages in order; worker counts come from config."""
-    return [
+    specs = [
         StageSpec("search", search.handle, cfg.search.workers, due=search.due),
         StageSpec("download", download.handle, cfg.download.concurrency, due=download.due),
         StageSpec("dedup", dedup.handle, cfg.dedup.workers, due=dedup.due),
     ]
+    if notify is not None:  # idle without webhooks; never drained (the outbox keeps its work)
+        specs.append(StageSpec("notify", notify.handle, cfg.notify.workers, due=notify.due))
+    return specs
 
 
 def clear_scratch(scratch_dir: Path) -> int:
@@ -189,16 +202,26 @@ async def open_video_pipeline(
     download = await stack.enter_async_context(
         DownloadStage(cfg, store, blobs, pool, to_dedup=handoffs.dedup, clock=clock))
     dedup = DedupStage(cfg, store, blobs, pool, clock=clock)
+    webhooks = await stack.enter_async_context(WebhookClient())
+    notify = NotifyStage(cfg, store, blobs, webhooks, clock=clock)
     scan_s = cfg.search.due_scan_s if scan_interval_s is None else scan_interval_s
-    pipeline = await stack.enter_async_context(
-        Pipeline(stage_specs(cfg, search, download, dedup), scan_interval_s=scan_s, clock=clock))
+    pipeline = await stack.enter_async_context(Pipeline(
+        stage_specs(cfg, search, download, dedup, notify), scan_interval_s=scan_s, clock=clock))
     handoffs.pipeline = pipeline
-    return pipeline, [search, download, dedup]
+    return pipeline, [search, download, dedup, notify]
+
+
+API_STATUS_BUDGET_S = 120.0  # /status is informational: never worth more than this
 
 
 async def _log_api_status(client: FootballClient) -> None:
+    """Log the plan and today's usage; runs as an owned task, off the startup path."""
     try:
-        st = await client.status()
+        async with asyncio.timeout(API_STATUS_BUDGET_S):
+            st = await client.status()
+    except TimeoutError:
+        log.warning("api_status_failed", error=f"no answer within {API_STATUS_BUDGET_S} s")
+        return
     except FootydError as exc:
         log.warning("api_status_failed", error=str(exc))
         return
@@ -227,8 +250,9 @@ async def wire(
     scheduler = await stack.enter_async_context(Scheduler())
     rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,
                  scheduler=scheduler, client=client, stages=stages)
+    scheduler.add_daily(RETENTION_JOB, rt.run_retention, cfg.retention.at)  # off: days unset
     if client is not None:
-        await _log_api_status(client)
+        rt.spawn(_log_api_status(client), "api-status")  # retries must not delay READY
         rt.ingest = Ingest(store, client, clock=utcnow)
         rt.monitor = Monitor(
             cfg, store, client,

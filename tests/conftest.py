@@ -9,4 +9,6 @@ pytest_plugins = [
     "tests.plugins.clips",
     "tests.plugins.daemon",
     "tests.plugins.monitoring",
+    "tests.plugins.web",
+    "tests.plugins.browser",
 ]

@@ -13,8 +13,9 @@ import aiohttp
 from footyd.errors import ExitCode
 from footyd.sim.football import ScaledClock
 from footyd.sim.football_script import Script
+from footyd.sim.mongo import start_secantus
 from tests.plugins.daemon import DaemonFactory, base_config, free_port
-from tests.plugins.servers import MongoServer, S3Server, start_secantus
+from tests.plugins.servers import MongoServer, S3Server
 from tests.plugins.sim import StartSim
 
 SPM = 0.25

@@ -6,7 +6,9 @@ import asyncio
 import json
 import os
 import shutil
+import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -35,6 +37,7 @@ class BlobStore(Protocol):
     async def delete(self, key: str) -> None: ...
     async def exists(self, key: str) -> bool: ...
     async def list_keys(self, prefix: str) -> list[str]: ...
+    async def abort_stale_uploads(self, older_than_s: float, *, dry_run: bool = False) -> int: ...
     async def ping(self) -> bool: ...
     def key_for(self, *parts: str) -> str: ...
 
@@ -154,6 +157,31 @@ class S3BlobStore:
             raise Retryable(f"S3 list of {prefix} failed: {exc}") from exc
         return sorted(keys)
 
+    async def abort_stale_uploads(self, older_than_s: float, *, dry_run: bool = False) -> int:
+        """Abort multipart uploads under the prefix started before now - older_than_s."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        stale: list[tuple[str, str]] = []
+        try:
+            paginator = self._s3.get_paginator("list_multipart_uploads")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._cfg.prefix):
+                stale.extend((u["Key"], u["UploadId"]) for u in page.get("Uploads", [])
+                             if u["Initiated"] < cutoff)
+            for key, upload_id in [] if dry_run else stale:
+                await self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key,
+                                                      UploadId=upload_id)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise Retryable(f"S3 multipart cleanup failed: {exc}") from exc
+        return len(stale)
+
+    async def presigned_url(self, key: str, ttl_s: int) -> str:
+        """A short-lived GET URL for one object (the web page's clip redirect)."""
+        try:
+            url: str = await self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_s)
+        except (ClientError, BotoCoreError) as exc:
+            raise Retryable(f"S3 presign of {key} failed: {exc}") from exc
+        return url
+
     async def ping(self) -> bool:
         try:
             await self._s3.head_bucket(Bucket=self.bucket)
@@ -244,6 +272,26 @@ class LocalBlobStore:
             return sorted(out)
 
         return await asyncio.to_thread(_walk)
+
+    async def abort_stale_uploads(self, older_than_s: float, *, dry_run: bool = False) -> int:
+        """Remove `.tmp` files of writes a crash interrupted (the local multipart upload)."""
+        cutoff = time.time() - older_than_s
+
+        def _sweep() -> int:
+            stale = [p for p in self.root.rglob("*.tmp") if p.is_file()
+                     and p.stat().st_mtime < cutoff]
+            for p in [] if dry_run else stale:
+                p.unlink(missing_ok=True)
+            return len(stale)
+
+        try:
+            return await asyncio.to_thread(_sweep)
+        except OSError as exc:
+            raise Retryable(f"local store cleanup failed: {exc}") from exc
+
+    def local_path(self, key: str) -> Path:
+        """The file holding a key (inside the root by construction; may not exist)."""
+        return self._path(key)
 
     async def ping(self) -> bool:
         return await asyncio.to_thread(os.access, self.root, os.W_OK)

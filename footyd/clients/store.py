@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Any
 
 import structlog
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -19,6 +20,7 @@ log = structlog.get_logger(__name__)
 # Re-exported so stages never import pymongo themselves.
 DuplicateKey = DuplicateKeyError
 StoreError = PyMongoError
+BadDocument = InvalidDocument  # a value BSON cannot hold (bad key, ...)
 AFTER = ReturnDocument.AFTER
 Doc = dict[str, Any]
 
@@ -30,6 +32,9 @@ INDEXES: dict[str, list[IndexModel]] = {
     "goals": [
         IndexModel([("fixture_id", ASCENDING), ("team_id", ASCENDING)], name="fixture_team"),
         IndexModel([("state", ASCENDING), ("next_search_at", ASCENDING)], name="state_next_search"),
+        # the notify stage finds new events by their timestamps
+        IndexModel([("confirmed_at", ASCENDING)], name="confirmed_at", sparse=True),
+        IndexModel([("cancelled_at", ASCENDING)], name="cancelled_at", sparse=True),
     ],
     "clips": [
         IndexModel(
@@ -42,6 +47,12 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="goal_sha256",
         ),
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_next"),
+        IndexModel([("kept_at", ASCENDING)], name="kept_at", sparse=True),
+        IndexModel([("deduped_at", ASCENDING)], name="deduped_at", sparse=True),
+    ],
+    "notifications": [  # _id is (event id, webhook): one delivery each, however often derived
+        IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_next"),
+        IndexModel([("fixture_id", ASCENDING)], name="fixture_id"),
     ],
 }
 
@@ -101,6 +112,10 @@ class Store:
     @property
     def clips(self) -> AsyncCollection[Doc]:
         return self.db["clips"]
+
+    @property
+    def notifications(self) -> AsyncCollection[Doc]:
+        return self.db["notifications"]
 
     async def ensure_indexes(self) -> None:
         """Create every index; raises on any failure so startup stops loudly."""

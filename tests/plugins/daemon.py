@@ -16,16 +16,10 @@ from typing import Any
 
 import pytest
 
+from footyd.sim.net import free_port
 from tests.plugins.servers import MongoServer, S3Server
 
 START_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_toml(path: Path, tree: dict[str, Any]) -> Path:

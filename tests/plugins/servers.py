@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,8 +15,7 @@ import pytest
 from footyd.clients.blobs import LocalBlobStore, S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import MongoConfig, StorageConfig
-
-_LISTEN = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+from footyd.sim.mongo import start_secantus, stop_secantus
 
 
 @dataclass(frozen=True)
@@ -41,27 +35,6 @@ class S3Server:
     region: str
 
 
-def start_secantus(tmp: Path, port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
-    """Start SecantusDB with its data under tmp; returns the process and a URI for it."""
-    log_path = tmp / f"secantus-{time.monotonic_ns()}.log"
-    exe = Path(sys.executable).with_name("secantusd-py")
-    cmd = [str(exe) if exe.exists() else "secantusd-py", "--host", "127.0.0.1", "--port", str(port),
-           "--storage-path", str(tmp / "data")]
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        match = _LISTEN.search(log_path.read_text(errors="replace"))
-        if match:
-            return proc, f"mongodb://127.0.0.1:{match.group(1)}/?retryWrites=false"
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)  # polling a log file of another process: no event to await
-    proc.kill()
-    raise RuntimeError("SecantusDB did not start:\n" + log_path.read_text(errors="replace"))
-
-
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
     """A MongoDB-wire server for the session (or FOOTYD_TEST_MONGO_URI)."""
@@ -74,12 +47,7 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServ
     try:
         yield MongoServer(uri=uri, pid=proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_secantus(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,0 +1,80 @@
+"""Webhook seam: one signed POST per attempt, time-bounded, no redirects, URL never logged."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from types import TracebackType
+
+import aiohttp
+
+from footyd.build import version
+from footyd.errors import Permanent, Retryable
+
+SIGNATURE_HEADER = "X-Footyd-Signature"
+EVENT_ID_HEADER = "X-Footyd-Event-Id"
+EVENT_HEADER = "X-Footyd-Event"
+MAX_RETRY_AFTER_S = 3600.0
+_RETRY_STATUSES = frozenset({408, 425, 429})
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The signature header value: `sha256=` + hex HMAC-SHA256 of the exact body bytes."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S) if value else None
+    except ValueError:
+        return None  # an HTTP date: the regular backoff applies
+
+
+class WebhookClient:
+    """Owns one aiohttp session for every webhook; `post` raises Retryable or Permanent."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> WebhookClient:
+        self._session = aiohttp.ClientSession(
+            headers={"User-Agent": f"footyd/{version()}"},
+            connector=aiohttp.TCPConnector(limit=16),
+        )
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, url: str, body: bytes, *, event_id: str, event: str,
+                   secret: str | None, timeout_s: float) -> int:
+        """Send one attempt; returns the 2xx status. Errors never carry the URL (it is a secret)."""
+        if self._session is None:
+            raise RuntimeError("WebhookClient is not open")
+        headers = {"Content-Type": "application/json", EVENT_ID_HEADER: event_id,
+                   EVENT_HEADER: event}
+        if secret:
+            headers[SIGNATURE_HEADER] = signature(secret, body)
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._session.post(url, data=body, headers=headers,
+                                              allow_redirects=False) as resp:
+                    status = resp.status
+                    retry_after = _retry_after_s(resp.headers.get("Retry-After"))
+        except TimeoutError:
+            raise Retryable(f"timeout: no answer within {timeout_s} s") from None
+        except aiohttp.ClientError as exc:
+            # the message of a connection error can name the host and path: keep the type only
+            raise Retryable(f"connection failed: {type(exc).__name__}") from None
+        if 200 <= status < 300:
+            return status
+        if status >= 500 or status in _RETRY_STATUSES:
+            raise Retryable(f"HTTP {status}", retry_after_s=retry_after)
+        if 300 <= status < 400:
+            raise Permanent(f"HTTP {status}: redirects are not followed")
+        raise Permanent(f"HTTP {status}")

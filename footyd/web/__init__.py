@@ -1,0 +1,1 @@
+"""The read-only web page, its JSON API and change stream (served when `[web] enabled`)."""

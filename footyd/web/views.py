@@ -1,0 +1,168 @@
+"""JSON views of fixture, goal and clip documents (pure: what the API and the stream send)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from footyd import records, rules
+
+Doc = dict[str, Any]
+View = dict[str, Any]
+
+GOAL_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+MAX_FIXTURE_ID = 2**53  # what a JavaScript number holds exactly
+
+# The order clips are listed in: what a viewer wants first.
+CLIP_ORDER = {
+    records.CLIP_KEPT: 0,
+    records.CLIP_DUPLICATE: 1,
+    records.CLIP_REJECTED: 2,
+    records.CLIP_FAILED: 3,
+    records.CLIP_DOWNLOADED: 4,
+    records.CLIP_DISCOVERED: 5,
+    records.CLIP_RETRACTED: 6,
+}
+# Fields never needed by a view; left out of every query (the raw API snapshot is large).
+HEAVY_FIELDS = {"api": 0, "fingerprint": 0, "text": 0, "scorer_history": 0,
+                "seen_poll_ids": 0, "missing_poll_ids": 0}
+
+
+class BadParam(ValueError):
+    """A request parameter does not have the documented shape (answered with 400)."""
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None
+
+
+def _num(value: Any) -> float | int | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _str(value: Any, limit: int = 300) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
+
+
+def _team(value: Any) -> View:
+    value = value if isinstance(value, dict) else {}
+    return {"id": _num(value.get("id")), "name": _str(value.get("name"))}
+
+
+def _http_url(value: Any) -> str | None:
+    """Only http(s) links reach the page (the values come from the internet)."""
+    if isinstance(value, str) and value.startswith(("https://", "http://")):
+        return value[:2000]
+    return None
+
+
+def fixture_view(doc: Doc) -> View:
+    """A fixture with score, status, minute and stage."""
+    raw_score = doc.get("score")
+    score: Doc = raw_score if isinstance(raw_score, dict) else {}
+    return {
+        "id": doc["_id"],
+        "kickoff": _iso(doc.get("kickoff")),
+        "status": _str(doc.get("status")),
+        "status_long": _str(doc.get("status_long")),
+        "minute": _num(doc.get("elapsed")),
+        "stage": _str(doc.get("stage")),
+        "league": {"id": _num(doc.get("league_id")), "name": _str(doc.get("league_name"))},
+        "home": _team(doc.get("home")),
+        "away": _team(doc.get("away")),
+        "score": {"home": _num(score.get("home")), "away": _num(score.get("away"))},
+    }
+
+
+def goal_view(doc: Doc) -> View:
+    """A goal with scorer, minute, running score and state."""
+    elapsed = _num(doc.get("elapsed"))
+    extra = _num(doc.get("extra"))
+    minute = rules.minute_label(int(elapsed), int(extra) if extra else None) if elapsed is not None else None
+    return {
+        "id": doc["_id"],
+        "fixture_id": doc.get("fixture_id"),
+        "team": {"id": _num(doc.get("team_id")), "name": _str(doc.get("team_name"))},
+        "scorer": _str(doc.get("scorer_name")),
+        "assist": _str(doc.get("assist_name")),
+        "detail": _str(doc.get("detail")),
+        "minute": minute,
+        "elapsed": elapsed,
+        "extra": extra,
+        "score": {"home": _num(doc.get("score_home")), "away": _num(doc.get("score_away"))},
+        "state": _str(doc.get("state")),
+        "outcome": _str(doc.get("outcome")),
+        "first_seen_at": _iso(doc.get("first_seen_at")),
+        "confirmed_at": _iso(doc.get("confirmed_at")),
+        "cancelled_at": _iso(doc.get("cancelled_at")),
+    }
+
+
+def clip_view(doc: Doc) -> View:
+    """A clip candidate; `video_url` only while its bytes are stored."""
+    state = _str(doc.get("state"))
+    has_video = state in records.CLIP_HOLDS_BLOB and isinstance(doc.get("blob_key"), str)
+    return {
+        "id": doc["_id"],
+        "goal_id": doc.get("goal_id"),
+        "fixture_id": doc.get("fixture_id"),
+        "state": state,
+        "reason": _str(doc.get("reason"), 500),
+        "duplicate_of": _str(doc.get("duplicate_of")),
+        "source": _str(doc.get("source")),
+        "post_url": _http_url(doc.get("post_url")),
+        "posted_at": _iso(doc.get("posted_at")),
+        "width": _num(doc.get("width")),
+        "height": _num(doc.get("height")),
+        "duration_s": _num(doc.get("duration_s")),
+        "size_bytes": _num(doc.get("size_bytes")),
+        "codec": _str(doc.get("codec")),
+        "video_url": f"/api/clips/{doc['_id']}/video" if has_video else None,
+    }
+
+
+def sort_clips(views: Iterable[View]) -> list[View]:
+    """Kept first (largest first), then duplicates, rejected, failed, then in-flight ones."""
+    return sorted(views, key=lambda v: (CLIP_ORDER.get(v["state"] or "", 9),
+                                        -(v["height"] or 0), str(v["id"])))
+
+
+def clip_counts(views: Iterable[View]) -> dict[str, int]:
+    """How many clips are in each state (every state present, zero when none)."""
+    counts = Counter(v["state"] for v in views)
+    return {state: counts.get(state, 0) for state in CLIP_ORDER}
+
+
+def parse_day(raw: str | None, now: datetime) -> tuple[date, datetime, datetime]:
+    """The UTC day asked for (`YYYY-MM-DD`, default today) and its [start, end) bounds."""
+    if raw is None:
+        day = now.astimezone(UTC).date()
+    else:
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+                raise ValueError(raw)
+            day = date.fromisoformat(raw)
+        except ValueError:
+            raise BadParam("date must be YYYY-MM-DD") from None
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return day, start, start + timedelta(days=1)
+
+
+def parse_fixture_id(raw: str) -> int:
+    """A fixture id from a path: a positive integer."""
+    if not raw.isdigit() or not 0 < int(raw) < MAX_FIXTURE_ID:
+        raise BadParam("fixture id must be a positive integer")
+    return int(raw)
+
+
+def parse_doc_id(raw: str, what: str) -> str:
+    """A goal or clip id from a path: short, no path characters."""
+    if not GOAL_ID_RE.fullmatch(raw):
+        raise BadParam(f"{what} id is malformed")
+    return raw
