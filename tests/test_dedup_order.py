@@ -6,7 +6,6 @@ import asyncio
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,8 @@ from footyd.config import Config
 from footyd.media import Fingerprint, VideoInfo, compare, fingerprint, probe
 from footyd.procpool import ProcessPool
 from footyd.sim.clipgen import write_clip
-from footyd.stages.dedup import ClipQuality, DedupStage, pick_best
-from tests.test_dedup_stage import T0, CountingBlobs, ManualClock, World, make_cfg
+from footyd.stages.dedup import ClipQuality, pick_best
+from tests.test_dedup_stage import World, new_world
 
 OVERLAY = "LEV 1-0 BAY"  # the same score bug on every clip: a hard negative across scenes
 # content-time segments of one 9.5 s goal clip: (name, start_s, end_s, width, height)
@@ -33,7 +32,7 @@ COPIES = (
 SCENES = (31, 32, 33)
 STADIUM = 3  # one stadium panorama behind every clip: another hard negative
 ORDERS = 50
-CONCURRENT_GOALS = 10
+CONCURRENT_GOALS = 25
 
 
 @dataclass(frozen=True)
@@ -78,18 +77,15 @@ def test_corpus_has_the_bridge_shape(corpus: dict[str, Copy]) -> None:
 
 
 @pytest.fixture(scope="module")
-def pool() -> Iterator[ProcessPool]:
+def order_pool() -> Iterator[ProcessPool]:
     p = ProcessPool(1)
     yield p
     p.shutdown()
 
 
 @pytest.fixture
-def world(store: Store, s3_store: S3BlobStore, pool: ProcessPool, tmp_path: Path) -> World:
-    cfg = make_cfg(tmp_path)
-    clock = ManualClock(T0 + timedelta(minutes=10))
-    blobs = CountingBlobs(s3_store)
-    return World(store, blobs, DedupStage(cfg, store, blobs, pool, clock=clock), clock, cfg)
+def world(store: Store, s3_store: S3BlobStore, order_pool: ProcessPool, tmp_path: Path) -> World:
+    return new_world(store, s3_store, order_pool, tmp_path)
 
 
 async def _arrive(w: World, goal: str, corpus: dict[str, Copy], batches: list[list[str]]) -> None:

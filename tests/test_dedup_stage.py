@@ -172,12 +172,17 @@ def make_cfg(tmp_path: Path) -> Config:
                                   "dedup": {"retry_backoff_s": BACKOFF_S, "timeout_s": 60}})
 
 
-@pytest.fixture
-def world(store: Store, s3_store: S3BlobStore, pool: ProcessPool, tmp_path: Path) -> World:
+def new_world(store: Store, s3_store: S3BlobStore, pool: ProcessPool, tmp_path: Path) -> World:
+    """A World on the default test config, its clock 10 minutes after T0."""
     cfg = make_cfg(tmp_path)
     clock = ManualClock(T0 + timedelta(minutes=10))
     blobs = CountingBlobs(s3_store)
     return World(store, blobs, DedupStage(cfg, store, blobs, pool, clock=clock), clock, cfg)
+
+
+@pytest.fixture
+def world(store: Store, s3_store: S3BlobStore, pool: ProcessPool, tmp_path: Path) -> World:
+    return new_world(store, s3_store, pool, tmp_path)
 
 
 def scratch_empty(w: World) -> bool:
