@@ -12,11 +12,13 @@ import pytest
 from aiohttp import web
 
 from footyd.clients.media_http import fetch_media
+from footyd.clients.netguard import AddressPolicy
 from footyd.errors import DownloadFailed
 from footyd.sim.clipgen import write_clip
 from tests.plugins.http import serve_app
 
 MB = 1024 * 1024
+LOOPBACK_OK = AddressPolicy(allow_private=True)  # the test servers are on loopback
 
 
 @dataclass
@@ -101,7 +103,7 @@ def _files(directory: Path) -> list[str]:
 async def _fetch(session: aiohttp.ClientSession, url: str, dest: Path, *, max_size_mb: float = 5,
                  timeout_s: float = 10, socket_timeout_s: float = 5) -> Path:
     return await fetch_media(session, url, dest, max_size_mb=max_size_mb, timeout_s=timeout_s,
-                             socket_timeout_s=socket_timeout_s)
+                             socket_timeout_s=socket_timeout_s, policy=LOOPBACK_OK)
 
 
 async def _fails(session: aiohttp.ClientSession, url: str, dest: Path, **kw: float) -> str:
