@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import random
 import statistics
@@ -51,7 +52,9 @@ def test_samples_follow_timestamps_on_variable_frame_rate(clip50: Path, tmp_path
     assert abs(len(vfr_fp.hashes) - 20) <= 1
     # sampled by time, not by frame index: the same moments are hashed
     dists = [hamming(a, b) for a, b in zip(cfr_fp.hashes, vfr_fp.hashes, strict=False)]
-    assert statistics.median(dists) <= 2, dists
+    # re-encode noise only: well below what one sample (0.2 s) of drift costs in this clip
+    drift = [hamming(a, b) for a, b in itertools.pairwise(cfr_fp.hashes)]
+    assert statistics.median(dists) <= 4 < statistics.median(drift), (dists, drift)
     # truly variable: ~half the frames over the full 4 s, so sampling every 10th decoded frame
     # (frame index / nominal rate) would have hashed ~10 samples drifting to twice their time
     with av.open(str(vfr)) as c:
