@@ -169,6 +169,8 @@ class DedupConfig(Section):
     min_consecutive: int = Field(3, ge=1, le=100)
     timeout_s: float = Field(120.0, gt=0)
     retry_backoff_s: float = Field(60.0, ge=0)
+    max_decode_megapixel_s: float = Field(400.0, gt=0)  # duration x width x height cap per clip
+    max_fingerprint_failures: int = Field(2, ge=1, le=20)  # then the clip is kept undeduplicated
 
 
 class MongoConfig(Section):
