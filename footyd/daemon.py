@@ -9,9 +9,11 @@ import signal
 import sys
 import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
+from pydantic import ValidationError
 
 from footyd import config as config_mod
 from footyd import logs
@@ -21,6 +23,7 @@ from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.errors import ConfigError, ExitCode
 from footyd.health import HealthServer
+from footyd.heartbeat import Heartbeat, runtime_fields
 from footyd.metrics import (
     BUILD_INFO,
     CONFIG_RELOAD_SUCCESS,
@@ -57,6 +60,8 @@ class Daemon:
         self._stop_signals = 0
         self.runtime: Runtime | None = None
         self.health: HealthServer | None = None
+        self.last_reload: dict[str, object] | None = None  # shown by `footyd status`
+        self.heartbeat: Heartbeat | None = None
         self.web: WebServer | None = None
 
     # -- signals: handlers only set events --------------------------------------------------
@@ -128,8 +133,11 @@ class Daemon:
         store = await stack.enter_async_context(Store(cfg.mongo))
         blobs: BlobStore = await stack.enter_async_context(open_blob_store(cfg.storage))
         pool = ProcessPool(cfg.dedup.workers)
-        stack.callback(pool.shutdown)
+        # off the loop, bounded: a running job must not block the close timer or a second signal
+        stack.push_async_callback(lambda: pool.aclose(self.cfg.shutdown.close_s / 2))
         self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)
+        self.heartbeat = await stack.enter_async_context(Heartbeat(
+            store, cfg.health.stale_tick_s / 4, cfg.health.stale_tick_s, self._heartbeat_fields))
         health = HealthServer(
             cfg.health,
             last_tick=lambda: self.runtime.scheduler.last_tick if self.runtime else None,
@@ -139,6 +147,10 @@ class Daemon:
             self.health = await stack.enter_async_context(health)
         if cfg.web.enabled:
             self.web = await stack.enter_async_context(WebServer(cfg.web, store=store, blobs=blobs))
+
+    def _heartbeat_fields(self) -> dict[str, object]:
+        return {**runtime_fields(self.runtime), "last_reload": self.last_reload,
+                "config_hash": config_mod.config_hash(self.cfg)}
 
     def _features(self) -> dict[str, object]:
         cfg = self.cfg
@@ -174,12 +186,27 @@ class Daemon:
             except ConfigError as exc:
                 CONFIG_RELOAD_SUCCESS.set(0)
                 CONFIG_RELOADS.labels("failed").inc()
+                await self._record_reload(ok=False, errors=exc.errors)
                 log.error("config_reload_failed", errors=exc.errors, path=str(self.config_path))
                 return False
             changed = config_mod.diff(self.cfg, new)
             hot = [k for k in changed if config_mod.is_hot(k)]
             cold = [k for k in changed if not config_mod.is_hot(k)]
-            self.cfg = _merge_hot(self.cfg, new, cold)
+            try:
+                merged = _merge_hot(self.cfg, new, cold)
+            except ValidationError as exc:
+                # a hot key validated against a restart-only key that keeps its running value
+                CONFIG_RELOAD_SUCCESS.set(0)
+                CONFIG_RELOADS.labels("failed").inc()
+                errors = {".".join(str(p) for p in err["loc"]): err["msg"] for err in exc.errors()}
+                keys = [k for k in changed if any(k == loc or k.startswith(loc + ".") for loc in errors)]
+                log.error("config_reload_failed", keys=keys, restart_only=[k for k in cold if k in keys],
+                          errors=[f"{loc}: {msg}" for loc, msg in errors.items()],
+                          reason="with restart-only keys kept at their running values the config is "
+                                 "invalid; change them together at the next restart",
+                          path=str(self.config_path))
+                return False
+            self.cfg = merged
             logs.set_level(self.cfg.log.level, self.cfg.log.libraries)
             logs.set_secrets(config_mod.secret_values(self.cfg))
             if self.runtime is not None:
@@ -187,12 +214,19 @@ class Daemon:
             CONFIG_RELOAD_SUCCESS.set(1)
             CONFIG_RELOAD_TIMESTAMP.set(time.time())
             CONFIG_RELOADS.labels("ok").inc()
+            await self._record_reload(ok=True, changed=hot, needs_restart=cold)
             log.info("config_reloaded", changed=hot, config_hash=config_mod.config_hash(self.cfg))
             if cold:
                 log.warning("config_change_needs_restart", keys=cold)
             return True
         finally:
             self.notifier.ready("running")
+
+    async def _record_reload(self, **fields: object) -> None:
+        """Remember the reload's result and publish it in the heartbeat before it is logged."""
+        self.last_reload = {"at": datetime.now(UTC), **fields}
+        if self.heartbeat is not None:
+            await self.heartbeat.beat()
 
     async def _drain(self) -> None:
         cfg = self.cfg.shutdown

@@ -67,7 +67,15 @@ class ApiError(Permanent):
 
 
 class MalformedPayload(FootydError):
-    """A response or one item of it does not have the documented shape."""
+    """A response or one item of it does not have the documented shape; `kind` is a short code."""
+
+    def __init__(self, message: str, *, kind: str = "invalid") -> None:
+        # kinds: invalid, out_of_range, bad_date, too_deep, too_large, not_json
+        self.kind = kind
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, {"kind": self.kind}))
 
 
 class DownloadFailed(FootydError):

@@ -1,12 +1,16 @@
-"""The process pool for CPU-bound media work: forkserver context, timeouts, rebuilt when broken."""
+"""The process pool for CPU-bound media work: single-job worker processes we own and can kill."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import select
+import signal
+import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 import structlog
@@ -19,72 +23,203 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-POOL_REBUILDS = Counter("footyd_process_pool_rebuilds", "Times the process pool was rebuilt.",
+POOL_REBUILDS = Counter("footyd_process_pool_rebuilds",
+                        "Pool workers killed and replaced (a job timed out or its worker died).",
                         registry=REGISTRY)
 
 
+class _RemoteError(Exception):
+    """Stands in for a job's exception (or result) that could not be pickled back."""
+
+
+def _exit_when_daemon_gone(fd: int) -> None:
+    """Worker thread: exit as soon as the daemon's end of the pipe closes (it died or stopped us),
+    even mid-job; the forkserver outlives its clients, so nothing else would end this process."""
+    poller = select.poll()
+    poller.register(fd, getattr(select, "POLLRDHUP", 0) | select.POLLHUP)
+    hangup = getattr(select, "POLLRDHUP", 0) | select.POLLHUP | select.POLLERR | select.POLLNVAL
+    while True:
+        for _fd, events in poller.poll():
+            if events & hangup:
+                os._exit(0)
+
+
+def _serve(conn: Connection) -> None:
+    """Worker main loop: one job at a time from the pipe, its outcome sent back."""
+    threading.Thread(target=_exit_when_daemon_gone, args=(conn.fileno(),), daemon=True).start()
+    # Ctrl-C reaches the whole process group: the daemon decides when workers stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        fn, args, kwargs = job
+        try:
+            outcome: tuple[str, Any] = ("ok", fn(*args, **kwargs))
+        except BaseException as exc:  # the caller gets the job's own exception
+            outcome = ("err", exc)
+        try:
+            conn.send(outcome)
+        except Exception as exc:  # pickling failed before anything was written
+            conn.send(("err", _RemoteError(f"{type(exc).__name__}: {exc}")))
+
+
+class _Worker:
+    """One worker process and our end of its pipe."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_serve, args=(child,), name="footyd-pool-worker", daemon=True)
+        self.proc.start()
+        child.close()
+
+    @property
+    def pid(self) -> int:
+        return int(self.proc.pid or 0)
+
+    def kill(self) -> None:
+        """SIGKILL the process; the pipe stays open for a reader that may still watch it."""
+        if self.proc.exitcode is None:
+            self.proc.kill()
+
+    def discard(self) -> None:
+        self.kill()
+        self.conn.close()
+
+    def stop(self) -> None:
+        """Ask an idle worker to exit."""
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.conn.close()
+
+
 class ProcessPool:
-    """Runs top-level functions in worker processes; a broken pool is replaced, not fatal."""
+    """Runs top-level functions in worker processes; a hung or dead job costs only its worker."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._executor: ProcessPoolExecutor | None = None
-
-    def _make(self) -> ProcessPoolExecutor:
         # forkserver: the daemon has threads, and fork() with threads is unsafe
-        return ProcessPoolExecutor(max_workers=self.workers,
-                                   mp_context=multiprocessing.get_context("forkserver"))
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._exiting: list[_Worker] = []
+        self._slots: asyncio.Semaphore | None = None
+        self._closed = False
 
     @property
-    def executor(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            self._executor = self._make()
-        return self._executor
+    def pids(self) -> list[int]:
+        """Pids of the live workers (idle and busy)."""
+        return sorted(w.pid for w in [*self._idle, *self._busy])
+
+    @property
+    def busy(self) -> int:
+        return len(self._busy)
 
     async def run(self, fn: Callable[..., T], *args: Any, timeout_s: float, **kwargs: Any) -> T:
-        """Run fn(*args, **kwargs) in a worker; Retryable on timeout or a broken pool."""
-        loop = asyncio.get_running_loop()
-        call = _Call(fn, args, kwargs)
-        executor = self.executor
-        try:
-            future = loop.run_in_executor(executor, call)
-        except BrokenProcessPool:
-            self.rebuild(executor)
-            executor = self.executor
-            future = loop.run_in_executor(executor, call)
-        try:
-            return await asyncio.wait_for(future, timeout_s)
-        except TimeoutError:
-            # a hung worker cannot be cancelled: replace the pool so it cannot block the next job
-            self.rebuild(executor)
-            raise Retryable(f"{getattr(fn, '__name__', fn)} timed out after {timeout_s}s") from None
-        except BrokenProcessPool:
-            self.rebuild(executor)
-            raise Retryable("process pool broke (a worker died)") from None
+        """Run fn(*args, **kwargs) in a worker; Retryable on timeout or a dead worker."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.workers)
+        async with self._slots:
+            if self._closed:
+                raise Retryable("process pool is shut down")
+            worker = self._idle.pop() if self._idle else _Worker(self._ctx)
+            self._busy.add(worker)
+            reusable = False
+            try:
+                try:
+                    worker.conn.send((fn, args, kwargs))
+                except (OSError, EOFError):
+                    raise Retryable("process pool broke (a worker died)") from None
+                except Exception:
+                    reusable = True  # the job could not be pickled; the worker never saw it
+                    raise
+                try:
+                    status, value = await asyncio.wait_for(_receive(worker.conn), timeout_s)
+                except TimeoutError:
+                    self._replaced("timeout", fn)
+                    raise Retryable(f"{_name(fn)} timed out after {timeout_s}s") from None
+                except (EOFError, OSError):
+                    self._replaced("worker_died", fn)
+                    raise Retryable("process pool broke (a worker died)") from None
+                reusable = True
+            finally:
+                # cancelled or failed mid-job: nobody will read that job's result, so the worker goes
+                self._busy.discard(worker)
+                if reusable and not self._closed:
+                    self._idle.append(worker)
+                else:
+                    worker.discard()
+                    self._exiting.append(worker)
+                self._reap()
+        if status == "err":
+            raise value
+        return value
 
-    def rebuild(self, failed: ProcessPoolExecutor | None = None) -> None:
-        """Replace the executor that failed (a newer one, made by another job, is left alone)."""
-        if failed is not None and failed is not self._executor:
-            return
-        old, self._executor = self._executor, None
+    def _replaced(self, reason: str, fn: Callable[..., Any]) -> None:
         POOL_REBUILDS.inc()
-        log.warning("process_pool_rebuilt", workers=self.workers)
-        if old is not None:
-            for proc in list(getattr(old, "_processes", {}).values()):
-                proc.terminate()
-            old.shutdown(wait=False, cancel_futures=True)
+        log.warning("process_pool_worker_replaced", reason=reason, job=_name(fn))
+
+    def _reap(self) -> None:
+        self._exiting = [w for w in self._exiting if w.proc.exitcode is None]
+
+    async def aclose(self, timeout_s: float) -> None:
+        """Stop every worker without blocking the loop; kill whatever still runs at the budget."""
+        self._closed = True
+        for worker in self._idle:
+            worker.stop()
+            self._exiting.append(worker)
+        self._idle.clear()
+        procs = [w.proc for w in [*self._exiting, *self._busy]]
+        left = await asyncio.to_thread(_join_all, procs, timeout_s)
+        for worker in [*self._exiting, *self._busy]:
+            if worker.proc.exitcode is None:
+                worker.kill()
+        if left:
+            log.warning("process_pool_killed_at_close", workers=left, budget_s=timeout_s)
+        self._reap()
 
     def shutdown(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        """Kill every worker at once (synchronous callers: tests, the benchmark harness)."""
+        self._closed = True
+        for worker in self._idle:
+            worker.discard()
+            self._exiting.append(worker)
+        for worker in self._busy:
+            worker.kill()  # its run() sees EOF, raises Retryable and closes the pipe
+        self._idle.clear()
 
 
-class _Call:
-    """A picklable fn(*args, **kwargs) (functools.partial of a top-level function also works)."""
+async def _receive(conn: Connection) -> tuple[str, Any]:
+    """Wait (on the loop, no thread) until the worker writes, then read its message."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = conn.fileno()
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.fn, self.args, self.kwargs = fn, args, kwargs
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
 
-    def __call__(self) -> Any:
-        return self.fn(*self.args, **self.kwargs)
+    loop.add_reader(fd, readable)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+    message: tuple[str, Any] = conn.recv()  # EOFError when the worker died
+    return message
+
+
+def _join_all(procs: list[Any], timeout_s: float) -> int:
+    """Wait for processes to exit within one shared budget; return how many still run."""
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    return sum(1 for p in procs if p.exitcode is None)
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__name__", fn))

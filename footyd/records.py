@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from footyd.clients.football import Fixture
@@ -23,6 +24,15 @@ def fixture_fields(fx: Fixture) -> dict[str, Any]:
         "away": {"id": fx.away_id, "name": fx.away_name},
         "score": {"home": fx.goals_home, "away": fx.goals_away},
     }
+
+
+def raw_json(raw: Any, max_chars: int = 1_000_000) -> str | None:
+    """An API item as JSON text for `monitor.keep_raw` (text: BSON cannot hold every JSON)."""
+    try:
+        text = json.dumps(raw, separators=(",", ":"))
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return text if len(text) <= max_chars else None
 
 
 # Goal states (goals.state). The monitor writes pending/confirmed/cancelled; search owns the rest.

@@ -23,6 +23,11 @@ GOAL_DETAILS = {"normal goal": "Normal Goal", "own goal": "Own Goal", "penalty":
 GOAL_STATES = frozenset({"pending", "confirmed", "searching", "done", "cancelled", "failed"})
 TERMINAL_GOAL_STATES = frozenset({"done", "cancelled", "failed"})
 _UNKNOWN_NAMES = frozenset({"", "unknown"})
+# Sane ranges for event numbers (hostile input must never reach BSON's int64).
+MAX_MINUTE = 300
+MAX_EXTRA_MIN = 60
+MAX_ID = 2**31 - 1
+MAX_NAME_CHARS = 200
 # Alignment costs are integers in quarter-minutes: a scorer mismatch weighs 1.5 minutes; the
 # tie-breaks (detail differs, scorer known on one side only) together stay under one minute.
 _MINUTE_COST = 4
@@ -120,12 +125,13 @@ class GoalEvent:
         return self.elapsed + (self.extra or 0)
 
 
-def _as_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _as_int(value: object, hi: int = MAX_ID) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= hi
+    return value if ok else None  # type: ignore[return-value]
 
 
 def _as_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    return value[:MAX_NAME_CHARS] if isinstance(value, str) else None
 
 
 def _field(entry: dict[str, object], key: str) -> dict[str, object]:
@@ -146,39 +152,66 @@ def _goal_detail(entry: dict[str, object]) -> str | None:
     return GOAL_DETAILS.get(detail)
 
 
+@dataclass(frozen=True)
+class GoalRead:
+    """The counted goals of one poll, notes on skipped entries, and how many were unreadable.
+
+    An unreadable entry may be a goal: while there is one, no known goal may count as missing.
+    """
+
+    goals: list[GoalEvent]
+    problems: list[str]
+    unreadable: int
+
+
+def _short(value: object) -> str:
+    text = repr(value) if isinstance(value, int | str | float | None) else type(value).__name__
+    return text[:40]
+
+
 def goal_events(events: object, *, home_id: int, away_id: int) -> tuple[list[GoalEvent], list[str]]:
     """Extract counted goals from a raw `events` list; return them and the skipped-entry notes."""
+    read = read_goal_events(events, home_id=home_id, away_id=away_id)
+    return read.goals, read.problems
+
+
+def read_goal_events(events: object, *, home_id: int, away_id: int) -> GoalRead:
+    """Extract counted goals from a raw `events` list; count the goal entries it cannot read."""
     if not isinstance(events, list):
         raise MalformedPayload(f"events is {type(events).__name__}, not a list")
     goals: list[GoalEvent] = []
     problems: list[str] = []
+    unreadable = 0
     home = away = 0
     for pos, entry in enumerate(events):
+        note = None
         if not isinstance(entry, dict):
-            problems.append(f"event {pos}: not an object ({type(entry).__name__})")
+            note = f"event {pos}: not an object ({type(entry).__name__})"
+        elif (detail := _goal_detail(entry)) == "":
             continue
-        detail = _goal_detail(entry)
-        if detail == "":
+        elif detail is None:
+            note = f"event {pos}: unknown goal detail {_short(entry.get('detail'))}"
+        else:
+            team, time = _field(entry, "team"), _field(entry, "time")
+            team_id = _as_int(team.get("id"))
+            elapsed = _as_int(time.get("elapsed"), MAX_MINUTE)
+            if team_id is None:
+                raw_id = team.get("id")
+                note = (f"event {pos}: team.id missing" if raw_id is None
+                        else f"event {pos}: team.id {_short(raw_id)} is not an id")
+            elif team_id not in (home_id, away_id):
+                note = f"event {pos}: team.id {team_id} is neither home nor away"
+            elif elapsed is None:
+                note = f"event {pos}: time.elapsed {_short(time.get('elapsed'))} is not a minute"
+        if note is not None:
+            problems.append(note)
+            unreadable += 1
             continue
-        if detail is None:
-            problems.append(f"event {pos}: unknown goal detail {entry.get('detail')!r}")
-            continue
-        team, time = _field(entry, "team"), _field(entry, "time")
-        team_id, elapsed = _as_int(team.get("id")), _as_int(time.get("elapsed"))
-        if team_id is None:
-            problems.append(f"event {pos}: team.id missing")
-            continue
-        if team_id not in (home_id, away_id):
-            problems.append(f"event {pos}: team.id {team_id} is neither home nor away")
-            continue
-        if elapsed is None or elapsed < 0:
-            problems.append(f"event {pos}: time.elapsed {time.get('elapsed')!r} is not a minute")
-            continue
-        extra = _as_int(time.get("extra"))
-        if (extra is None and time.get("extra") is not None) or (extra is not None and extra < 0):
+        assert isinstance(entry, dict) and detail and team_id is not None and elapsed is not None
+        extra = _as_int(time.get("extra"), MAX_EXTRA_MIN)
+        if extra is None and time.get("extra") is not None:
             # The goal is real even if its stoppage-time offset is garbled: keep it.
-            problems.append(f"event {pos}: time.extra {time.get('extra')!r} ignored")
-            extra = None
+            problems.append(f"event {pos}: time.extra {_short(time.get('extra'))} ignored")
         player, assist = _field(entry, "player"), _field(entry, "assist")
         scorer_id = _as_int(player.get("id")) or None  # id 0 means unknown
         scorer_name = scorer_label(_as_str(player.get("name")))
@@ -203,7 +236,7 @@ def goal_events(events: object, *, home_id: int, away_id: int) -> tuple[list[Goa
                 score_away=away,
             )
         )
-    return goals, problems
+    return GoalRead(goals, problems, unreadable)
 
 
 @dataclass(frozen=True)
@@ -320,9 +353,14 @@ def _align(
 
 
 def reconcile(
-    known: Sequence[KnownGoal], observed: Sequence[GoalEvent], poll_id: str, rules: GoalRules
+    known: Sequence[KnownGoal], observed: Sequence[GoalEvent], poll_id: str, rules: GoalRules,
+    *, hold_missing: bool = False,
 ) -> list[GoalChange]:
-    """Diff one poll's goal events against the known goals; same inputs give the same result."""
+    """Diff one poll's goal events against the known goals; same inputs give the same result.
+
+    `hold_missing`: the poll had an unreadable goal entry, so an unmatched known goal may be that
+    entry: it is neither counted missing nor cancelled (its state is held).
+    """
     live = [k for k in known if k.state != "cancelled"]
     teams = sorted({k.team_id for k in live} | {e.team_id for e in observed})
     matched: dict[int, KnownGoal] = {}  # observed index -> known goal
@@ -362,6 +400,8 @@ def reconcile(
                 reappeared=bool(goal.missing_poll_ids),
             )
         )
+    if hold_missing:
+        return changes
     for goal in sorted(unmatched_known, key=lambda k: (k.minute, k.first_seen_order)):
         missing_count = len(goal.missing_poll_ids | {poll_id})
         changes.append(

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
 
+from footyd import scratch
 from footyd.clients.blobs import BlobStore
 from footyd.clients.football import FootballClient
 from footyd.clients.store import Store
 from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config, ShutdownConfig
-from footyd.errors import FootydError
+from footyd.errors import ConfigError, FootydError
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
 from footyd.schedule import Scheduler
@@ -153,19 +152,6 @@ def stage_specs(cfg: Config, search: SearchStage, download: DownloadStage,
     return specs
 
 
-def clear_scratch(scratch_dir: Path) -> int:
-    """Remove what a previous run left in the scratch dir (each item restarts from MongoDB)."""
-    scratch_dir.mkdir(parents=True, exist_ok=True)
-    removed = 0
-    for entry in scratch_dir.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed += 1
-    return removed
-
-
 async def _close_sources(sources: list[Source]) -> None:
     for source in sources:
         await source.aclose()
@@ -211,9 +197,17 @@ async def open_video_pipeline(
     return pipeline, [search, download, dedup, notify]
 
 
+API_STATUS_BUDGET_S = 120.0  # /status is informational: never worth more than this
+
+
 async def _log_api_status(client: FootballClient) -> None:
+    """Log the plan and today's usage; runs as an owned task, off the startup path."""
     try:
-        st = await client.status()
+        async with asyncio.timeout(API_STATUS_BUDGET_S):
+            st = await client.status()
+    except TimeoutError:
+        log.warning("api_status_failed", error=f"no answer within {API_STATUS_BUDGET_S} s")
+        return
     except FootydError as exc:
         log.warning("api_status_failed", error=str(exc))
         return
@@ -235,7 +229,10 @@ async def wire(
         client = await stack.enter_async_context(FootballClient(cfg.api_football))
     else:
         log.warning("api_football_disabled", reason="api_football.api_key is not set")
-    removed = await asyncio.to_thread(clear_scratch, cfg.download.scratch_dir)
+    unsafe = scratch.problems(cfg)
+    if unsafe:
+        raise ConfigError(unsafe)
+    removed = await asyncio.to_thread(scratch.prepare, cfg.download.scratch_dir)
     if removed:
         log.info("scratch_cleared", entries=removed, scratch_dir=str(cfg.download.scratch_dir))
     pipeline, stages = await open_video_pipeline(stack, cfg, store=store, blobs=blobs, pool=pool)
@@ -244,7 +241,7 @@ async def wire(
                  scheduler=scheduler, client=client, stages=stages)
     scheduler.add_daily(RETENTION_JOB, rt.run_retention, cfg.retention.at)  # off: days unset
     if client is not None:
-        await _log_api_status(client)
+        rt.spawn(_log_api_status(client), "api-status")  # retries must not delay READY
         rt.ingest = Ingest(store, client, clock=utcnow)
         rt.monitor = Monitor(
             cfg, store, client,

@@ -181,3 +181,39 @@ async def test_healthcheck_command_exit_codes(
     assert await healthcheck() == 0
     proc.send(signal.SIGTERM)
     assert await proc.wait_exit() == ExitCode.OK
+
+
+BUSY_POOL = ["-m", "tests.plugins.busy_pool_daemon", "{config}"]
+
+
+async def test_sigterm_with_a_running_pool_job_exits_within_the_close_budget(
+    daemon_factory: DaemonFactory, tree: dict[str, Any]
+) -> None:
+    tree["shutdown"] = {"close_s": 4.0}
+    proc = await _ready(daemon_factory, tree, argv=BUSY_POOL)
+    await proc.wait_log("busy_pool_job_started")
+    started = time.monotonic()
+    proc.send(signal.SIGTERM)
+    assert await proc.wait_exit() == ExitCode.OK, proc.tail()
+    took = time.monotonic() - started
+    assert took < config_mod.ShutdownConfig(close_s=4.0).total_s, f"stop took {took:.1f}s"
+    assert proc.events("process_pool_killed_at_close")
+
+
+async def test_second_signal_forces_exit_while_a_pool_job_runs(
+    daemon_factory: DaemonFactory, tree: dict[str, Any]
+) -> None:
+    tree["shutdown"] = {"close_s": 100.0}  # the pool waits 50 s for its job: only a 2nd signal ends it
+    proc = await _ready(daemon_factory, tree, argv=BUSY_POOL)
+    await proc.wait_log("busy_pool_job_started")
+    proc.send(signal.SIGTERM)
+    await proc.wait_log("shutdown_drained")
+    started = time.monotonic()
+    proc.send(signal.SIGTERM)
+    try:
+        code = await proc.wait_exit(timeout_s=30)
+    except TimeoutError:
+        raise AssertionError("no forced exit: " + proc.tail()) from None
+    assert code == ExitCode.FORCED, proc.tail()
+    assert time.monotonic() - started < 20
+    assert proc.events("shutdown_forced")

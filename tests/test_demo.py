@@ -9,12 +9,10 @@ from pathlib import Path
 
 import aiohttp
 import av
-import pytest
 
 from footyd import demo_script
-from footyd.demo import DemoOptions, clip_cache_dir, started_demo
+from footyd.demo import DemoOptions, started_demo
 from footyd.errors import ExitCode
-from footyd.sim.clipgen import generate_catalogue
 from tests.plugins.servers import MongoServer
 
 TINY_SCRIPT = """
@@ -52,15 +50,6 @@ def _videos(directory: Path) -> list[Path]:
 def _codec(path: Path) -> str:
     with av.open(str(path)) as container:
         return str(container.streams.video[0].codec_context.name)
-
-
-@pytest.fixture(scope="session")
-def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An XDG cache holding the demo day's H.264 clips, generated once per session."""
-    cache = tmp_path_factory.mktemp("xdg_cache")
-    names = sorted({c.clip for kit in demo_script.load().kits.values() for c in kit})
-    generate_catalogue(clip_cache_dir({"XDG_CACHE_HOME": str(cache)}), codec="h264", names=names)
-    return cache
 
 
 async def test_demo_short_day_runs_to_completion_and_matches_its_script(

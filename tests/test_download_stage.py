@@ -103,7 +103,8 @@ class Env:
 
     async def stage(self, blobs: BlobStore | None = None, **download: Any) -> DownloadStage:
         settings: dict[str, Any] = {"scratch_dir": str(self.scratch), "retry_backoff_s": 60,
-                                    "max_attempts": 3, "timeout_s": 60, "socket_timeout_s": 10}
+                                    "max_attempts": 3, "timeout_s": 60, "socket_timeout_s": 10,
+                                    "allow_private_addresses": True}  # the clip host is loopback
         settings.update(download)
         cfg = Config.model_validate({"download": settings})
         stage = DownloadStage(cfg, self.store, blobs or self.blobs, self.pool, to_dedup=self.inbox,
@@ -269,7 +270,8 @@ async def test_oversized_is_rejected_too_large(env: Env) -> None:
 
 async def test_apply_config_takes_a_new_size_cap(env: Env) -> None:
     stage = await env.stage()
-    cfg = Config.model_validate({"download": {"scratch_dir": str(env.scratch), "max_size_mb": 0.5}})
+    cfg = Config.model_validate({"download": {"scratch_dir": str(env.scratch), "max_size_mb": 0.5,
+                                                "allow_private_addresses": True}})
     stage.apply_config(cfg)
     clip_id = await env.add_clip(media="a_low")  # ~0.8 MB, fine under the default cap
     await stage.handle(clip_id)
@@ -425,3 +427,18 @@ async def test_due_lists_discovered_clips_oldest_first(env: Env) -> None:
     assert await stage.due(CLIP_T0.replace(minute=10), 10) == [sooner, later]
     assert await stage.due(CLIP_T0.replace(minute=10), 1) == [sooner]
 
+
+
+@pytest.mark.parametrize("via", ["media", "post"])
+async def test_loopback_clip_is_rejected_unless_private_addresses_are_allowed(
+    env: Env, via: str
+) -> None:
+    stage = await env.stage(allow_private_addresses=False)  # the shipped default
+    clip_id = await env.add_clip(**{via: "a_720p"})
+    hits = env.host.hits["a_720p"]
+    await stage.handle(clip_id)
+    doc = await env.clip(clip_id)
+    assert doc["state"] == "rejected" and doc["reason"].startswith("blocked_address")
+    assert "loopback" in doc["reason"] and "download.allow_private_addresses" in doc["reason"]
+    assert env.host.hits["a_720p"] == hits  # refused before any connection was made
+    assert await env.keys() == [] and env.scratch_left() == []

@@ -11,7 +11,14 @@ from structlog.testing import capture_logs
 
 from footyd.clients.football import FootballClient, next_utc_midnight
 from footyd.config import ApiFootballConfig
-from footyd.errors import ApiError, ConfigError, QuotaExhausted, RateLimited, Retryable
+from footyd.errors import (
+    ApiError,
+    ConfigError,
+    MalformedPayload,
+    QuotaExhausted,
+    RateLimited,
+    Retryable,
+)
 from footyd.metrics import REGISTRY
 from footyd.sim.football import ManualClock, many
 from tests.plugins.sim import StartSim, api_config_for
@@ -204,6 +211,35 @@ async def test_malformed_json_retried_then_retryable(start_sim: StartSim) -> Non
         sim.inject("/fixtures", "malformed_json", count=None)
         with pytest.raises(Retryable, match="malformed JSON"):
             await client.fixtures_by_ids([1001])
+
+
+async def test_oversized_body_fails_as_malformed_without_reading_past_the_cap(
+        start_sim: StartSim) -> None:
+    sim = await start_sim("quiet_0_0")
+    size = 64 * 1024 * 1024
+    sim.inject("/fixtures", "oversized_body", count=1, size_bytes=size)
+    before = REGISTRY.get_sample_value("footyd_api_requests_total",
+                                       {"endpoint": "fixtures", "outcome": "malformed"}) or 0.0
+    async with FootballClient(api_config_for(sim, max_response_mb=1)) as client:
+        with pytest.raises(MalformedPayload, match="over 1048576 bytes") as err:
+            await client.fixtures_by_ids([1001])
+        assert err.value.kind == "too_large"
+        assert len(sim.requests) == 1  # not retried: the same body would come back
+        assert sim.streamed_bytes < size // 4  # we hung up at the cap, not at the end
+        assert len((await client.fixtures_by_ids([1001])).items) == 1  # next call is fine
+    after = REGISTRY.get_sample_value("footyd_api_requests_total",
+                                      {"endpoint": "fixtures", "outcome": "malformed"})
+    assert after == before + 1
+
+
+async def test_too_deep_item_is_pruned_and_isolated(start_sim: StartSim) -> None:
+    sim = await start_sim(many(5, kickoff_min=0), clock=ManualClock(30))
+    ids = [f.id for f in sim.fixtures]
+    sim.inject("/fixtures", "item_deep", fixture_id=ids[2])
+    async with FootballClient(api_config_for(sim)) as client:
+        page = await client.fixtures_by_ids(ids)
+    assert [f.id for f in page.items] == [ids[0], ids[1], *ids[3:]]
+    assert [(b.fixture_id, b.kind) for b in page.malformed] == [(ids[2], "too_deep")]
 
 
 async def test_broken_item_is_isolated(start_sim: StartSim) -> None:

@@ -20,8 +20,11 @@ from footyd.clients.store import Store
 from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config
 from footyd.pipeline import Pipeline, StageSpec
+from footyd.procpool import ProcessPool
 from footyd.stages.notify import NotifyStage, delivery_id
 from footyd.stages.notify_body import discord_body, slack_body
+from footyd.wiring import open_video_pipeline
+from tests.plugins.clips import CLIP_T0, ClipHostFactory
 from tests.plugins.notify import HANG, Receiver, receiver, seed_events
 
 SECRET = "s3cret-hmac-key"
@@ -221,3 +224,66 @@ async def test_removed_webhook_drops_its_pending_deliveries(
 
 
 Receiver.__test__ = False  # type: ignore[attr-defined]  # not a test class
+
+
+async def test_real_pipeline_announces_kept_and_replaced_clips_once(
+        store: Store, s3_store: S3BlobStore, clip_host_factory: ClipHostFactory,
+        tmp_path: Path) -> None:
+    """Events derived from the states the real search, download and dedup stages write."""
+    host = await clip_host_factory("demo")
+    clock = host.clock
+    await store.goals.insert_one({
+        "_id": "g-wirtz", "fixture_id": 1, "league_id": 78, "kickoff": CLIP_T0, "team_id": 168,
+        "team_name": "Bayer Leverkusen", "opponent_name": "Bayern Munich", "elapsed": 23,
+        "extra": None, "minute": 23, "scorer_name": "Florian Wirtz", "detail": "Normal Goal",
+        "score_home": 1, "score_away": 0, "state": "confirmed", "first_seen_at": CLIP_T0,
+        "confirmed_at": CLIP_T0, "next_search_at": CLIP_T0, "search_attempt_ids": []})
+    async with receiver() as rx, AsyncExitStack() as stack:
+        cfg = Config.model_validate({
+            "search": {"sources": ["fake"], "attempts": 10, "interval_s": 60},
+            "sources": {"fake": {"base_url": host.base_url}},
+            "download": {"scratch_dir": str(tmp_path / "scratch"), "max_size_mb": 20,
+                         "timeout_s": 3, "socket_timeout_s": 1, "max_attempts": 1,
+                         "allow_private_addresses": True},  # the clip host is loopback
+            "dedup": {"workers": 1},
+            "notify": {"webhooks": [{"url": rx.url("hook"), "name": "hook"}]}})
+        pool = ProcessPool(1)
+        stack.callback(pool.shutdown)
+        pipeline, _stages = await open_video_pipeline(
+            stack, cfg, store=store, blobs=s3_store, pool=pool, clock=clock, scan_interval_s=3600)
+        for _minute in range(16):
+            await pipeline.scan_once()
+            await pipeline.idle()
+            clock.advance(60)
+        await pipeline.scan_once()
+        await pipeline.idle()
+        got = [r.json for r in rx.ok("hook")]
+        clips = {c["_id"]: c async for c in store.clips.find({})}
+        kept = {i for i, c in clips.items() if c["state"] == "kept"}
+        replaced = {i for i, c in clips.items() if c["state"] == "duplicate" and c.get("kept_at")}
+        assert len(kept) == 2 and replaced  # earlier best A copies lost to better ones
+        ids = [b["id"] for b in got]
+        assert len(ids) == len(set(ids))  # once each
+        assert set(ids) == ({"goal_confirmed:g-wirtz"} | {f"clip_kept:{i}" for i in kept | replaced}
+                            | {f"clip_replaced:{i}" for i in replaced})
+        swaps = [b for b in got if b["event"] == "clip_replaced"]
+        assert {b["replaced_clip_id"] for b in swaps} == replaced
+        swap = next(b for b in swaps if b["clip"]["id"] in kept)  # the last swap: HD arrived
+        winner = clips[swap["clip"]["id"]]
+        async with aiohttp.ClientSession() as http, http.get(swap["clip"]["url"]) as resp:
+            assert resp.status == 200 and len(await resp.read()) == winner["size_bytes"]
+
+
+async def test_an_event_is_queued_once_per_webhook_however_often_derived(
+        store: Store, s3_store: S3BlobStore, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    await seed_events(store, s3_store, now, tmp_path)
+    cfg = _cfg([{"url": "http://127.0.0.1:9/a", "name": "a"}])
+    stage = NotifyStage(cfg, store, s3_store, WebhookClient())
+    await stage.derive(now)
+    n = await store.notifications.count_documents({})
+    # a crash after the outbox write but before the marks: the next scan derives them again
+    await store.goals.update_many({}, {"$unset": {"notify_marks": ""}})
+    await store.clips.update_many({}, {"$unset": {"notify_marks": ""}})
+    assert await stage.derive(now) == 6
+    assert await store.notifications.count_documents({}) == n == 6

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 
 from footyd.metrics import REGISTRY
 from footyd.pipeline import Pipeline, StageSpec
-from footyd.wiring import clear_scratch
 
 
 class Gate:
@@ -127,16 +125,6 @@ async def test_drain_goes_in_stage_order_within_budgets() -> None:
     assert order == ["search:g1", "download:g1"]
     assert stuck.calls == ["g1"]
     assert left == {"search": 0, "download": 0, "dedup": 1}  # cut at its budget, left for next start
-
-
-def test_startup_clears_leftover_scratch(tmp_path: Path) -> None:
-    scratch = tmp_path / "scratch"
-    (scratch / "download" / "c1").mkdir(parents=True)
-    (scratch / "download" / "c1" / "media.part").write_bytes(b"x" * 10)
-    (scratch / "stray.mp4").write_bytes(b"y")
-    assert clear_scratch(scratch) == 2
-    assert list(scratch.iterdir()) == []
-    assert clear_scratch(tmp_path / "new") == 0 and (tmp_path / "new").is_dir()
 
 
 async def test_full_queue_refuses_without_blocking_the_caller() -> None:

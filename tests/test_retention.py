@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config, MongoConfig, StorageConfig
 from footyd.errors import ExitCode, Retryable
+from footyd.procpool import ProcessPool
 from footyd.stages.retention import Retention
+from footyd.wiring import RETENTION_JOB, wire
 from tests.plugins.daemon import write_toml
 
 NOW = datetime.now(UTC)
@@ -45,8 +48,9 @@ async def _seed(store: Store, blobs: S3BlobStore, tmp: Path) -> None:
             await store.clips.insert_one({"_id": f"c-{gid}", "goal_id": gid, "fixture_id": fid,
                                           "source_url": f"u{gid}", "state": "kept",
                                           "blob_key": key})
-            await store.notifications.insert_one({"_id": f"n-{gid}", "goal_id": gid,
-                                                  "fixture_id": fid, "state": "delivered"})
+            await store.notifications.insert_one({
+                "_id": f"n-{gid}", "event_id": f"goal_confirmed:{gid}", "webhook": "w",
+                "goal_id": gid, "fixture_id": fid, "state": "delivered"})
         # an object no clip names (an interrupted upload's leftover) goes with its fixture
         await blobs.put_file(blobs.key_for(str(fid), "orphan.mp4"), src,
                              content_type="video/mp4", metadata={})
@@ -178,3 +182,25 @@ async def test_local_store_sweeps_only_stale_partial_writes(local_store: Any) ->
     assert await local_store.abort_stale_uploads(3600, dry_run=True) == 1 and stale.exists()
     assert await local_store.abort_stale_uploads(3600) == 1
     assert sorted(p.name for p in (root / "clips/1").iterdir()) == ["b.mp4.tmp", "c.mp4"]
+
+
+async def test_the_daemon_wiring_runs_retention_daily_at_the_configured_time(
+        store: Store, s3_store: S3BlobStore, tmp_path: Path) -> None:
+    await _seed(store, s3_store, tmp_path)
+    cfg = Config.model_validate({"retention": {"days": 30, "at": "04:15"},
+                                 "download": {"scratch_dir": str(tmp_path / "scratch")}})
+    pool = ProcessPool(1)
+    try:
+        async with AsyncExitStack() as stack:
+            rt = await wire(stack, cfg, store=store, blobs=s3_store, pool=pool)
+            job = rt.scheduler.sched.get_job(RETENTION_JOB)
+            assert job is not None
+            assert (job.next_run_time.hour, job.next_run_time.minute) == (4, 15)
+            await job.func()  # what the scheduler calls at 04:15 UTC
+            rt.apply_config(Config.model_validate({**cfg.model_dump(mode="json"),
+                                                   "retention": {"days": 30, "at": "05:00"}}))
+            job = rt.scheduler.sched.get_job(RETENTION_JOB)
+            assert (job.next_run_time.hour, job.next_run_time.minute) == (5, 0)  # hot
+    finally:
+        pool.shutdown()
+    assert set(await store.fixtures.distinct("_id")) == KEPT

@@ -16,6 +16,7 @@ from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import MongoConfig, StorageConfig
 from footyd.errors import ExitCode
+from footyd.scratch import MARKER
 from footyd.sim.clips import ClipHost
 from tests.plugins.clips import ClipHostFactory
 from tests.plugins.daemon import DaemonFactory, DaemonProcess, base_config
@@ -61,7 +62,7 @@ async def _close(store: Store, blobs: S3BlobStore) -> None:
 
 
 def _scratch_files(scratch: Path) -> list[Path]:
-    return [p for p in scratch.rglob("*") if p.is_file()]
+    return [p for p in scratch.rglob("*") if p.is_file() and p.name != MARKER]
 
 
 async def _until_done(proc: DaemonProcess) -> dict[str, Any]:

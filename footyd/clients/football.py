@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections import deque
@@ -19,22 +18,32 @@ from prometheus_client import Counter, Gauge, Histogram
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from footyd.clients.football_parse import (
+    MAX_DEPTH,
     ApiStatus,
     Fixture,
     FixturesPage,
     MalformedItem,
+    decode_body,
     header_int,
     parse_current_season,
     parse_fixture,
     parse_page,
     parse_status,
+    short_repr,
 )
 from footyd.config import ApiFootballConfig
-from footyd.errors import ApiError, ConfigError, QuotaExhausted, RateLimited, Retryable
+from footyd.errors import (
+    ApiError,
+    ConfigError,
+    MalformedPayload,
+    QuotaExhausted,
+    RateLimited,
+    Retryable,
+)
 from footyd.metrics import REGISTRY
 
-__all__ = ["MAX_IDS", "ApiStatus", "Fixture", "FixturesPage", "FootballClient", "MalformedItem",
-           "QuotaState", "next_utc_midnight", "parse_fixture", "parse_page", "utcnow"]
+__all__ = ["MALFORMED_ITEMS", "MAX_IDS", "ApiStatus", "Fixture", "FixturesPage", "FootballClient",
+           "MalformedItem", "QuotaState", "next_utc_midnight", "parse_fixture", "parse_page", "utcnow"]
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +58,9 @@ API_QUOTA_REMAINING = Gauge("footyd_api_quota_remaining", "API-Football calls le
                             ["window"], registry=REGISTRY)
 API_QUOTA_LIMIT = Gauge("footyd_api_quota_limit", "API-Football calls allowed per window.",
                         ["window"], registry=REGISTRY)
+MALFORMED_ITEMS = Counter("footyd_api_malformed_items",
+                          "API-Football fixture items skipped as malformed, by reason.",
+                          ["reason"], registry=REGISTRY)
 API_QUOTA_EXHAUSTED = Gauge("footyd_api_quota_exhausted",
                             "1 while the daily API-Football quota is spent.", registry=REGISTRY)
 
@@ -131,6 +143,8 @@ def _outcome(exc: BaseException) -> str:
         return "api_error"
     if isinstance(exc, Retryable):
         return "retryable"
+    if isinstance(exc, MalformedPayload):
+        return "malformed"
     return "error"
 
 
@@ -177,33 +191,32 @@ class FootballClient:
 
     async def status(self) -> ApiStatus:
         """GET /status: plan and today's usage (free; allowed while the quota is paused)."""
-        st = parse_status(await self._request("status", {}, free=True))
+        st = parse_status((await self._request("status", {}, free=True))[0])
         self._limit_day = st.limit_day
         self._remaining_day = max(0, st.limit_day - st.requests_current)
         return st
 
     async def current_season(self, league_id: int) -> int:
         """The season in progress for a league (GET /leagues?id=X&current=true)."""
-        resp = await self._request("leagues", {"id": str(league_id), "current": "true"})
+        resp, _ = await self._request("leagues", {"id": str(league_id), "current": "true"})
         return parse_current_season(resp, league_id)
 
     async def fixtures_by_ids(self, ids: Sequence[int]) -> FixturesPage:
         """Fixtures with their events, 1 to 20 ids (upstream answers nothing beyond 20)."""
         if not ids or len(ids) > MAX_IDS:
             raise ValueError(f"fixtures_by_ids takes 1 to {MAX_IDS} ids, got {len(ids)}")
-        return parse_page(await self._request("fixtures", {"ids": "-".join(map(str, ids))}))
+        return await self._page({"ids": "-".join(map(str, ids))})
 
     async def fixtures_live(self, leagues: Sequence[int] | None = None) -> FixturesPage:
         """Fixtures in play (live=all or live=39-140), with events."""
         live = "-".join(map(str, leagues)) if leagues else "all"
-        return parse_page(await self._request("fixtures", {"live": live}))
+        return await self._page({"live": live})
 
     async def fixtures_by_date(self, day: date, *, league: int | None = None,
                                season: int | None = None, team: int | None = None
                                ) -> FixturesPage:
         """Fixtures on one UTC day (no events)."""
-        params = {"date": day.isoformat(), **self._scope(league, season, team)}
-        return parse_page(await self._request("fixtures", params))
+        return await self._page({"date": day.isoformat(), **self._scope(league, season, team)})
 
     async def fixtures_between(self, start: date, end: date, *, league: int | None = None,
                                season: int | None = None, team: int | None = None
@@ -215,7 +228,14 @@ class FootballClient:
             raise ValueError(f"start {start} is after end {end}")
         params = {"from": start.isoformat(), "to": end.isoformat(),
                   **self._scope(league, season, team)}
-        return parse_page(await self._request("fixtures", params))
+        return await self._page(params)
+
+    async def _page(self, params: dict[str, str]) -> FixturesPage:
+        response, pruned = await self._request("fixtures", params)
+        page = parse_page(response, pruned=pruned)
+        for bad in page.malformed:  # counted once here; the stage logs it with its context
+            MALFORMED_ITEMS.labels(bad.kind).inc()
+        return page
 
     @staticmethod
     def _scope(league: int | None, season: int | None, team: int | None) -> dict[str, str]:
@@ -301,8 +321,12 @@ class FootballClient:
         log.warning("api_retry", attempt=state.attempt_number, error=str(exc),
                     wait_s=round(state.upcoming_sleep, 3))
 
-    async def _request(self, endpoint: str, params: dict[str, str], *, free: bool = False) -> Any:
-        """One logical call: retries transient failures; returns the envelope's `response`."""
+    async def _request(self, endpoint: str, params: dict[str, str], *, free: bool = False
+                       ) -> tuple[Any, bool]:
+        """One logical call: retries transient failures; returns the envelope's `response`.
+
+        The flag says whether too-deep nesting was pruned from it (see `decode_body`).
+        """
         if self._session is None:
             raise RuntimeError("FootballClient must be used as 'async with FootballClient(...)'")
         key = self._secret()
@@ -316,7 +340,8 @@ class FootballClient:
                 return await self._attempt(endpoint, params, key)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    async def _attempt(self, endpoint: str, params: dict[str, str], key: str) -> Any:
+    async def _attempt(self, endpoint: str, params: dict[str, str], key: str
+                       ) -> tuple[Any, bool]:
         assert self._session is not None
         url = f"{self._cfg.base_url.rstrip('/')}/{endpoint}"
         timeout_s = self._cfg.timeout_s
@@ -329,7 +354,8 @@ class FootballClient:
                     url, params=params, headers=self._headers(key),
                     timeout=aiohttp.ClientTimeout(total=timeout_s),
                 ) as resp:
-                    status, headers, body = resp.status, resp.headers, await resp.read()
+                    status, headers = resp.status, resp.headers
+                    body = await self._read_capped(endpoint, resp)
             except TimeoutError as exc:
                 outcome = "timeout"
                 raise Retryable(f"API-Football /{endpoint}: no answer within {timeout_s} s") from exc
@@ -347,7 +373,29 @@ class FootballClient:
             API_SECONDS.labels(endpoint).observe(time.monotonic() - started)
             API_REQUESTS.labels(endpoint, outcome).inc()
 
-    def _handle(self, endpoint: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+    async def _read_capped(self, endpoint: str, resp: aiohttp.ClientResponse) -> bytes:
+        """The body, refused (MalformedPayload) past `max_response_mb`: nothing more is read."""
+        cap = int(self._cfg.max_response_mb * 1024 * 1024)
+        declared = resp.content_length
+        if declared is not None and declared > cap:
+            raise self._too_large(endpoint, declared, cap)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > cap:
+                raise self._too_large(endpoint, size, cap)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _too_large(endpoint: str, size: int, cap: int) -> MalformedPayload:
+        log.warning("api_response_too_large", endpoint=endpoint, size_bytes=size, cap_bytes=cap)
+        return MalformedPayload(f"API-Football /{endpoint}: response body over {cap} bytes",
+                                kind="too_large")
+
+    def _handle(self, endpoint: str, status: int, headers: Mapping[str, str], body: bytes
+                ) -> tuple[Any, bool]:
         if status == 429:
             retry_after = header_int(headers, "Retry-After")
             log.warning("api_rate_limited", endpoint=endpoint, retry_after_s=retry_after)
@@ -356,11 +404,13 @@ class FootballClient:
         if status == 499 or status >= 500:
             raise Retryable(f"API-Football /{endpoint}: HTTP {status}")
         if status == 204:
-            return []
+            return [], False
         try:
-            env = json.loads(body)
-        except ValueError as exc:
+            env, pruned = decode_body(body)
+        except MalformedPayload as exc:
             raise Retryable(f"API-Football /{endpoint}: malformed JSON (HTTP {status})") from exc
+        if pruned:
+            log.warning("api_response_pruned", endpoint=endpoint, max_depth=MAX_DEPTH)
         if not isinstance(env, dict) or "errors" not in env or "response" not in env:
             if status >= 400:
                 raise ApiError({"http": f"HTTP {status}"})
@@ -369,15 +419,18 @@ class FootballClient:
             self._raise_errors(endpoint, env["errors"])
         if status >= 400:
             raise ApiError({"http": f"HTTP {status}"})
-        return env["response"]
+        return env["response"], pruned
 
     def _raise_errors(self, endpoint: str, errors: Any) -> None:
+        def text(v: Any) -> str:  # bounded: errors are hostile input too
+            return self._scrub(v[:300] if isinstance(v, str) else short_repr(v))
+
         if isinstance(errors, Mapping):
-            items = {str(k): self._scrub(str(v)) for k, v in errors.items()}
+            items = {text(k)[:60]: text(v) for k, v in list(errors.items())[:20]}
         elif isinstance(errors, list):
-            items = {str(i): self._scrub(str(v)) for i, v in enumerate(errors)}
+            items = {str(i): text(v) for i, v in enumerate(errors[:20])}
         else:
-            items = {"errors": self._scrub(str(errors))}
+            items = {"errors": text(errors)}
         daily = items.get("requests", "").lower()
         if "day" in daily or "limit" in daily:
             reset_at = self._exhaust()

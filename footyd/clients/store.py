@@ -6,19 +6,22 @@ from types import TracebackType
 from typing import Any
 
 import structlog
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConfigurationError, DuplicateKeyError, InvalidURI, PyMongoError
 
 from footyd.config import MongoConfig
-from footyd.errors import DependencyUnavailable
+from footyd.config_check import mongo_hosts
+from footyd.errors import ConfigError, DependencyUnavailable
 
 log = structlog.get_logger(__name__)
 
 # Re-exported so stages never import pymongo themselves.
 DuplicateKey = DuplicateKeyError
 StoreError = PyMongoError
+BadDocument = InvalidDocument  # a value BSON cannot hold (bad key, ...)
 AFTER = ReturnDocument.AFTER
 Doc = dict[str, Any]
 
@@ -48,7 +51,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("kept_at", ASCENDING)], name="kept_at", sparse=True),
         IndexModel([("deduped_at", ASCENDING)], name="deduped_at", sparse=True),
     ],
-    "notifications": [  # _id is (event id, webhook): one delivery each, however often derived
+    "notifications": [  # one delivery per (event, webhook), however often an event is derived
+        IndexModel([("event_id", ASCENDING), ("webhook", ASCENDING)], unique=True,
+                   name="event_webhook"),
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_next"),
         IndexModel([("fixture_id", ASCENDING)], name="fixture_id"),
     ],
@@ -65,19 +70,27 @@ class Store:
 
     async def __aenter__(self) -> Store:
         timeout_ms = int(self._cfg.server_selection_timeout_s * 1000)
-        self._client = AsyncMongoClient(
-            self._cfg.uri.get_secret_value(),
-            tz_aware=True,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            appname="footyd",
-        )
+        uri = self._cfg.uri.get_secret_value()
+        try:
+            self._client = AsyncMongoClient(
+                uri,
+                tz_aware=True,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                appname="footyd",
+            )
+        except (InvalidURI, ConfigurationError) as exc:  # the URI text never reaches the message
+            raise ConfigError([f"mongo.uri: {str(exc).replace(uri, '(mongo.uri)')[:200]}"]) from None
         self._db = self._client[self._cfg.database]
         try:
             await self._client.admin.command("ping")
         except PyMongoError as exc:
             await self._client.close()
-            raise DependencyUnavailable(f"MongoDB unreachable: {type(exc).__name__}") from None
+            hosts = mongo_hosts(self._cfg.uri.get_secret_value())
+            raise DependencyUnavailable(
+                f"MongoDB unreachable at {hosts} ({type(exc).__name__} after "
+                f"{self._cfg.server_selection_timeout_s:g} s); check that it runs and that mongo.uri "
+                "(FOOTYD_MONGO__URI or uri_file) points at it") from None
         try:
             await self.ensure_indexes()
         except PyMongoError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -35,12 +37,17 @@ __all__ = ["FAULTS", "MANUAL_BASE", "ManualClock", "ScaledClock", "SimCall", "Si
            "SimFootball", "load_script", "many", "matchday", "script_path"]
 
 FaultKind = Literal["rate_limit_429", "rate_limit_200", "daily_exhausted", "http_500", "http_499",
-                    "slow", "timeout", "malformed_json", "errors_200", "broken_item"]
+                    "slow", "timeout", "malformed_json", "errors_200", "broken_item",
+                    "item_huge_timestamp", "item_huge_number", "item_deep", "event_null_minute",
+                    "event_unknown_detail", "event_no_team", "oversized_body"]
 FAULTS: frozenset[str] = frozenset(FaultKind.__args__)  # type: ignore[attr-defined]
 TOKEN_ERROR = ("Error/Missing application key. Go to https://www.api-football.com/documentation-v3"
                " to learn how to get your API application key.")
 DAILY_ERROR = ("You have reached the request limit for the day, Go to "
                "https://dashboard.api-football.com to upgrade your plan.")
+DEEP_LEVELS = 100_000  # `item_deep`: far past json's recursion limit
+HUGE = 2**70  # `item_huge_number`: past BSON's int64
+_DEEP_MARK = "__sim_deep__"
 _ALLOWED_X_HEADERS = {"direct": {"x-apisports-key"}, "rapidapi": {"x-rapidapi-key",
                                                                   "x-rapidapi-host"}}
 
@@ -64,6 +71,8 @@ class _Fault:
     delay_s: float = 0.0
     errors: dict[str, str] = field(default_factory=lambda: {"bug": "Simulated upstream bug."})
     index: int = 0
+    size_bytes: int = 0
+    fixture_id: int | None = None  # item faults: alter this fixture's item (not `index`)
 
 
 def _envelope(path: str, params: dict[str, str], response: Any,
@@ -71,6 +80,32 @@ def _envelope(path: str, params: dict[str, str], response: Any,
     n = len(response) if isinstance(response, list) else (1 if response else 0)
     return {"get": path.strip("/"), "parameters": params or [], "errors": errors or [],
             "results": n, "paging": {"current": 1, "total": 1}, "response": response}
+
+
+def _first_goal(item: dict[str, Any]) -> dict[str, Any] | None:
+    return next((e for e in item.get("events") or [] if e.get("type") == "Goal"), None)
+
+
+def _alter_item(kind: str, item: dict[str, Any]) -> dict[str, Any]:
+    """One hostile or garbled item for the `broken_item`/`item_*`/`event_*` faults."""
+    item = copy.deepcopy(item)
+    if kind == "broken_item":
+        item["teams"] = None
+    elif kind == "item_huge_timestamp":
+        item["fixture"].update(date="+99999999-01-01", timestamp=HUGE)
+    elif kind == "item_huge_number":
+        item["goals"] = {"home": HUGE, "away": 0}
+        item["fixture"]["status"]["elapsed"] = HUGE
+    elif kind == "item_deep":
+        item["teams"] = _DEEP_MARK  # replaced by DEEP_LEVELS nested arrays in the body
+    elif kind.startswith("event_") and (goal := _first_goal(item)) is not None:
+        if kind == "event_null_minute":
+            goal["time"]["elapsed"] = None
+        elif kind == "event_unknown_detail":
+            goal["detail"] = "Goal (reviewed)"
+        elif kind == "event_no_team":
+            goal["team"] = {"name": goal["team"]["name"]}
+    return item
 
 
 class SimFootball:
@@ -89,6 +124,7 @@ class SimFootball:
         self.calls: list[SimCall] = []
         self.requests: list[SimCall] = []
         self.daily_used = 0
+        self.streamed_bytes = 0  # bytes of the last `oversized_body` answer actually sent
         self._window: deque[float] = deque()
         self._faults: dict[str, list[_Fault]] = {}
         self._stopping = asyncio.Event()
@@ -110,11 +146,17 @@ class SimFootball:
     # ------------------------------------------------------------ control
 
     def inject(self, route: str = "/fixtures", fault: str = "http_500", count: int | None = 1, *,
-               delay_s: float = 0.0, errors: dict[str, str] | None = None, index: int = 0) -> None:
-        """Answer the next `count` requests to `route` with `fault` (count None: forever)."""
+               delay_s: float = 0.0, errors: dict[str, str] | None = None, index: int = 0,
+               size_bytes: int = 0, fixture_id: int | None = None) -> None:
+        """Answer the next `count` requests to `route` with `fault` (count None: forever).
+
+        `index` (or `fixture_id`) picks the item an `item_*`/`event_*` fault alters;
+        `size_bytes` pads `oversized_body`.
+        """
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
-        f = _Fault(fault, count, delay_s, index=index)
+        f = _Fault(fault, count, delay_s, index=index, size_bytes=size_bytes,
+                   fixture_id=fixture_id)
         if errors is not None:
             f.errors = errors
         self._faults.setdefault(route, []).append(f)
@@ -251,12 +293,19 @@ class SimFootball:
         errors = fault.errors if fault is not None and fault.kind == "errors_200" else None
         if errors:
             response = []
-        if fault is not None and fault.kind == "broken_item" and isinstance(response, list):
-            if response:
-                i = min(fault.index, len(response) - 1)
-                response[i] = {**response[i], "teams": None}  # one garbled item
-        return web.json_response(_envelope(req.path, params, response, errors),
-                                 headers=self._limit_headers())
+        if fault is not None and isinstance(response, list) and response:
+            if fault.fixture_id is None:
+                i: int | None = min(fault.index, len(response) - 1)
+            else:
+                i = next((n for n, item in enumerate(response)
+                          if item["fixture"]["id"] == fault.fixture_id), None)
+            if i is not None:
+                response[i] = _alter_item(fault.kind, response[i])
+        body = json.dumps(_envelope(req.path, params, response, errors))
+        if fault is not None and fault.kind == "item_deep":
+            body = body.replace(f'"{_DEEP_MARK}"', "[" * DEEP_LEVELS + "]" * DEEP_LEVELS, 1)
+        return web.Response(text=body, content_type="application/json",
+                            headers=self._limit_headers())
 
     # ------------------------------------------------------------ API routes
 
@@ -357,7 +406,27 @@ class SimFootball:
         except ValueError as exc:
             return web.json_response(_envelope(req.path, q, [], {"parameters": str(exc)}),
                                      headers=self._limit_headers())
+        if fault is not None and fault.kind == "oversized_body":
+            return await self._stream_oversized(req, fault.size_bytes)
         return self._reply(req, [self._item(fx, v, with_events) for fx, v in picked], fault)
+
+    async def _stream_oversized(self, req: web.Request, size_bytes: int) -> web.StreamResponse:
+        """A chunked body (no Content-Length) of `size_bytes`; `streamed_bytes` says how much
+        the client let through before hanging up."""
+        resp = web.StreamResponse(headers={"Content-Type": "application/json",
+                                           **self._limit_headers()})
+        resp.enable_chunked_encoding()
+        await resp.prepare(req)
+        self.streamed_bytes = 0
+        piece = b" " * 65536
+        try:
+            while self.streamed_bytes < size_bytes:
+                await resp.write(piece)
+                self.streamed_bytes += len(piece)
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up at its cap
+        return resp
 
     async def _status(self, req: web.Request) -> web.StreamResponse:
         blocked, fault = await self._guard(req, free=True)

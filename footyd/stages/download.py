@@ -18,6 +18,7 @@ from prometheus_client import Counter, Histogram
 
 from footyd.clients.blobs import BlobStore
 from footyd.clients.media_http import fetch_media
+from footyd.clients.netguard import AddressPolicy, guarded_session
 from footyd.clients.store import AFTER, Doc, DuplicateKey, Store
 from footyd.clients.ytdlp import fetch_post
 from footyd.config import Config
@@ -99,7 +100,7 @@ class DownloadStage:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> DownloadStage:
-        self._session = aiohttp.ClientSession()
+        self._session = guarded_session(self._policy)  # re-checks the address on every connect
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -107,6 +108,10 @@ class DownloadStage:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    def _policy(self) -> AddressPolicy:
+        dl = self._cfg.download
+        return AddressPolicy.build(dl.allow_private_addresses, dl.allowed_networks)
 
     def apply_config(self, cfg: Config) -> None:
         # every handle() reads caps, filters and retry settings from here afresh
@@ -183,12 +188,12 @@ class DownloadStage:
             assert self._session is not None, "DownloadStage used outside `async with`"
             path = await fetch_media(self._session, doc["media_url"], scratch,
                                      max_size_mb=dl.max_size_mb, timeout_s=dl.timeout_s,
-                                     socket_timeout_s=dl.socket_timeout_s)
+                                     socket_timeout_s=dl.socket_timeout_s, policy=self._policy())
         elif doc.get("post_url"):
             path = await fetch_post(doc["post_url"], scratch, timeout_s=dl.timeout_s,
                                     socket_timeout_s=dl.socket_timeout_s,
                                     max_size_mb=dl.max_size_mb, cookies_file=dl.cookies_file,
-                                    ffmpeg_location=dl.ffmpeg_location)
+                                    ffmpeg_location=dl.ffmpeg_location, policy=self._policy())
         else:
             raise DownloadFailed("unsupported_url", "clip has neither media_url nor post_url")
         DOWNLOAD_SECONDS.observe(time.monotonic() - started)

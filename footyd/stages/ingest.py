@@ -11,8 +11,8 @@ import structlog
 from prometheus_client import Counter
 
 from footyd import rules
-from footyd.clients.football import Fixture, FixturesPage, FootballClient
-from footyd.clients.store import DuplicateKey, Store
+from footyd.clients.football import MALFORMED_ITEMS, Fixture, FixturesPage, FootballClient
+from footyd.clients.store import BadDocument, DuplicateKey, Store
 from footyd.errors import FootydError
 from footyd.metrics import REGISTRY
 from footyd.records import fixture_fields
@@ -118,7 +118,8 @@ class Ingest:
             return
         for bad in page.malformed:
             report.malformed += 1
-            log.warning("fixture_payload_malformed", fixture_id=bad.fixture_id, reason=bad.reason)
+            log.warning("fixture_payload_malformed", fixture_id=bad.fixture_id,
+                        reason=bad.kind, detail=bad.reason)
         for fx in page.items:
             if scope.covers(fx) and min(report.days) <= fx.kickoff.date() <= max(report.days):
                 await self._upsert(report, fx)
@@ -129,12 +130,18 @@ class Ingest:
             result = await self._store.fixtures.update_one(
                 {"_id": fx.id, "stage": {"$ne": "completed"}},
                 {
-                    "$set": {**fixture_fields(fx), "ingested_at": now},
-                    "$setOnInsert": {"stage": initial_stage(fx.status_short), "api": fx.raw,
+                    "$set": {**fixture_fields(fx), "ingested_at": now, "updated_at": now},
+                    "$setOnInsert": {"stage": initial_stage(fx.status_short),
                                      "created_at": now, "terminal_since": None},
                 },
                 upsert=True,
             )
+        except (OverflowError, RecursionError, BadDocument) as exc:
+            report.malformed += 1  # hostile data the parser let through: this item alone
+            MALFORMED_ITEMS.labels("unprocessable").inc()
+            log.warning("fixture_payload_malformed", fixture_id=fx.id, reason="unprocessable",
+                        detail=str(exc)[:200])
+            return
         except DuplicateKey:
             report.skipped_completed += 1  # completed fixtures never move back
             INGESTED.labels("completed").inc()

@@ -14,13 +14,13 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from footyd import pacing, rules
-from footyd.clients.football import MAX_IDS, Fixture, FootballClient
-from footyd.clients.store import AFTER, Store
+from footyd.clients.football import MALFORMED_ITEMS, MAX_IDS, Fixture, FootballClient
+from footyd.clients.store import AFTER, BadDocument, Store
 from footyd.config import Config
 from footyd.errors import FootydError, MalformedPayload, QuotaExhausted
 from footyd.metrics import REGISTRY
-from footyd.records import STAGE_STAMP, fixture_fields
-from footyd.stages.monitor_goals import GoalWriter, Handoff, known_goal
+from footyd.records import STAGE_STAMP, fixture_fields, raw_json
+from footyd.stages.monitor_goals import GOAL_EVENTS, GoalWriter, Handoff, known_goal
 
 log = structlog.get_logger(__name__)
 
@@ -156,17 +156,21 @@ class Monitor:
             for bad in page.malformed:
                 report.fixture_errors += 1
                 FIXTURE_ERRORS.inc()
-                log.warning("fixture_payload_malformed", fixture_id=bad.fixture_id, reason=bad.reason)
+                log.warning("fixture_payload_malformed", fixture_id=bad.fixture_id,
+                            reason=bad.kind, detail=bad.reason)
             seen = set()
             for fx in page.items:
                 seen.add(fx.id)
                 try:
                     await self._process(fx, report, now)
-                except (MalformedPayload, KeyError, TypeError, ValueError) as exc:
+                except (MalformedPayload, KeyError, TypeError, ValueError, OverflowError,
+                        RecursionError, BadDocument) as exc:
+                    # hostile data the parser let through: this fixture alone is skipped
                     report.fixture_errors += 1
                     FIXTURE_ERRORS.inc()
-                    log.warning("fixture_processing_failed", fixture_id=fx.id, error=str(exc),
-                                exc_info=True)
+                    MALFORMED_ITEMS.labels("unprocessable").inc()
+                    log.warning("fixture_processing_failed", fixture_id=fx.id,
+                                reason="unprocessable", error=str(exc)[:200], exc_info=True)
             missing = [i for i in chunk if i not in seen]
             if missing:
                 log.info("fixtures_missing_from_poll", fixture_ids=missing)
@@ -180,8 +184,9 @@ class Monitor:
                 {"_id": fx.id},
                 [{"$set": {
                     **{k: {"$literal": v} for k, v in fixture_fields(fx).items()},
-                    "api": {"$literal": fx.raw},
+                    **({"api_raw": raw_json(fx.raw)} if self.cfg.monitor.keep_raw else {}),
                     "last_polled_at": now,
+                    "updated_at": now,
                     "terminal_since": (
                         {"$ifNull": ["$terminal_since", now]} if finished else None
                     ),
@@ -197,12 +202,18 @@ class Monitor:
             structlog.contextvars.unbind_contextvars("fixture_id")
 
     async def _reconcile_goals(self, fx: Fixture, poll_id: str, now: datetime) -> None:
-        observed, problems = rules.goal_events(fx.events, home_id=fx.home_id, away_id=fx.away_id)
-        for problem in problems:
+        read = rules.read_goal_events(fx.events, home_id=fx.home_id, away_id=fx.away_id)
+        for problem in read.problems:
             log.warning("goal_event_malformed", fixture_id=fx.id, problem=problem)
+        if read.unreadable:
+            # an unreadable entry may be a known goal: none may count as missing this poll
+            GOAL_EVENTS.labels("unreadable").inc(read.unreadable)
+            log.warning("goal_events_unreadable", fixture_id=fx.id, unreadable=read.unreadable,
+                        action="missing counts held")
         docs = [d async for d in self._store.goals.find({"fixture_id": fx.id})]
         known = [known_goal(d) for d in docs]
-        changes = rules.reconcile(known, observed, poll_id, self._goal_rules())
+        changes = rules.reconcile(known, read.goals, poll_id, self._goal_rules(),
+                                  hold_missing=read.unreadable > 0)
         await self._goals.apply(fx, changes, poll_id=poll_id, now=now, order_base=len(docs))
 
     async def _advance(self, doc: dict[str, Any], now: datetime, report: CycleReport) -> None:
@@ -222,7 +233,7 @@ class Monitor:
             return
         moved = await self._store.fixtures.find_one_and_update(
             {"_id": doc["_id"], "stage": doc["stage"]},
-            {"$set": {"stage": target, STAGE_STAMP[target]: now}},
+            {"$set": {"stage": target, STAGE_STAMP[target]: now, "updated_at": now}},
         )
         if moved is not None:
             report.transitions[doc["_id"]] = target

@@ -142,7 +142,8 @@ class GoalWriter:
         if change.confirm:
             confirmed = await self._store.goals.find_one_and_update(
                 {"_id": change.goal_id, "state": "pending"},
-                {"$set": {"state": "confirmed", "confirmed_at": now, "next_search_at": now}},
+                {"$set": {"state": "confirmed", "confirmed_at": now, "next_search_at": now,
+                          "updated_at": now}},
                 return_document=AFTER,
             )
             if confirmed is not None:
@@ -165,7 +166,7 @@ class GoalWriter:
         cancelled = await self._store.goals.find_one_and_update(
             {"_id": change.goal_id, "state": {"$ne": "cancelled"}},
             {"$set": {"state": "cancelled", "cancelled_at": now, "previous_state": doc["state"],
-                      "next_search_at": None}},
+                      "next_search_at": None, "updated_at": now}},
         )
         if cancelled is not None:
             GOAL_EVENTS.labels("cancelled").inc()

@@ -13,13 +13,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 
 from footyd.clients.blobs import BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
+from footyd.metrics import REGISTRY
 from footyd.stages.base import Clock
 
 log = structlog.get_logger(__name__)
+
+RETENTION_DELETED = Counter("footyd_retention_deleted", "What retention deleted, by kind.",
+                            ["kind"], registry=REGISTRY)
 
 
 def utcnow() -> datetime:
@@ -76,6 +81,10 @@ class Retention:
             await self._retire(fixture_id, report, dry_run=dry_run)
         if report.fixtures or report.resumed or report.stale_uploads:
             log.info("retention_done", **report.as_dict())
+        if not dry_run:
+            for kind in ("goals", "clips", "notifications", "objects", "stale_uploads"):
+                RETENTION_DELETED.labels(kind).inc(getattr(report, kind))
+            RETENTION_DELETED.labels("fixtures").inc(len(report.fixtures) + len(report.resumed))
         return report
 
     async def _retire(self, fixture_id: int, report: RetentionReport, *, dry_run: bool) -> None:

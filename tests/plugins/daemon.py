@@ -58,8 +58,10 @@ def write_toml(path: Path, tree: dict[str, Any]) -> Path:
 class DaemonProcess:
     """One `footyd run` subprocess with its stdout parsed as JSON log lines."""
 
-    def __init__(self, config_path: Path, env: dict[str, str], notify_path: Path) -> None:
+    def __init__(self, config_path: Path, env: dict[str, str], notify_path: Path,
+                 argv: list[str] | None = None) -> None:
         self.config_path = config_path
+        self.argv = argv or ["-m", "footyd", "run", "-c", str(config_path)]
         self.env = env
         self.notify_path = notify_path
         self.proc: asyncio.subprocess.Process | None = None
@@ -78,7 +80,7 @@ class DaemonProcess:
         self._sock.setblocking(False)
         env = {**os.environ, **self.env, "NOTIFY_SOCKET": str(self.notify_path)}
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "footyd", "run", "-c", str(self.config_path),
+            sys.executable, *self.argv,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
             start_new_session=True,  # its own process group, like a systemd cgroup
         )
@@ -181,7 +183,8 @@ def base_config(mongo: MongoServer, s3: S3Server, tmp: Path, database: str) -> d
             "secret_access_key": s3.secret_access_key, "create_bucket": True,
         },
         "health": {"listen": f"127.0.0.1:{free_port()}"},
-        "download": {"scratch_dir": str(tmp / "scratch")},
+        # the simulator's clip host is on loopback, which downloads refuse by default
+        "download": {"scratch_dir": str(tmp / "scratch"), "allow_private_addresses": True},
         "log": {"level": "info", "format": "json"},
         "dedup": {"workers": 1},
     }
@@ -190,15 +193,33 @@ def base_config(mongo: MongoServer, s3: S3Server, tmp: Path, database: str) -> d
 DaemonFactory = Callable[..., Awaitable[DaemonProcess]]
 
 
+async def run_cli(*args: str, env: dict[str, str] | None = None,
+                  replace_env: bool = False) -> tuple[int, str, str]:
+    """Run `python -m footyd ARGS`; return (exit code, stdout, stderr)."""
+    full_env = dict(env or {}) if replace_env else {**os.environ, **(env or {})}
+    if replace_env:
+        full_env.setdefault("PATH", os.environ.get("PATH", ""))
+        if "PYTHONPATH" in os.environ:
+            full_env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "footyd", *args, env=full_env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 @pytest.fixture
 async def daemon_factory(tmp_path: Path) -> AsyncIterator[DaemonFactory]:
     """Start footyd subprocesses from config trees; all are killed at teardown."""
     started: list[DaemonProcess] = []
 
     async def _start(tree: dict[str, Any], *, env: dict[str, str] | None = None,
-                     name: str = "footyd") -> DaemonProcess:
+                     name: str = "footyd", argv: list[str] | None = None) -> DaemonProcess:
+        """argv (after the interpreter) replaces `-m footyd run -c CONFIG`; {config} is filled in."""
         cfg = write_toml(tmp_path / f"{name}.toml", tree)
-        proc = DaemonProcess(cfg, env or {}, tmp_path / f"{name}-{len(started)}.sock")
+        argv = [a.replace("{config}", str(cfg)) for a in argv] if argv else None
+        proc = DaemonProcess(cfg, env or {}, tmp_path / f"{name}-{len(started)}.sock", argv)
         started.append(proc)
         await proc.start()
         return proc

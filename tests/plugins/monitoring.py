@@ -74,12 +74,13 @@ MatchFactory = Callable[..., Awaitable[Match]]
 
 @pytest.fixture
 async def match_factory(store: Store, start_sim: StartSim) -> AsyncIterator[MatchFactory]:
-    """`await match_factory(script, config={...}, api={...}, sim={...})`."""
+    """`await match_factory(script, config={...}, api={...}, sim={...}, then_cancel=...)`."""
     async with AsyncExitStack() as stack:
 
         async def _make(script: SimScript, *, config: dict[str, Any] | None = None,
                         api: dict[str, Any] | None = None, sim: dict[str, Any] | None = None,
-                        start_min: float = -60.0) -> Match:
+                        start_min: float = -60.0,
+                        then_cancel: Callable[[str], Awaitable[object]] | None = None) -> Match:
             clock = ManualClock(start_min)
             simulator = await start_sim(script, clock=clock, **(sim or {}))
             cfg = Config.model_validate({"api_football": {}, **(config or {})})
@@ -93,6 +94,8 @@ async def match_factory(store: Store, start_sim: StartSim) -> AsyncIterator[Matc
 
             async def on_cancelled(goal_id: str) -> bool:
                 cancelled.append(goal_id)
+                if then_cancel is not None:  # e.g. the real retraction of the goal's clips
+                    await then_cancel(goal_id)
                 return True
 
             def now() -> datetime:
