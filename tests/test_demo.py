@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import av
+import pytest
 
 from footyd import demo_script
 from footyd.demo import DemoOptions, started_demo
