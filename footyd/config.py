@@ -7,9 +7,10 @@ import ipaddress
 import json
 import os
 import tomllib
+import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -62,6 +63,7 @@ class MonitorConfig(Section):
     complete_grace_s: float = Field(600.0, ge=0)
     max_poll_interval_s: float = Field(300.0, gt=0)
     keep_raw: bool = False  # also store each polled item's raw JSON (debugging; costs writes)
+    poll_shape: Literal["auto", "ids"] = "auto"  # auto: `live=` when it costs fewer calls
 
     @model_validator(mode="after")
     def _floor(self) -> MonitorConfig:
@@ -84,7 +86,7 @@ class SearchConfig(Section):
     attempts: int = Field(10, ge=1, le=100)
     interval_s: float = Field(60.0, gt=0)
     window_margin_s: float = Field(120.0, ge=0)
-    sources: list[SourceName] = Field(default_factory=lambda: list[SourceName](["x_api"]))
+    sources: list[SourceName] = Field(default_factory=list)  # none: goals are not searched
     team_aliases: dict[str, list[str]] = Field(default_factory=dict)
     max_candidates_per_attempt: int = Field(50, ge=1, le=500)
     workers: int = Field(4, ge=1, le=64)
@@ -141,9 +143,18 @@ class DownloadConfig(Section):
     scratch_dir: Path = Path("/tmp/footyd-scratch")
     cookies_file: Path | None = None
     ffmpeg_location: Path | None = None
+    # Media and post URLs come from the internet: loopback, private, link-local (cloud metadata)
+    # and other non-public addresses are refused unless this is on (simulator, tests, a LAN).
+    allow_private_addresses: bool = False
+    allowed_networks: tuple[str, ...] = ()  # CIDRs fetched even with the flag off (a LAN host)
 
     @model_validator(mode="after")
     def _ranges(self) -> DownloadConfig:
+        for net in self.allowed_networks:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"allowed_networks: {net!r} is not an IP network") from None
         if self.min_duration_s >= self.max_duration_s:
             raise ValueError("min_duration_s must be below max_duration_s")
         if self.aspect_min >= self.aspect_max:
@@ -159,6 +170,8 @@ class DedupConfig(Section):
     min_consecutive: int = Field(3, ge=1, le=100)
     timeout_s: float = Field(120.0, gt=0)
     retry_backoff_s: float = Field(60.0, ge=0)
+    max_decode_megapixel_s: float = Field(400.0, gt=0)  # duration x width x height cap per clip
+    max_fingerprint_failures: int = Field(2, ge=1, le=20)  # then the clip is kept undeduplicated
 
 
 class MongoConfig(Section):
@@ -175,7 +188,7 @@ class StorageConfig(Section):
     region: str = "us-east-1"
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
-    local_dir: Path = Path("/var/lib/footyd/clips")
+    local_dir: Path | None = None  # required for kind = "local"
     create_bucket: bool = False
 
 
@@ -350,6 +363,7 @@ HOT_KEYS: frozenset[str] = frozenset(
         "monitor.complete_grace_s",
         "monitor.max_poll_interval_s",
         "monitor.keep_raw",
+        "monitor.poll_shape",
         "goals.confirm_polls",
         "goals.cancel_polls",
         "goals.match_window_min",
@@ -372,6 +386,8 @@ HOT_KEYS: frozenset[str] = frozenset(
         "download.aspect_max",
         "download.max_attempts",
         "download.retry_backoff_s",
+        "download.allow_private_addresses",
+        "download.allowed_networks",
         "dedup.max_hamming",
         "dedup.min_consecutive",
         "api_football.daily_reserve",
@@ -410,6 +426,39 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
+def _is_text(annotation: Any) -> bool:
+    """True for str, SecretStr, Path and string Literal fields (and their optional forms)."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    kinds = [a for a in args if a is not type(None)]
+    return bool(kinds) and all(
+        a in (str, SecretStr, Path)
+        or (get_origin(a) is Literal and all(isinstance(v, str) for v in get_args(a)))
+        for a in kinds
+    )
+
+
+def env_field_kind(path: list[str]) -> Literal["text", "literal"] | None:
+    """How an env override of this key path is parsed: raw text, a TOML literal, or None (no key)."""
+    model: type[BaseModel] = Config
+    for i, part in enumerate(path):
+        field = model.model_fields.get(part)
+        if field is None and part.endswith("_file") and i == len(path) - 1:
+            base = model.model_fields.get(part[: -len("_file")])
+            return "text" if base is not None and _is_text(base.annotation) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+            continue
+        if i == len(path) - 1:
+            return "text" if _is_text(ann) else "literal"
+        if get_origin(ann) is dict and i == len(path) - 2:  # log.libraries.X, search.team_aliases.X
+            return "text" if _is_text(get_args(ann)[1]) else "literal"
+        return None
+    return None  # a whole section cannot be set from one variable
+
+
 def _parse_env_value(raw: str) -> Any:
     """Env values are TOML literals when they parse as one (42, true, [1, 2]), else strings."""
     try:
@@ -423,7 +472,9 @@ def _apply_env(tree: dict[str, Any], env: Mapping[str, str]) -> None:
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        _set_path(tree, path, _parse_env_value(raw))
+        # secrets and other text keys take the raw string: an all-digit API key stays a string
+        value = raw if env_field_kind(path) == "text" else _parse_env_value(raw)
+        _set_path(tree, path, value)
 
 
 def _resolve_files(tree: dict[str, Any], prefix: str, errors: list[str]) -> None:

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -22,6 +23,7 @@ from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.errors import ConfigError, ExitCode
 from footyd.health import HealthServer
+from footyd.heartbeat import Heartbeat, runtime_fields
 from footyd.metrics import (
     BUILD_INFO,
     CONFIG_RELOAD_SUCCESS,
@@ -58,6 +60,8 @@ class Daemon:
         self._stop_signals = 0
         self.runtime: Runtime | None = None
         self.health: HealthServer | None = None
+        self.last_reload: dict[str, object] | None = None  # shown by `footyd status`
+        self.heartbeat: Heartbeat | None = None
         self.web: WebServer | None = None
 
     # -- signals: handlers only set events --------------------------------------------------
@@ -132,6 +136,8 @@ class Daemon:
         # off the loop, bounded: a running job must not block the close timer or a second signal
         stack.push_async_callback(lambda: pool.aclose(self.cfg.shutdown.close_s / 2))
         self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)
+        self.heartbeat = await stack.enter_async_context(Heartbeat(
+            store, cfg.health.stale_tick_s / 4, cfg.health.stale_tick_s, self._heartbeat_fields))
         health = HealthServer(
             cfg.health,
             last_tick=lambda: self.runtime.scheduler.last_tick if self.runtime else None,
@@ -141,6 +147,10 @@ class Daemon:
             self.health = await stack.enter_async_context(health)
         if cfg.web.enabled:
             self.web = await stack.enter_async_context(WebServer(cfg.web, store=store, blobs=blobs))
+
+    def _heartbeat_fields(self) -> dict[str, object]:
+        return {**runtime_fields(self.runtime), "last_reload": self.last_reload,
+                "config_hash": config_mod.config_hash(self.cfg)}
 
     def _features(self) -> dict[str, object]:
         cfg = self.cfg
@@ -176,6 +186,7 @@ class Daemon:
             except ConfigError as exc:
                 CONFIG_RELOAD_SUCCESS.set(0)
                 CONFIG_RELOADS.labels("failed").inc()
+                await self._record_reload(ok=False, errors=exc.errors)
                 log.error("config_reload_failed", errors=exc.errors, path=str(self.config_path))
                 return False
             changed = config_mod.diff(self.cfg, new)
@@ -203,12 +214,19 @@ class Daemon:
             CONFIG_RELOAD_SUCCESS.set(1)
             CONFIG_RELOAD_TIMESTAMP.set(time.time())
             CONFIG_RELOADS.labels("ok").inc()
+            await self._record_reload(ok=True, changed=hot, needs_restart=cold)
             log.info("config_reloaded", changed=hot, config_hash=config_mod.config_hash(self.cfg))
             if cold:
                 log.warning("config_change_needs_restart", keys=cold)
             return True
         finally:
             self.notifier.ready("running")
+
+    async def _record_reload(self, **fields: object) -> None:
+        """Remember the reload's result and publish it in the heartbeat before it is logged."""
+        self.last_reload = {"at": datetime.now(UTC), **fields}
+        if self.heartbeat is not None:
+            await self.heartbeat.beat()
 
     async def _drain(self) -> None:
         cfg = self.cfg.shutdown

@@ -32,7 +32,8 @@ def demo_tree(script: DemoScript, *, minute_s: float, sim: SimFootball, host: Cl
         "sources": {"fake": {"base_url": host.base_url}},
         "download": {"scratch_dir": str(workdir / "scratch"), "max_size_mb": 20.0,
                      "timeout_s": 20.0, "socket_timeout_s": 5.0, "max_attempts": 2,
-                     "retry_backoff_s": 1.0},
+                     "retry_backoff_s": 1.0,
+                     "allow_private_addresses": True},  # the simulated clip host is loopback
         "dedup": {"workers": 2, "retry_backoff_s": 1.0},
         "mongo": {"uri": mongo_uri, "database": "footyd_demo"},
         "storage": {"kind": "local", "local_dir": str(workdir / "clips"), "prefix": "clips"},

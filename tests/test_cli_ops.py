@@ -59,8 +59,29 @@ async def test_ingest_advance_and_status_commands(
     code, _, err = await _run("advance", "-c", str(cfg), "424242", "--to", "active")
     assert code == ExitCode.ERROR and "not stored" in err
 
-    code, out, err = await _run("status", "-c", str(cfg))
+    code, out, err = await _run("status", "-c", str(cfg), "--json")
     assert code == ExitCode.OK, err
     status = json.loads(out)
-    assert status["fixtures"]["completed"] == 1
-    assert sum(status["fixtures"].values()) == result["inserted"]
+    assert status["fixtures"]["by_stage"]["completed"] == 1
+    assert sum(status["fixtures"]["by_stage"].values()) == result["inserted"]
+
+
+def _tree_for(store: Store) -> dict[str, Any]:
+    return {"mongo": {"uri": store._cfg.uri.get_secret_value(), "database": store._cfg.database}}
+
+
+async def test_advance_from_completed_needs_force_and_a_noop_says_so(
+    store: Store, tmp_path: Path
+) -> None:
+    """Issue 10 item 8."""
+    await store.fixtures.insert_one({"_id": 77, "stage": "completed", "status": "FT"})
+    cfg = str(write_toml(tmp_path / "c.toml", _tree_for(store)))
+    code, out, err = await _run("advance", "-c", cfg, "77", "--to", "staging")
+    assert code == ExitCode.ERROR and "--force" in err, (out, err)
+    assert (await store.fixtures.find_one({"_id": 77}) or {})["stage"] == "completed"
+    code, out, err = await _run("advance", "-c", cfg, "77", "--to", "completed")
+    assert code == ExitCode.OK and "already completed; nothing changed" in out, (out, err)
+    assert "->" not in out
+    code, out, err = await _run("advance", "-c", cfg, "77", "--to", "staging", "--force")
+    assert code == ExitCode.OK and "completed -> staging" in out, err
+    assert (await store.fixtures.find_one({"_id": 77}) or {})["stage"] == "staging"

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import signal
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import MongoConfig, StorageConfig
-from tests.plugins.daemon import DaemonFactory, base_config
+from tests.plugins.daemon import DaemonFactory, base_config, write_toml
 from tests.plugins.notify import receiver, seed_events
 from tests.plugins.servers import MongoServer, S3Server
+
+
+def _world(mongo: MongoServer, s3: S3Server, tmp: Path
+           ) -> tuple[dict[str, Any], Store, S3BlobStore]:
+    """A daemon config on a fresh database and bucket, and (unopened) clients for both."""
+    tree = base_config(mongo, s3, tmp, f"n_{uuid.uuid4().hex[:10]}")
+    tree["search"] = {"due_scan_s": 0.2}
+    return (tree, Store(MongoConfig.model_validate(tree["mongo"])),
+            S3BlobStore(StorageConfig.model_validate(tree["storage"])))
 
 
 async def test_deliveries_resume_after_sigkill_and_arrive_once_each(
         daemon_factory: DaemonFactory, mongo_server: MongoServer, s3_server: S3Server,
         tmp_path: Path) -> None:
-    tree = base_config(mongo_server, s3_server, tmp_path, f"n_{uuid.uuid4().hex[:10]}")
-    tree["search"] = {"due_scan_s": 0.2}
-    store = Store(MongoConfig.model_validate(tree["mongo"]))
-    blobs = S3BlobStore(StorageConfig.model_validate(tree["storage"]))
+    tree, store, blobs = _world(mongo_server, s3_server, tmp_path)
     async with store, blobs, receiver() as rx:
         ids = await seed_events(store, blobs, datetime.now(UTC), tmp_path)
         rx.default = 500
@@ -44,3 +52,23 @@ async def test_deliveries_resume_after_sigkill_and_arrive_once_each(
         assert delivered == len(ids)
         for proc in (first, second):  # the URL carries a token: it is never logged
             assert "TOKEN123" not in "\n".join(proc.raw) + proc.stderr
+
+
+async def test_a_webhook_added_by_sighup_gets_the_recent_events(
+        daemon_factory: DaemonFactory, mongo_server: MongoServer, s3_server: S3Server,
+        tmp_path: Path) -> None:
+    tree, store, blobs = _world(mongo_server, s3_server, tmp_path)
+    async with store, blobs, receiver() as rx:
+        ids = await seed_events(store, blobs, datetime.now(UTC), tmp_path)
+        proc = await daemon_factory(tree)
+        await proc.wait_notify("READY=1")
+        assert await store.notifications.count_documents({}) == 0  # no webhook, no outbox
+        tree["notify"] = {"webhooks": [{"url": rx.url("late"), "name": "late",
+                                        "events": ["clip_kept"]}]}
+        write_toml(proc.config_path, tree)
+        proc.send(signal.SIGHUP)
+        line = await proc.wait_log("config_reloaded")
+        assert "notify.webhooks" in line["changed"]
+        await rx.wait(lambda: len(rx.ok("late")) == 2)
+        assert sorted(r.event_id for r in rx.ok("late")) == sorted(
+            ids[k] for k in ("kept_old", "kept_new"))

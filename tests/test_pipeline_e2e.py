@@ -24,7 +24,8 @@ def _cfg(host: ClipHost, scratch: Path, **search: Any) -> Config:
                    **search},
         "sources": {"fake": {"base_url": host.base_url}},
         "download": {"scratch_dir": str(scratch), "max_size_mb": 20, "timeout_s": 3,
-                     "socket_timeout_s": 1, "max_attempts": 2, "retry_backoff_s": 60},
+                     "socket_timeout_s": 1, "max_attempts": 2, "retry_backoff_s": 60,
+                     "allow_private_addresses": True},  # the clip host is loopback
         "dedup": {"workers": 1},
     })
 

@@ -48,8 +48,9 @@ async def _seed(store: Store, blobs: S3BlobStore, tmp: Path) -> None:
             await store.clips.insert_one({"_id": f"c-{gid}", "goal_id": gid, "fixture_id": fid,
                                           "source_url": f"u{gid}", "state": "kept",
                                           "blob_key": key})
-            await store.notifications.insert_one({"_id": f"n-{gid}", "goal_id": gid,
-                                                  "fixture_id": fid, "state": "delivered"})
+            await store.notifications.insert_one({
+                "_id": f"n-{gid}", "event_id": f"goal_confirmed:{gid}", "webhook": "w",
+                "goal_id": gid, "fixture_id": fid, "state": "delivered"})
         # an object no clip names (an interrupted upload's leftover) goes with its fixture
         await blobs.put_file(blobs.key_for(str(fid), "orphan.mp4"), src,
                              content_type="video/mp4", metadata={})

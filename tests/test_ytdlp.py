@@ -6,20 +6,25 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from footyd.clients.ytdlp import build_command, classify, fetch_post
-from footyd.errors import DownloadFailed
+from footyd.clients.netguard import AddressPolicy
+from footyd.clients.ytdlp import build_command, child_env, classify, fetch_post
+from footyd.errors import DownloadFailed, Retryable
 from footyd.sim.clipgen import write_clip, write_garbage
+from tests.plugins.clips import ClipHostFactory
 from tests.plugins.http import serve_app
 
 MB = 1024 * 1024
+T = TypeVar("T")
+LOOPBACK_OK = AddressPolicy(allow_private=True)  # the test servers are on loopback
 
 
 @dataclass
@@ -29,6 +34,7 @@ class ClipHost:
     garbage: bytes
     release: asyncio.Event = field(default_factory=asyncio.Event)
     stalled: asyncio.Event = field(default_factory=asyncio.Event)
+    cookies_seen: list[str] = field(default_factory=list)
 
 
 def _app(host: ClipHost) -> web.Application:
@@ -48,6 +54,12 @@ def _app(host: ClipHost) -> web.Application:
         await resp.write(b"\0" * (2 * MB))
         return resp
 
+    async def cookie_clip(request: web.Request) -> web.Response:
+        host.cookies_seen.append(request.headers.get("Cookie", ""))
+        resp = web.Response(body=host.clip, content_type="video/mp4")
+        resp.set_cookie("tracker", "set-by-some-site", max_age=86400)  # yt-dlp saves jars on exit
+        return resp
+
     async def missing(request: web.Request) -> web.Response:
         return web.Response(status=404, text="gone")
 
@@ -63,7 +75,8 @@ def _app(host: ClipHost) -> web.Application:
     app = web.Application()
     for path, handler in [("/clip.mp4", clip), ("/garbage.mp4", garbage), ("/big.mp4", big),
                           ("/big-unannounced.mp4", big_unannounced),
-                          ("/missing.mp4", missing), ("/stall.mp4", stall)]:
+                          ("/missing.mp4", missing), ("/stall.mp4", stall),
+                          ("/cookie.mp4", cookie_clip)]:
         app.router.add_get(path, handler)
     return app
 
@@ -95,9 +108,11 @@ def _alive(pid: int) -> bool:
 
 
 async def _get(url: str, dest: Path, *, timeout_s: float = 60, socket_timeout_s: float = 10,
-               max_size_mb: float = 5, python: str = sys.executable) -> Path:
+               max_size_mb: float = 5, python: str = sys.executable,
+               cookies_file: Path | None = None) -> Path:
     return await fetch_post(url, dest, timeout_s=timeout_s, socket_timeout_s=socket_timeout_s,
-                            max_size_mb=max_size_mb, python=python)
+                            max_size_mb=max_size_mb, python=python, policy=LOOPBACK_OK,
+                            cookies_file=cookies_file)
 
 
 async def _fails(url: str, dest: Path, *, timeout_s: float = 60, socket_timeout_s: float = 10,
@@ -154,17 +169,25 @@ async def test_stalled_body_hits_outer_timeout_and_process_is_reaped(
     assert not _alive(pid)
 
 
-async def test_cancel_kills_and_reaps_the_process(clip_host: ClipHost, tmp_path: Path) -> None:
+async def _cancel_while_stalled(clip_host: ClipHost, dest: Path,
+                                inspect: Callable[[int], T]) -> tuple[int, T]:
+    """Start a download that stalls, run inspect(pid) on the live yt-dlp, then cancel it."""
     clip_host.stalled.clear()
     with capture_logs() as logs:
-        task = asyncio.create_task(_get(clip_host.url + "/stall.mp4", tmp_path, timeout_s=60,
+        task = asyncio.create_task(_get(clip_host.url + "/stall.mp4", dest, timeout_s=60,
                                         socket_timeout_s=60, max_size_mb=20))
         await asyncio.wait_for(clip_host.stalled.wait(), 30)
         (pid,) = [e["pid"] for e in logs if e["event"] == "ytdlp_started"]
-        assert _alive(pid)
+        seen = inspect(pid)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+    return pid, seen
+
+
+async def test_cancel_kills_and_reaps_the_process(clip_host: ClipHost, tmp_path: Path) -> None:
+    pid, was_alive = await _cancel_while_stalled(clip_host, tmp_path, _alive)
+    assert was_alive
     assert not _alive(pid)
     assert _files(tmp_path) == []
 
@@ -208,3 +231,75 @@ def test_url_goes_after_double_dash_and_is_never_an_option(tmp_path: Path) -> No
 def test_classify_stderr(stderr: str, kind: str) -> None:
     failure = classify("[generic] Extracting URL\n" + stderr + "\n")
     assert failure.kind == kind and failure.reason == stderr
+
+
+def _cookie_jar(path: Path, host: str) -> bytes:
+    body = ("# Netscape HTTP Cookie File\n"
+            f"{host}\tFALSE\t/\tFALSE\t2147483647\tsession\toperator-login\n").encode()
+    path.write_bytes(body)
+    path.chmod(0o444)  # as under ProtectSystem=strict
+    return body
+
+
+async def test_read_only_cookies_file_is_used_and_never_written(clip_host: ClipHost,
+                                                                 tmp_path: Path) -> None:
+    clip_host.cookies_seen.clear()
+    original = tmp_path / "x-cookies.txt"
+    body = _cookie_jar(original, "127.0.0.1")
+    dest = tmp_path / "scratch"
+    dest.mkdir()
+    for _ in range(2):  # a second download sees the operator's file, not the first one's jar
+        path = await _get(clip_host.url + "/cookie.mp4", dest, cookies_file=original)
+        assert path.read_bytes() == clip_host.clip
+        assert original.read_bytes() == body and original.stat().st_mode & 0o777 == 0o444
+        assert _files(dest) == ["clip.mp4"]  # the per-download copy is gone
+        path.unlink()
+    seen = clip_host.cookies_seen
+    assert seen and all(c.startswith("session=operator-login") for c in seen)
+    # each run opens with the operator's jar alone: run 1's Set-Cookie did not leak into run 2
+    assert seen.count("session=operator-login") == 2
+
+
+async def test_unreadable_cookies_file_is_a_retry_not_a_rejection(clip_host: ClipHost,
+                                                                   tmp_path: Path) -> None:
+    with pytest.raises(Retryable, match="cookies file unreadable"):
+        await _get(clip_host.url + "/cookie.mp4", tmp_path, cookies_file=tmp_path / "absent.txt",
+                   python="/nonexistent/python")
+    assert _files(tmp_path) == []
+
+
+SECRETS = {
+    "FOOTYD_API_FOOTBALL__API_KEY": "apikey-5f1e0c",
+    "FOOTYD_SOURCES__X_API__BEARER_TOKEN": "xbearer-77aa31",
+    "FOOTYD_MONGO__URI": "mongodb://footyd:mongopw-c0ffee@db.internal:27017",
+    "HTTP_PROXY": "http://proxy.internal:3128", "https_proxy": "http://proxy.internal:3128",
+    "ALL_PROXY": "socks5://proxy.internal:1080",
+}
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+async def test_ytdlp_child_gets_a_minimal_environment(clip_host: ClipHost, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    assert set(child_env(tmp_path)) == {"PATH", "HOME", "LANG"}
+    _, seen = await _cancel_while_stalled(clip_host, tmp_path, _environ)  # the real yt-dlp
+    assert set(seen) == {"PATH", "HOME", "LANG"} and seen["HOME"] == str(tmp_path)
+    flat = "\n".join(f"{k}={v}" for k, v in seen.items())
+    for value in SECRETS.values():
+        assert value not in flat
+
+
+async def test_body_without_length_is_killed_at_the_cap(clip_host_factory: ClipHostFactory,
+                                                        tmp_path: Path) -> None:
+    host = await clip_host_factory(oversized_bytes=256 * MB)
+    with capture_logs() as logs:
+        failure = await _fails(host.media_url("oversized_nolength"), tmp_path, max_size_mb=1)
+    assert failure.kind == "too_large" and not failure.retryable
+    assert any(e["event"] == "ytdlp_failed" and e.get("kind") == "too_large" for e in logs)
+    # killed near the cap, not after streaming the whole body (kernel buffers add a few MB)
+    assert host.sent_bytes["oversized_nolength"] < 48 * MB

@@ -19,7 +19,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from footyd.config import StorageConfig
-from footyd.errors import DependencyUnavailable, Permanent, Retryable
+from footyd.errors import ConfigError, DependencyUnavailable, Permanent, Retryable
 
 log = structlog.get_logger(__name__)
 
@@ -232,6 +232,8 @@ class LocalBlobStore:
     kind = "local"
 
     def __init__(self, cfg: StorageConfig) -> None:
+        if cfg.local_dir is None:
+            raise ConfigError(['storage.local_dir: required when storage.kind = "local"'])
         self._cfg = cfg
         self.root = cfg.local_dir
         self.bucket = str(cfg.local_dir)

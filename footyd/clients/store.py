@@ -5,15 +5,18 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
+import bson
+import pymongo
 import structlog
 from bson.errors import InvalidDocument
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConfigurationError, DuplicateKeyError, InvalidURI, PyMongoError
 
 from footyd.config import MongoConfig
-from footyd.errors import DependencyUnavailable
+from footyd.config_check import mongo_hosts
+from footyd.errors import ConfigError, DependencyUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -21,6 +24,13 @@ log = structlog.get_logger(__name__)
 DuplicateKey = DuplicateKeyError
 StoreError = PyMongoError
 BadDocument = InvalidDocument  # a value BSON cannot hold (bad key, ...)
+UpdateOne = pymongo.UpdateOne  # bulk write members
+UpdateMany = pymongo.UpdateMany
+
+
+def bson_size(doc: dict[str, Any]) -> int:
+    """Encoded size of a document (benchmarks and write accounting)."""
+    return len(bson.encode(doc))
 AFTER = ReturnDocument.AFTER
 Doc = dict[str, Any]
 
@@ -69,19 +79,27 @@ class Store:
 
     async def __aenter__(self) -> Store:
         timeout_ms = int(self._cfg.server_selection_timeout_s * 1000)
-        self._client = AsyncMongoClient(
-            self._cfg.uri.get_secret_value(),
-            tz_aware=True,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            appname="footyd",
-        )
+        uri = self._cfg.uri.get_secret_value()
+        try:
+            self._client = AsyncMongoClient(
+                uri,
+                tz_aware=True,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                appname="footyd",
+            )
+        except (InvalidURI, ConfigurationError) as exc:  # the URI text never reaches the message
+            raise ConfigError([f"mongo.uri: {str(exc).replace(uri, '(mongo.uri)')[:200]}"]) from None
         self._db = self._client[self._cfg.database]
         try:
             await self._client.admin.command("ping")
         except PyMongoError as exc:
             await self._client.close()
-            raise DependencyUnavailable(f"MongoDB unreachable: {type(exc).__name__}") from None
+            hosts = mongo_hosts(self._cfg.uri.get_secret_value())
+            raise DependencyUnavailable(
+                f"MongoDB unreachable at {hosts} ({type(exc).__name__} after "
+                f"{self._cfg.server_selection_timeout_s:g} s); check that it runs and that mongo.uri "
+                "(FOOTYD_MONGO__URI or uri_file) points at it") from None
         try:
             await self.ensure_indexes()
         except PyMongoError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -12,11 +13,14 @@ from pathlib import Path
 import structlog
 
 from footyd.clients.media_http import is_http_url, redact_url
-from footyd.errors import DownloadFailed
+from footyd.clients.netguard import AddressPolicy, check_url
+from footyd.errors import DownloadFailed, Retryable
 
 log = structlog.get_logger(__name__)
 
 OUTPUT_STEM = "clip"
+COOKIES_NAME = "cookies.txt"  # the per-download copy yt-dlp may rewrite; the original is never touched
+SIZE_POLL_S = 0.05  # how often the scratch dir is measured while yt-dlp runs
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"HTTP Error (404|410)"), "not_found"),
     (re.compile(r"HTTP Error (401|403|451)"), "forbidden"),
@@ -48,6 +52,7 @@ def build_command(
         python, "-m", "yt_dlp",
         "--ignore-config",  # a user/system yt-dlp.conf must not add options behind our back
         "--no-cache-dir",
+        "--proxy", "",  # direct connections only: a proxy would resolve hosts we never checked
         "--no-playlist", "--no-progress", "--no-warnings",
         "--socket-timeout", f"{socket_timeout_s:g}",
         "--retries", "1",
@@ -101,6 +106,63 @@ def _printed_path(stdout: str, dest_dir: Path) -> Path | None:
     return None
 
 
+def child_env(home: Path) -> dict[str, str]:
+    """yt-dlp's whole environment: PATH, HOME (the clip's scratch dir) and LANG.
+
+    Nothing else is inherited: no API keys, tokens or database URIs, and no proxy variables.
+    """
+    return {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home),
+            "LANG": os.environ.get("LANG", "C.UTF-8")}
+
+
+def copy_cookies(original: Path, dest_dir: Path) -> Path:
+    """Copy the configured cookies file into dest_dir (owner-only); yt-dlp rewrites the copy."""
+    target = dest_dir / COOKIES_NAME
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out, original.open("rb") as src:
+            shutil.copyfileobj(src, out)
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        # an operator's file problem: retry later rather than fail every clip for good
+        raise Retryable(f"cookies file unreadable: {type(exc).__name__}") from None
+    return target
+
+
+def _scratch_bytes(dest_dir: Path) -> int:
+    """Bytes yt-dlp has written so far (its output, parts and fragments; not the cookies copy)."""
+    total = 0
+    with os.scandir(dest_dir) as entries:
+        for entry in entries:
+            if entry.name != COOKIES_NAME and entry.is_file(follow_symlinks=False):
+                try:
+                    total += entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    pass  # renamed under us (.part -> final): counted on the next poll
+    return total
+
+
+async def _communicate_capped(proc: asyncio.subprocess.Process, dest_dir: Path,
+                              max_bytes: int) -> tuple[bytes, bytes]:
+    """proc.communicate(), raising too_large as soon as dest_dir outgrows max_bytes.
+
+    --max-filesize only works when the server announces a size; a body without a length would
+    otherwise stream to disk until the timeout.
+    """
+    out = asyncio.ensure_future(proc.communicate())
+    try:
+        while True:
+            done, _ = await asyncio.wait({out}, timeout=SIZE_POLL_S)
+            if done:
+                return out.result()
+            size = _scratch_bytes(dest_dir)
+            if size > max_bytes:
+                raise DownloadFailed("too_large", f"{size} bytes written > {max_bytes} bytes cap")
+    finally:
+        if not out.done():
+            out.cancel()  # the caller kills the process group; the pipes then close
+
+
 async def fetch_post(
     url: str,
     dest_dir: Path,
@@ -110,30 +172,61 @@ async def fetch_post(
     max_size_mb: float,
     cookies_file: Path | None = None,
     ffmpeg_location: Path | None = None,
+    policy: AddressPolicy | None = None,
     python: str = sys.executable,
 ) -> Path:
-    """Download a post's video into dest_dir/clip.<ext> and return its path (not validated)."""
+    """Download a post's video into dest_dir/clip.<ext> and return its path (not validated).
+
+    The post URL's host must pass `policy` (default: public addresses only) before yt-dlp starts.
+    """
     if not is_http_url(url):
         raise DownloadFailed("unsupported_url", "only http/https URLs are fetched")
-    cmd = build_command(url, dest_dir, socket_timeout_s=socket_timeout_s, max_size_mb=max_size_mb,
-                        cookies_file=cookies_file, ffmpeg_location=ffmpeg_location, python=python)
     where = redact_url(url)
+    try:
+        await check_url(url, policy or AddressPolicy())
+    except DownloadFailed as exc:
+        log.info("ytdlp_refused", url=where, kind=exc.kind, reason=exc.reason)
+        raise
+    cookies = copy_cookies(cookies_file, dest_dir) if cookies_file is not None else None
+    try:
+        return await _run(url, dest_dir, where, timeout_s=timeout_s,
+                          socket_timeout_s=socket_timeout_s, max_size_mb=max_size_mb,
+                          cookies=cookies, ffmpeg_location=ffmpeg_location, python=python)
+    finally:
+        if cookies is not None:
+            cookies.unlink(missing_ok=True)
+
+
+async def _run(url: str, dest_dir: Path, where: str, *, timeout_s: float, socket_timeout_s: float,
+               max_size_mb: float, cookies: Path | None, ffmpeg_location: Path | None,
+               python: str) -> Path:
+    cmd = build_command(url, dest_dir, socket_timeout_s=socket_timeout_s, max_size_mb=max_size_mb,
+                        cookies_file=cookies, ffmpeg_location=ffmpeg_location, python=python)
+    max_bytes = int(max_size_mb * 1024 * 1024)
     proc = await asyncio.create_subprocess_exec(
         *cmd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=child_env(dest_dir),
+        cwd=dest_dir,
         start_new_session=True,  # its own process group, so a kill reaches any child too
     )
     log.info("ytdlp_started", url=where, pid=proc.pid)
     try:
         async with asyncio.timeout(timeout_s):
-            out_b, err_b = await proc.communicate()
+            out_b, err_b = await _communicate_capped(proc, dest_dir, max_bytes)
     except TimeoutError:
         await _kill(proc)
         _cleanup(dest_dir)
         log.info("ytdlp_failed", url=where, pid=proc.pid, kind="timeout")
-        raise DownloadFailed("timeout", f"yt-dlp did not finish within {timeout_s} s") from None
+        raise DownloadFailed(
+            "timeout", f"yt-dlp did not finish within {timeout_s:g} s (download.timeout_s)") from None
+    except DownloadFailed as exc:
+        await _kill(proc)
+        _cleanup(dest_dir)
+        log.info("ytdlp_failed", url=where, pid=proc.pid, kind=exc.kind, reason=exc.reason)
+        raise
     except BaseException:
         await _kill(proc)
         _cleanup(dest_dir)
@@ -156,7 +249,7 @@ async def fetch_post(
         raise failure
     # --max-filesize only works when the size is announced; enforce the cap on what arrived.
     size = path.stat().st_size
-    if size > max_size_mb * 1024 * 1024:
+    if size > max_bytes:
         _cleanup(dest_dir)
         log.info("ytdlp_failed", url=where, kind="too_large", size_bytes=size)
         raise DownloadFailed("too_large", f"{size} bytes > {max_size_mb} MB")

@@ -155,6 +155,7 @@ class ClipHost:
         self.trickle_interval_s = trickle_interval_s
         self.stall_max_s = stall_max_s
         self.hits: Counter[str] = Counter()  # media requests per catalogue name
+        self.sent_bytes: Counter[str] = Counter()  # body bytes written by streamed entries
         self._hit_events: dict[str, asyncio.Event] = {}
         self.searches: list[str] = []  # every q received, in order
         self._goal_times: dict[str, datetime] = {}
@@ -341,6 +342,7 @@ class ClipHost:
                 left = self.oversized_bytes
                 while left > 0 and not self._stopping.is_set():
                     await resp.write(_CHUNK[: min(left, len(_CHUNK))])
+                    self.sent_bytes[spec.name] += min(left, len(_CHUNK))
                     left -= len(_CHUNK)
                 return resp
             await resp.write(_CHUNK[: self.slow_head_bytes])

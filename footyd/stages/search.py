@@ -97,6 +97,11 @@ class SearchStage:
         self._to_download = to_download
         self._clock = clock
 
+    @property
+    def sources(self) -> list[Source]:
+        """The sources each attempt asks (their health is shown by `footyd status`)."""
+        return list(self._sources)
+
     def apply_config(self, cfg: Config) -> None:
         """Cadence, aliases, filters and on_cancel are read per use, so all of them are hot."""
         self._cfg = cfg
@@ -134,7 +139,9 @@ class SearchStage:
             next_at = aware(doc.get("next_search_at"))
             if next_at is not None and next_at > now:
                 return
-            if len(doc.get("search_attempt_ids") or []) < self._cfg.search.attempts:
+            # extra_attempts: granted by `footyd search` / `footyd redrive`
+            budget = self._cfg.search.attempts + int(doc.get("extra_attempts") or 0)
+            if len(doc.get("search_attempt_ids") or []) < budget:
                 await self._attempt(doc, now)
             else:
                 await self._finish(doc, now)

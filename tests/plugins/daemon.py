@@ -183,13 +183,30 @@ def base_config(mongo: MongoServer, s3: S3Server, tmp: Path, database: str) -> d
             "secret_access_key": s3.secret_access_key, "create_bucket": True,
         },
         "health": {"listen": f"127.0.0.1:{free_port()}"},
-        "download": {"scratch_dir": str(tmp / "scratch")},
+        # the simulator's clip host is on loopback, which downloads refuse by default
+        "download": {"scratch_dir": str(tmp / "scratch"), "allow_private_addresses": True},
         "log": {"level": "info", "format": "json"},
         "dedup": {"workers": 1},
     }
 
 
 DaemonFactory = Callable[..., Awaitable[DaemonProcess]]
+
+
+async def run_cli(*args: str, env: dict[str, str] | None = None,
+                  replace_env: bool = False) -> tuple[int, str, str]:
+    """Run `python -m footyd ARGS`; return (exit code, stdout, stderr)."""
+    full_env = dict(env or {}) if replace_env else {**os.environ, **(env or {})}
+    if replace_env:
+        full_env.setdefault("PATH", os.environ.get("PATH", ""))
+        if "PYTHONPATH" in os.environ:
+            full_env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "footyd", *args, env=full_env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture

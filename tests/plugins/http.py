@@ -9,13 +9,13 @@ from aiohttp import web
 
 
 @asynccontextmanager
-async def serve_app(app: web.Application) -> AsyncIterator[str]:
-    """Yield the app's base URL (http://127.0.0.1:PORT); the server stops on exit."""
+async def serve_app(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Yield the app's base URL (http://HOST:PORT, a loopback host); the server stops on exit."""
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}"
+        await web.TCPSite(runner, host, 0).start()
+        bound, port = runner.addresses[0][:2]
+        yield f"http://{bound}:{port}"
     finally:
         await runner.cleanup()

@@ -1,0 +1,95 @@
+"""The daemon's heartbeat document: who runs, since when, quota, source health, last reload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from footyd.build import git_commit, version
+from footyd.clients.store import Store, StoreError
+from footyd.stages.search import SearchStage
+from footyd.wiring import Runtime
+
+log = structlog.get_logger(__name__)
+
+COLLECTION = "daemon"
+DOC_ID = "heartbeat"
+ERROR_MAX_CHARS = 300
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def runtime_fields(runtime: Runtime | None) -> dict[str, Any]:
+    """API quota and each source's health, as the running components see them now."""
+    out: dict[str, Any] = {"quota": None, "sources": {}}
+    if runtime is None:
+        return out
+    if runtime.client is not None:
+        out["quota"] = asdict(runtime.client.quota)
+    for stage in runtime.stages:
+        if isinstance(stage, SearchStage):
+            for source in stage.sources:
+                h = source.health
+                out["sources"][source.name] = {
+                    "state": str(h.state),
+                    "last_error": (h.last_error or "")[:ERROR_MAX_CHARS] or None,
+                    "next_try_at": h.next_try_at,
+                }
+    return out
+
+
+class Heartbeat:
+    """Writes one document every `interval_s` (an owned task); marks it stopped on exit."""
+
+    def __init__(self, store: Store, interval_s: float, stale_after_s: float,
+                 fields: Callable[[], dict[str, Any]], *, clock: Callable[[], datetime] = utcnow
+                 ) -> None:
+        self._store = store
+        self._interval_s = interval_s
+        self._fields = fields
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._identity = {
+            "version": version(), "commit": git_commit(), "host": socket.gethostname(),
+            "pid": os.getpid(), "started_at": clock(), "interval_s": interval_s,
+            "stale_after_s": stale_after_s,
+        }
+
+    async def __aenter__(self) -> Heartbeat:
+        await self.beat()
+        self._task = asyncio.create_task(self._loop(), name="heartbeat")
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.beat(stopped=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            await self.beat()
+
+    async def beat(self, *, stopped: bool = False) -> None:
+        """Write the document; a MongoDB outage is logged and the next beat tries again."""
+        now = self._clock()
+        try:
+            doc = {**self._identity, **self._fields(), "beat_at": now,
+                   "stopped_at": now if stopped else None}
+            await self._store.db[COLLECTION].update_one({"_id": DOC_ID}, {"$set": doc}, upsert=True)
+        except StoreError as exc:
+            log.warning("heartbeat_failed", error=type(exc).__name__)
+        except Exception:
+            log.error("heartbeat_failed", exc_info=True)  # a snapshot bug must not stop beating
