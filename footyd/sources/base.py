@@ -40,6 +40,9 @@ class Candidate:
     width: int | None = None
     height: int | None = None
     bitrate: int | None = None
+    # The source's stable id of this clip (X: the post plus its media key). Media URLs are often
+    # signed and change on every search, so they never identify a clip; None: the post URL does.
+    key: str | None = None
 
 
 class SourceHealth(StrEnum):

@@ -20,7 +20,7 @@ from footyd.sources.base import (
     is_truncated_tweet_url,
 )
 from footyd.sources.guard import CircuitBreaker, Clock, RateLimiter, Sleep, SourceGuard
-from footyd.sources.plumbing import HttpSource
+from footyd.sources.plumbing import HttpSource, read_json_capped
 from footyd.sources.query import x_query_string
 
 log = structlog.get_logger(__name__)
@@ -96,6 +96,7 @@ class SearchServiceSource(HttpSource):
         limit: int = 50,
         timeout_s: float = 15.0,
         requests_per_min: int | None = 30,
+        max_response_mb: float = 16.0,
         max_wait_s: float = 10.0,
         session: aiohttp.ClientSession | None = None,
         guard: SourceGuard | None = None,
@@ -107,6 +108,7 @@ class SearchServiceSource(HttpSource):
         self._token = token
         self._limit = limit
         self._timeout_s = timeout_s
+        self._max_bytes = int(max_response_mb * 1024 * 1024)
         self._use_session(session)
         self._clock = clock
         limiter = None
@@ -125,7 +127,8 @@ class SearchServiceSource(HttpSource):
     def from_config(cls, cfg: SearchServiceConfig, **kwargs: Any) -> SearchServiceSource:
         """Build from the [sources.search_service] section."""
         return cls(cfg.base_url, token=cfg.token, limit=cfg.limit, timeout_s=cfg.timeout_s,
-                   requests_per_min=cfg.requests_per_min, **kwargs)
+                   requests_per_min=cfg.requests_per_min, max_response_mb=cfg.max_response_mb,
+                   **kwargs)
 
     def _params(self, query: GoalQuery, since: datetime) -> dict[str, str]:
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
@@ -160,10 +163,7 @@ class SearchServiceSource(HttpSource):
                     raise Permanent(f"{self.name}: no /search endpoint (HTTP {resp.status})")
                 if resp.status != 200:
                     raise Retryable(f"{self.name}: HTTP {resp.status}")
-                try:
-                    body = await resp.json(content_type=None)
-                except ValueError:
-                    raise Retryable(f"{self.name}: response is not JSON") from None
+                body = await read_json_capped(resp, self.name, self._max_bytes)
         except TimeoutError:
             raise Retryable(f"{self.name}: no answer within {self._timeout_s} s") from None
         except aiohttp.ClientError as exc:

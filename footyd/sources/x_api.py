@@ -20,7 +20,7 @@ from footyd.sources.base import (
     is_http_url,
 )
 from footyd.sources.guard import CircuitBreaker, Clock, RateLimiter, Sleep, SourceGuard
-from footyd.sources.plumbing import HttpSource
+from footyd.sources.plumbing import HttpSource, read_json_capped
 from footyd.sources.query import x_query_string
 
 log = structlog.get_logger(__name__)
@@ -96,16 +96,18 @@ def parse_search_response(body: Any, source: str = "x_api") -> list[Candidate]:
             log.info("x_api_truncated_id_skipped", tweet_id=tweet_id)
             continue
         keys = (tweet.get("attachments") or {}).get("media_keys") or []
-        videos = [media[k] for k in keys if k in media and media[k].get("type") == "video"]
+        videos = [k for k in keys if k in media and media[k].get("type") == "video"]
         if not videos:
             continue
-        video = videos[0]
+        video = media[videos[0]]
         best = _best_mp4(video.get("variants"))
         duration_ms = video.get("duration_ms")
+        post_url = f"https://x.com/i/status/{tweet_id}"
         out.append(
             Candidate(
                 source=source,
-                post_url=f"https://x.com/i/status/{tweet_id}",
+                post_url=post_url,
+                key=f"{post_url}#media={videos[0]}",
                 media_url=best[0] if best else None,
                 posted_at=_parse_time(tweet.get("created_at")),
                 text=str(tweet.get("text") or ""),
@@ -200,10 +202,8 @@ class XApiSource(HttpSource):
                     raise Permanent(f"x_api: bearer token rejected (HTTP {resp.status})")
                 if resp.status != 200:
                     raise Retryable(f"x_api: HTTP {resp.status}")
-                try:
-                    body = await resp.json(content_type=None)
-                except ValueError:
-                    raise Retryable("x_api: response is not JSON") from None
+                body = await read_json_capped(resp, self.name,
+                                              int(self._cfg.max_response_mb * 1024 * 1024))
         except TimeoutError:
             raise Retryable(f"x_api: no answer within {self._cfg.timeout_s} s") from None
         except aiohttp.ClientError as exc:
