@@ -18,7 +18,7 @@ from footyd import config as config_mod
 from footyd.build import version
 from footyd.cli_common import AddCommand, Command, config_help, default_config, load_valid
 from footyd.config import Config
-from footyd.errors import DependencyUnavailable, ExitCode
+from footyd.errors import ConfigError, DependencyUnavailable, ExitCode
 
 log = structlog.get_logger("footyd.cli")
 

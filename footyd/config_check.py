@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
+from footyd import scratch
 from footyd.config import ENV_PREFIX, Config, env_field_kind
 
 MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
@@ -145,7 +146,8 @@ def _meant(rest: str) -> str | None:
 
 def judge(cfg: Config, env: Mapping[str, str] | None = None) -> Verdict:
     """Every hard error and idle warning of a validated config (env: unused FOOTYD_* names)."""
-    errors = _mongo(cfg) + _storage(cfg)
+    errors = _mongo(cfg) + _storage(cfg) + [
+        Finding(*line.split(": ", 1)) for line in scratch.problems(cfg)]
     src_errors, warnings = _sources(cfg)
     errors += src_errors
     if not _set(cfg.api_football.api_key):

@@ -39,8 +39,9 @@ def problems(cfg: Config) -> list[str]:
         errors.append("download.scratch_dir: is a filesystem root; use a dedicated folder")
     if scratch in _homes():
         errors.append("download.scratch_dir: is a home directory; use a dedicated folder")
-    local = cfg.storage.local_dir.expanduser().resolve()
-    if cfg.storage.kind == "local" and _overlap(scratch, local):
+    local_dir = cfg.storage.local_dir
+    local = local_dir.expanduser().resolve() if local_dir is not None else None
+    if cfg.storage.kind == "local" and local is not None and _overlap(scratch, local):
         errors.append(f"download.scratch_dir: overlaps storage.local_dir ({local}): "
                       "scratch files would mix with the clip archive")
     return errors
