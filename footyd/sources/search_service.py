@@ -14,6 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from footyd.config import SearchServiceConfig
 from footyd.errors import Permanent, RateLimited, Retryable
 from footyd.sources.base import (
+    MAX_BITRATE,
+    MAX_DURATION_S,
+    MAX_SIDE_PX,
+    MAX_TEXT_CHARS,
+    MAX_URL_CHARS,
     Candidate,
     GoalQuery,
     is_http_url,
@@ -33,14 +38,19 @@ class SearchItem(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    post_url: str
-    media_url: str | None = None
+    post_url: str = Field(max_length=MAX_URL_CHARS)
+    media_url: str | None = Field(None, max_length=MAX_URL_CHARS)
     posted_at: datetime | None = None
     text: str = ""
-    duration_s: float | None = Field(None, ge=0)
-    width: int | None = Field(None, gt=0)
-    height: int | None = Field(None, gt=0)
-    bitrate: int | None = Field(None, gt=0)
+    duration_s: float | None = Field(None, ge=0, le=MAX_DURATION_S, allow_inf_nan=False)
+    width: int | None = Field(None, gt=0, le=MAX_SIDE_PX)
+    height: int | None = Field(None, gt=0, le=MAX_SIDE_PX)
+    bitrate: int | None = Field(None, gt=0, le=MAX_BITRATE)
+
+    @field_validator("text")
+    @classmethod
+    def _short(cls, v: str) -> str:
+        return v[:MAX_TEXT_CHARS]
 
     @field_validator("post_url", "media_url")
     @classmethod
