@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.plugins.monitoring",
     "tests.plugins.web",
     "tests.plugins.browser",
+    "tests.plugins.demo",
 ]

@@ -123,6 +123,16 @@ async def test_clip_without_stored_video_is_404(seeded: SeededDay, local_store: 
         assert status == 404 and "no stored video" in body["error"]
 
 
+async def test_clip_key_outside_the_store_is_never_served(
+        seeded: SeededDay, store: Store, local_store: LocalBlobStore, start_web: StartWeb) -> None:
+    web = await start_web(local_store)
+    await store.clips.insert_one({"_id": "cevil", "goal_id": seeded.goals["done"], "fixture_id": FX_LIVE,
+                                  "source_url": "https://x.example/evil", "state": "kept",
+                                  "blob_key": "../../../../etc/passwd"})
+    status, body, _ = await get(f"{web.url}/api/clips/cevil/video")
+    assert status == 404 and body["status"] == 404
+
+
 async def test_local_clip_served_with_range(seeded: SeededDay, local_store: LocalBlobStore,
                                             start_web: StartWeb, h264_video: Path) -> None:
     web = await start_web(local_store)

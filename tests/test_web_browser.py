@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import os
 from pathlib import Path
+
+import aiohttp
+import pytest
 
 from footyd.clients.blobs import LocalBlobStore
 from footyd.clients.store import Store
-from tests.plugins.browser import Browser, readme_screenshot
+from footyd.demo import DemoOptions, started_demo
+from footyd.errors import ExitCode
+from tests.plugins.browser import README_SHOT_ENV, Browser, readme_screenshot
+from tests.plugins.servers import MongoServer
 from tests.plugins.web import FX_LIVE, StartWeb, add_goal, seed_day
 
 NO_RELOAD_MARK = "window.__footydNoReload"
@@ -58,11 +67,81 @@ async def test_goal_appears_live_and_its_kept_clip_plays(
         const g = document.querySelector('{seeded_sel}');
         g.querySelectorAll('details').forEach((d) => d.open = true);
         return g.querySelector('.goal-body').innerText""")
-    assert "1 duplicate\n" in text and f"duplicate of {seeded.clips['kept_hd']}" in text
+    assert "1 duplicate\n" in text and "duplicate of the 1280×720 clip" in text
     assert "filtered: aspect 0.56 (portrait)" in text and "not_found: HTTP 404" in text
     assert await browser.js(f"return document.querySelectorAll('{seeded_sel} video').length") == 2
     await browser.js(f"document.querySelector('{goal_sel}').scrollIntoView({{block: 'end'}})")
-    shot = await readme_screenshot(browser)
+    shot = await browser.screenshot(tmp_path / "page.png", full_page=False)
     assert shot.stat().st_size > 10_000
     full = await browser.screenshot(tmp_path / "page-full.png")
     assert full.stat().st_size > 10_000
+
+
+GOAL_IDS_JS = "return [...document.querySelectorAll('[data-goal-id]')].map((e) => e.dataset.goalId)"
+NEW_GOAL_JS = GOAL_IDS_JS.replace("return ", "return ", 1) + ".find((id) => !arguments[0].includes(id))"
+# a goal whose search is over with a kept clip: its kept clips no longer change under the test
+KEPT_GOAL_JS = """
+return [...document.querySelectorAll('.goal.done[data-goal-id]')]
+  .filter((e) => /^[1-9]\\d* kept/.test(e.querySelector('.counts').textContent))
+  .map((e) => e.dataset.goalId)[0]"""
+
+
+async def wait_page(url: str, timeout_s: float = 30.0) -> None:
+    """Wait until the daemon's web server answers (it starts with the daemon, in the background)."""
+    async def probe() -> None:
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(url + "api/fixtures") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)  # another component's port coming up: nothing to await
+
+    await asyncio.wait_for(probe(), timeout_s)
+
+
+# $FOOTYD_README_SCREENSHOT set: play the whole day at the demo's own speed for the README picture
+README_MODE = bool(os.environ.get(README_SHOT_ENV))
+
+
+@pytest.mark.timeout(300 if README_MODE else 120)
+async def test_during_a_demo_run_a_goal_appears_and_its_kept_clip_plays(
+        mongo_server: MongoServer, demo_cache: Path, tmp_path: Path, browser: Browser) -> None:
+    opts = DemoOptions(short=not README_MODE, speed=1.0 if README_MODE else 2.0,
+                       dir=tmp_path / "demo", mongo_uri=mongo_server.uri,
+                       plain=True, out=io.StringIO(), env={"XDG_CACHE_HOME": str(demo_cache)})
+    async with started_demo(opts) as demo:
+        assert demo.page_url is not None
+        playing = asyncio.create_task(demo.wait())
+        await wait_page(demo.page_url)
+        await browser.get(demo.page_url)
+        await browser.wait_js("return document.getElementById('conn').dataset.state === 'live' "
+                              "&& document.querySelector('[data-fixture-id]')", what="fixtures loaded")
+        before = await browser.js(GOAL_IDS_JS)
+        await browser.js(f"{NO_RELOAD_MARK} = true")
+        new_goal = await browser.wait_js(NEW_GOAL_JS, before, timeout_s=60, what="a goal appears")
+        kept_goal = await browser.wait_js(KEPT_GOAL_JS, timeout_s=60, what="a goal with a kept clip")
+        assert await browser.js(f"return {NO_RELOAD_MARK} === true"), "the page reloaded"
+        goal_sel = f'[data-goal-id="{kept_goal}"]'
+        await browser.js(f"document.querySelector('{goal_sel} .goal-head').click()")
+        video_sel = f"{goal_sel} figure video"
+        start, later = await browser.play_video(video_sel)
+        assert start["readyState"] >= 2 and start["error"] is None
+        assert later["currentTime"] > start["currentTime"]
+        print(f"demo: goal {new_goal} appeared live; kept clip of {kept_goal}: "
+              f"readyState={start['readyState']}->{later['readyState']} "
+              f"currentTime={start['currentTime']:.3f}->{later['currentTime']:.3f} "
+              f"size={later['width']}x{later['height']}")
+        result = await asyncio.wait_for(playing, 280 if README_MODE else 110)
+        assert result.exit_code == ExitCode.OK, result.summary
+        assert await browser.js(f"return {NO_RELOAD_MARK} === true"), "the page reloaded"
+        await browser.js(f"document.querySelectorAll('{goal_sel} video').forEach((v) => v.pause())")
+        body = await browser.js(f"""
+            const g = document.querySelector('{goal_sel}');
+            g.querySelectorAll('details:not([hidden])').forEach((d) => d.open = true);
+            return g.querySelector('.goal-body').innerText""")
+        assert "duplicate of the " in body and "rejected" in body, body
+        shot = await readme_screenshot(browser, "demo-page.png")
+        assert shot.stat().st_size > 10_000

@@ -171,7 +171,7 @@ class Api:
             for event in backlog:
                 await resp.write(event.encode())
             await self._pump(resp, sub.queue)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass  # the client went away
         finally:
             self._feed.unsubscribe(sub)

@@ -112,9 +112,12 @@ class Browser:
     async def screenshot(self, path: Path, *, full_page: bool = True) -> Path:
         """PNG of the page (the whole scroll height when full_page)."""
         if full_page:
-            height = await self.js("return Math.ceil(document.documentElement.scrollHeight)")
-            width = await self.js("return window.innerWidth")
-            await self.call(self.driver.set_window_size, width, max(int(height) + 90, 400))
+            # window = content height + the window's own frame; no scrollbar in the picture
+            width, height, frame = await self.js(
+                "document.documentElement.style.overflow = 'hidden';"
+                "return [window.outerWidth, document.documentElement.scrollHeight,"
+                " window.outerHeight - window.innerHeight]")
+            await self.call(self.driver.set_window_size, int(width), max(int(height) + int(frame), 400))
         await self.call(self.driver.save_screenshot, str(path))
         return path
 
@@ -141,12 +144,17 @@ class Browser:
 README_SHOT_ENV = "FOOTYD_README_SCREENSHOT"  # e.g. docs/page.png: the test also writes it there
 
 
+README_WIDTH_PX = 760  # the README picture: a narrow desktop window, whole page
+
+
 async def readme_screenshot(browser: Browser, name: str = "page.png") -> Path:
-    """Save a viewport screenshot in the test's tmp dir; also to $FOOTYD_README_SCREENSHOT, small."""
-    path = await browser.screenshot(browser.tmp / name, full_page=False)
+    """Save a whole-page screenshot in the test's tmp dir; also to $FOOTYD_README_SCREENSHOT."""
     target = os.environ.get(README_SHOT_ENV)
     if target:
-        import cv2  # the PNG is re-encoded at the highest zlib level: the README copy stays small
+        await browser.call(browser.driver.set_window_size, README_WIDTH_PX, 800)
+    path = await browser.screenshot(browser.tmp / name, full_page=True)
+    if target:
+        import cv2  # highest zlib level: the README copy stays small
 
         image = await asyncio.to_thread(cv2.imread, str(path), cv2.IMREAD_COLOR)
         assert image is not None, f"cannot read {path}"

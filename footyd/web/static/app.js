@@ -194,11 +194,15 @@ function listItem(c, text) {
 }
 
 function detailsEl(body, cls, label, items) {
-  let d = body.querySelector(`details.${cls}`);
-  if (!items.length) { if (d) d.remove(); return; }
-  if (!d) { d = el("details", cls); d.append(el("summary"), el("ul")); body.append(d); }
+  const d = body.querySelector(`details.${cls}`); // made with the body, in display order
+  d.hidden = !items.length;
   d.querySelector("summary").textContent = `${items.length} ${items.length === 1 ? label[0] : label[1]}`;
   d.querySelector("ul").replaceChildren(...items);
+}
+
+function keptName(clipId) {
+  const c = model.clips.get(clipId);
+  return c && c.width ? `the ${c.width}×${c.height} clip` : (clipId || "?");
 }
 
 function goalBody(node, g) {
@@ -211,7 +215,7 @@ function goalBody(node, g) {
   for (const fig of [...videos.children]) if (!want.includes(fig)) fig.remove();
   want.forEach((fig, i) => { if (videos.children[i] !== fig) videos.insertBefore(fig, videos.children[i] || null); });
   const byState = (s) => clips.filter((c) => c.state === s);
-  detailsEl(body, "dups", ["duplicate", "duplicates"], byState("duplicate").map((c) => listItem(c, `duplicate of ${c.duplicate_of || "?"}${c.reason ? ` (${c.reason})` : ""}`)));
+  detailsEl(body, "dups", ["duplicate", "duplicates"], byState("duplicate").map((c) => listItem(c, `duplicate of ${keptName(c.duplicate_of)}${c.reason ? ` (${c.reason})` : ""}`)));
   detailsEl(body, "rejected", ["rejected", "rejected"], byState("rejected").map((c) => listItem(c, c.reason || "rejected")));
   detailsEl(body, "failed", ["failed", "failed"], byState("failed").map((c) => listItem(c, c.reason || "failed")));
   const busy = clips.filter((c) => c.state === "discovered" || c.state === "downloaded").length;
@@ -240,6 +244,12 @@ function goalEl(g, fresh) {
                 el("span", "muted detail"), el("span", "badge"), el("span", "counts"));
     const body = el("div", "goal-body");
     body.append(el("div", "videos"), el("p", "muted busy"));
+    for (const cls of ["dups", "rejected", "failed"]) {
+      const d = el("details", cls);
+      d.append(el("summary"), el("ul"));
+      d.hidden = true;
+      body.append(d);
+    }
     body.hidden = true;
     head.addEventListener("click", () => {
       if (openGoals.has(g.id)) openGoals.delete(g.id); else openGoals.add(g.id);
