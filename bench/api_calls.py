@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import signal
 import statistics
 import tempfile
 import uuid
@@ -21,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.mongo import bench_mongo
 from footyd.clients.football import FootballClient
 from footyd.clients.store import Store
 from footyd.config import ApiFootballConfig, Config, MongoConfig
@@ -194,23 +193,14 @@ from first seen to confirmed.
 
 
 async def main() -> None:
-    uri = os.environ.get("FOOTYD_BENCH_MONGO_URI")
-    proc = tmp = None
-    if not uri:
-        from footyd.sim.mongo import start_secantus
-
-        tmp = Path(tempfile.mkdtemp(prefix="bench-secantus-"))
-        proc, uri = start_secantus(tmp)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-api-calls-"))
     try:
-        result = {"date": datetime.now().date().isoformat(),
-                  "match_day": await match_day(uri), "free_plan": await free_plan(uri)}
+        with bench_mongo(tmp) as (uri, _note):
+            result = {"date": datetime.now().date().isoformat(),
+                      "match_day": await match_day(uri), "free_plan": await free_plan(uri)}
         _write(result)
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=15)
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

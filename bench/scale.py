@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.mongo import bench_mongo
 from footyd.sim.football import ManualClock, SimFootball, many
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,27 +92,16 @@ Cycle **{result['speedup']}x** faster; **{result['bytes_ratio']}x** fewer bytes 
 
 
 async def main() -> None:
-    uri = os.environ.get("FOOTYD_BENCH_MONGO_URI")
-    proc = tmp = None
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
         old_tree = work / "before"
         old_tree.mkdir()
         await asyncio.to_thread(_extract, old_tree)
-        if not uri:
-            from footyd.sim.mongo import start_secantus
-
-            tmp = work / "mongo"
-            proc, uri = start_secantus(tmp)
-        result = {"date": datetime.now().date().isoformat(),
-                  "mongo": "MongoDB = real MongoDB" if os.environ.get("FOOTYD_BENCH_MONGO_URI")
-                  else "MongoDB = the SecantusDB stand-in (one request at a time: pessimistic)",
-                  **await _run(uri, old_tree)}
+        with bench_mongo(work / "mongo") as (uri, note):
+            result = {"date": datetime.now().date().isoformat(), "mongo": note,
+                      **await _run(uri, old_tree)}
         _write(result)
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=15)
         shutil.rmtree(work, ignore_errors=True)
 
 
