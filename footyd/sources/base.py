@@ -25,6 +25,8 @@ class GoalQuery:
     team_terms: tuple[str, ...]
     scorer_terms: tuple[str, ...]
     goal_at: datetime | None = None  # when the goal was seen: rate-limited sources favour newer
+    opponent_terms: tuple[str, ...] = ()  # the opponent's name and aliases (title matching)
+    score: tuple[int, int] | None = None  # running (home, away) score after the goal
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Candidate:
     width: int | None = None
     height: int | None = None
     bitrate: int | None = None
+    permalink: str | None = None  # the discussion page when post_url is the media link (reddit)
 
 
 class SourceHealth(StrEnum):
