@@ -21,7 +21,7 @@ import structlog
 
 from footyd.config import RedditConfig
 from footyd.errors import Permanent, RateLimited, Retryable
-from footyd.sources.base import Candidate, GoalQuery, is_http_url
+from footyd.sources.base import MAX_URL_CHARS, Candidate, GoalQuery, is_fetchable_url
 from footyd.sources.guard import CircuitBreaker, Clock, RateLimiter, Sleep, SourceGuard
 from footyd.sources.plumbing import HttpSource
 from footyd.sources.reddit_titles import title_matches
@@ -29,7 +29,6 @@ from footyd.sources.reddit_titles import title_matches
 log = structlog.get_logger(__name__)
 
 LISTING_LIMIT = 100
-URL_MAX_CHARS = 2048
 WINDOW_MAX_POSTS = 2000  # a flood of posts cannot grow the window without bound
 TOKEN_MARGIN_S = 60.0  # refresh this long before the token expires
 TOKEN_MAX_LIFE_S = 24 * 3600.0
@@ -59,7 +58,7 @@ def _linked_url(data: Mapping[str, Any]) -> str | None:
         parent = parents[0]
         if isinstance(parent, dict):
             url = parent.get("url_overridden_by_dest") or parent.get("url")
-    if not isinstance(url, str) or len(url) > URL_MAX_CHARS or not is_http_url(url):
+    if not isinstance(url, str) or not is_fetchable_url(url):
         return None
     parts = urlsplit(url)
     if parts.username or parts.password or _is_reddit_page(url):
@@ -105,7 +104,7 @@ def parse_listing(body: Any, *, flairs: Sequence[str], source: str = "reddit") -
         except (OverflowError, ValueError, OSError):
             continue
         out.append(RedditPost(post_id[:20], title[:300], url,
-                              "https://www.reddit.com" + permalink[:URL_MAX_CHARS], created_at,
+                              "https://www.reddit.com" + permalink[:MAX_URL_CHARS], created_at,
                               flair))
     return out
 
