@@ -13,7 +13,8 @@ from footyd.procpool import ProcessPool
 from footyd.sim.clips import ClipHost, ClipScript
 from footyd.sim.reddit import FakeReddit
 from footyd.wiring import open_video_pipeline
-from tests.plugins.clips import CLIP_T0, ClipHostFactory
+from tests.plugins.clips import ClipHostFactory
+from tests.test_pipeline_e2e import _goal
 
 SCRIPT = ClipScript.model_validate({"goals": [{
     "key": "wirtz", "match": ["Wirtz", "Leverkusen"], "at_s": 0,
@@ -29,18 +30,6 @@ def _cfg(host: ClipHost, reddit: dict[str, Any], scratch: Path) -> Config:
                      "socket_timeout_s": 5, "max_attempts": 2, "retry_backoff_s": 60,
                      "allow_private_addresses": True},  # the clip host is loopback
         "dedup": {"workers": 1},
-    })
-
-
-async def _goal(store: Store) -> None:
-    await store.goals.insert_one({
-        "_id": "g-wirtz", "fixture_id": 1, "league_id": 78, "kickoff": CLIP_T0,
-        "team_id": 168, "team_name": "Bayer Leverkusen", "opponent_id": 157,
-        "opponent_name": "Bayern Munich", "elapsed": 23, "extra": None, "minute": 23,
-        "scorer_id": 1, "scorer_name": "Florian Wirtz", "assist_name": None,
-        "detail": "Normal Goal", "score_home": 1, "score_away": 0, "state": "confirmed",
-        "first_seen_at": CLIP_T0, "confirmed_at": CLIP_T0, "next_search_at": CLIP_T0,
-        "search_attempt_ids": [],
     })
 
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from footyd.config import Config, RedditConfig
 from footyd.config_check import judge
-from footyd.errors import Permanent, RateLimited, Retryable
+from footyd.errors import MalformedPayload, Permanent, RateLimited, Retryable
 from footyd.sim.reddit import FakeReddit
 from footyd.sources import SourceHealth, build_query
 from footyd.sources.base import GoalQuery
@@ -214,7 +214,7 @@ async def test_oversized_listing_is_refused_unread() -> None:
                            api_base_url=base, max_response_mb=0.1)
         src = RedditSource(cfg)
         try:
-            with pytest.raises(Retryable, match="cap|over"):
+            with pytest.raises(MalformedPayload, match="over"):
                 await src.search(goal(), SINCE)
         finally:
             await src.aclose()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,14 +21,15 @@ import structlog
 from footyd.config import RedditConfig
 from footyd.errors import Permanent, RateLimited, Retryable
 from footyd.sources.base import MAX_URL_CHARS, Candidate, GoalQuery, is_fetchable_url
-from footyd.sources.guard import CircuitBreaker, Clock, RateLimiter, Sleep, SourceGuard
-from footyd.sources.plumbing import HttpSource
+from footyd.sources.guard import Clock, RateLimiter, Sleep
+from footyd.sources.plumbing import HttpSource, read_json_capped, standard_guard
 from footyd.sources.reddit_titles import title_matches
 
 log = structlog.get_logger(__name__)
 
 LISTING_LIMIT = 100
 WINDOW_MAX_POSTS = 2000  # a flood of posts cannot grow the window without bound
+TOKEN_MAX_BYTES = 64 * 1024
 TOKEN_MARGIN_S = 60.0  # refresh this long before the token expires
 TOKEN_MAX_LIFE_S = 24 * 3600.0
 DEFAULT_RETRY_AFTER_S = 60.0
@@ -109,19 +109,6 @@ def parse_listing(body: Any, *, flairs: Sequence[str], source: str = "reddit") -
     return out
 
 
-async def read_json(resp: aiohttp.ClientResponse, max_bytes: int, what: str) -> Any:
-    """The JSON body, refused unread past max_bytes (a hostile or broken upstream)."""
-    if resp.content_length is not None and resp.content_length > max_bytes:
-        raise Retryable(f"{what}: body of {resp.content_length} bytes is over the cap")
-    raw = await resp.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise Retryable(f"{what}: body over {max_bytes} bytes")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise Retryable(f"{what}: response is not JSON") from None
-
-
 class RedditSource(HttpSource):
     """Matches r/soccer goal posts to goals from one listing window shared by all searches."""
 
@@ -143,13 +130,7 @@ class RedditSource(HttpSource):
         self._wall_clock = wall_clock
         self._limiter = RateLimiter(cfg.requests_per_min, 60.0, max_wait_s=max_wait_s, clock=clock,
                                     sleep=sleep)
-        self.guard = SourceGuard(
-            name,
-            breaker=CircuitBreaker(failure_threshold=3, base_backoff_s=30.0, max_backoff_s=1800.0,
-                                   clock=clock),
-            limiter=self._limiter,
-            wall_clock=wall_clock,
-        )
+        self.guard = standard_guard(name, self._limiter, clock=clock, wall_clock=wall_clock)
         self._token: str | None = None
         self._token_expires_at = 0.0  # monotonic
         self._posts: dict[str, RedditPost] = {}  # the window, by post id
@@ -240,7 +221,7 @@ class RedditSource(HttpSource):
                                   retry_after_s=self._reset_s(resp.headers) or DEFAULT_RETRY_AFTER_S)
             if resp.status != 200:
                 raise Retryable(f"reddit: token endpoint HTTP {resp.status}")
-            body = await read_json(resp, 64 * 1024, "reddit token")
+            body = await read_json_capped(resp, self.name, TOKEN_MAX_BYTES)
         token = body.get("access_token") if isinstance(body, dict) else None
         expires = body.get("expires_in") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token or len(token) > 4096:
@@ -298,7 +279,7 @@ class RedditSource(HttpSource):
             elif resp.status != 200:
                 raise Retryable(f"reddit: HTTP {resp.status}")
             else:
-                body = await read_json(resp, self._max_bytes(), "reddit listing")
+                body = await read_json_capped(resp, self.name, self._max_bytes())
                 return parse_listing(body, flairs=self._cfg.flairs, source=self.name)
         return await self._get_listing(subreddit, retry_auth=False)
 
