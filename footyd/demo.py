@@ -326,8 +326,14 @@ def main(options: DemoOptions) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
+        demo_script.load(options.script)
+    except (OSError, ValueError) as exc:  # ValueError: TOML syntax or pydantic validation
+        print(f"footyd demo: invalid script {options.script or demo_script.DEFAULT_SCRIPT}:\n{exc}",
+              file=sys.stderr)
+        return ExitCode.CONFIG
+    try:
         result = asyncio.run(run_demo(options))
-    except (FileNotFoundError, ValueError, subprocess.SubprocessError, RuntimeError) as exc:
+    except (OSError, ValueError, subprocess.SubprocessError, RuntimeError) as exc:
         print(f"footyd demo: cannot run: {exc}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
     except KeyboardInterrupt:
