@@ -292,6 +292,16 @@ async def test_stream_resumes_from_last_event_id(seeded: SeededDay, store: Store
         assert status == 400 and body["status"] == 400
 
 
+async def test_streams_are_capped(seeded: SeededDay, local_store: LocalBlobStore,
+                                  start_web: StartWeb) -> None:
+    web = await start_web(local_store, max_streams=1)
+    async with aiohttp.ClientSession() as http:
+        first = await open_stream(http, web.url)
+        status, body, _ = await get(f"{web.url}/api/stream")
+        assert status == 503 and body["error"] == "too many open streams"
+        first.close()
+
+
 async def test_stream_sends_keepalive_comments(seeded: SeededDay, local_store: LocalBlobStore,
                                                start_web: StartWeb) -> None:
     web = await start_web(local_store, keepalive_s=0.2)
@@ -330,3 +340,4 @@ async def test_daemon_serves_the_web_api_and_stops_with_a_stream_open(
     finally:
         async with Store(mongo_cfg) as s:
             await s.db.client.drop_database(mongo_cfg.database)
+
