@@ -23,6 +23,10 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/footyd --create-home footyd
     && mkdir -p /etc/footyd /var/cache/footyd \
     && chown footyd:footyd /var/cache/footyd
 COPY config.toml /etc/footyd/config.toml
+# the image's default config listens on all interfaces so the EXPOSEd /metrics port is reachable
+# (the grep fails the build if config.toml's listen line ever changes shape)
+RUN sed -i 's/^listen = "127.0.0.1:9464"/listen = "0.0.0.0:9464"/' /etc/footyd/config.toml \
+    && grep -q '^listen = "0.0.0.0:9464"' /etc/footyd/config.toml
 
 USER footyd
 WORKDIR /var/lib/footyd

@@ -96,6 +96,9 @@ def render(report: dict[str, Any], now: datetime) -> str:
     for state, g in sorted(report["goals"].items()):
         clips = ", ".join(f"{k} {v}" for k, v in sorted(g["clips"].items())) or "no clips"
         lines.append(f"  {state} {g['goals']} (clips: {clips})")
+    if report.get("notifications"):
+        lines.append("webhook deliveries: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(report["notifications"].items())))
     failed = report["failed"]
     if failed["goals"] or failed["clips"]:
         lines.append("failed (footyd redrive --failed):")

@@ -63,6 +63,7 @@ class MonitorConfig(Section):
     complete_grace_s: float = Field(600.0, ge=0)
     max_poll_interval_s: float = Field(300.0, gt=0)
     keep_raw: bool = False  # also store each polled item's raw JSON (debugging; costs writes)
+    poll_shape: Literal["auto", "ids"] = "auto"  # auto: `live=` when it costs fewer calls
 
     @model_validator(mode="after")
     def _floor(self) -> MonitorConfig:
@@ -169,6 +170,8 @@ class DedupConfig(Section):
     min_consecutive: int = Field(3, ge=1, le=100)
     timeout_s: float = Field(120.0, gt=0)
     retry_backoff_s: float = Field(60.0, ge=0)
+    max_decode_megapixel_s: float = Field(400.0, gt=0)  # duration x width x height cap per clip
+    max_fingerprint_failures: int = Field(2, ge=1, le=20)  # then the clip is kept undeduplicated
 
 
 class MongoConfig(Section):
@@ -360,6 +363,7 @@ HOT_KEYS: frozenset[str] = frozenset(
         "monitor.complete_grace_s",
         "monitor.max_poll_interval_s",
         "monitor.keep_raw",
+        "monitor.poll_shape",
         "goals.confirm_polls",
         "goals.cancel_polls",
         "goals.match_window_min",

@@ -110,13 +110,13 @@ class LiveDisplay:
         from rich.console import Group
         from rich.table import Table
 
-        matches = Table(title=f"{self._title}: matches", expand=True)
+        matches = Table(title=f"{self._title}: matches")
         for col in ("fixture", "match", "score", "clock", "stage"):
             matches.add_column(col)
         for fx in snap.fixtures:
             matches.add_row(str(fx["_id"]), _teams(fx), score_text(fx), _minute(fx),
                             str(fx.get("stage")))
-        goals = Table(title="goals and clips", expand=True)
+        goals = Table(title="goals and clips")
         for col in ("goal", "state", "found", "kept", "duplicate", "rejected/failed"):
             goals.add_column(col)
         for g in snap.goals:

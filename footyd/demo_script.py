@@ -123,6 +123,7 @@ class DemoScript(_Model):
         keep = set(self.short_fixtures)
         return self.model_copy(update={
             "name": f"{self.name} (short)",
+            "description": f"only fixture(s) {', '.join(map(str, sorted(keep)))} of the day.",
             "fixtures": tuple(f for f in self.fixtures if f.id in keep),
             "goals": tuple(g for g in self.goals if g.fixture in keep),
             "results": tuple(r for r in self.results if r.fixture in keep),

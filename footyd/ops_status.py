@@ -107,6 +107,7 @@ async def status_report(store: Store, now: datetime) -> dict[str, Any]:
         "fixtures": await _fixtures(store),
         "goals": await _goals(store),
         "clips": await _counts(store, "clips", "state"),
+        "notifications": await _counts(store, "notifications", "state"),  # webhook deliveries
         "failed": await _failed(store),
         "api_quota": (hb or {}).get("quota"),
         "sources": (hb or {}).get("sources") or {},

@@ -18,7 +18,7 @@ import pytest
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
-from footyd.media import probe
+from footyd.media import Fingerprint, VideoInfo, fingerprint, probe
 from footyd.media.groups import connected_groups
 from footyd.procpool import POOL_REBUILDS, ProcessPool
 from footyd.records import clip_key
@@ -56,6 +56,7 @@ class CountingBlobs:
         self.inner = inner
         self.kind, self.bucket = inner.kind, inner.bucket
         self.deleted: list[str] = []
+        self.fetched: list[str] = []
         self.crash_after_deletes = crash_after_deletes
 
     async def put_file(self, key: str, path: Path, *, content_type: str,
@@ -64,6 +65,7 @@ class CountingBlobs:
 
     async def get_file(self, key: str, path: Path) -> None:
         await self.inner.get_file(key, path)
+        self.fetched.append(key)
 
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)
@@ -101,9 +103,11 @@ class World:
                                            "state": "searching", "first_seen_at": T0, **extra})
         return goal_id
 
-    async def add(self, goal_id: str, name: str, path: Path, *, body: Path | None = None) -> str:
-        """A downloaded clip described by `path` (probe) whose stored bytes are `body` or path."""
-        info = probe(str(path))
+    async def add(self, goal_id: str, name: str, path: Path, *, body: Path | None = None,
+                  info: VideoInfo | None = None, fp: Fingerprint | None = None) -> str:
+        """A downloaded clip described by `path` (probe) whose stored bytes are `body` or path;
+        with `fp`, stored with that fingerprint as the download stage does."""
+        info = info or probe(str(path))
         data = (body or path).read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         key = self.blobs.key_for(clip_key(FIXTURE_ID, goal_id, sha))
@@ -117,7 +121,7 @@ class World:
             "duration_s": info.duration_s, "fps": info.fps,
             "bitrate_bps": len(data) * 8 / info.duration_s, "codec": info.codec,
             "blob_key": key, "stored_at": T0 + timedelta(seconds=self.stored),
-            "created_at": T0})
+            "created_at": T0, **({"fingerprint": fp.to_doc()} if fp else {})})
         self.ids[clip_id] = name
         return clip_id
 
@@ -138,7 +142,8 @@ class World:
         docs = (await self.clips(goal_id)).values()
         holding = {d["blob_key"] for d in docs if d["state"] in ("kept", "downloaded")}
         kept = {d["blob_key"] for d in docs if d["state"] == "kept"}
-        objects = {k for k in await self.objects() if f"/{goal_id}/" in k}
+        prefix = self.blobs.key_for(str(FIXTURE_ID), goal_id) + "/"
+        objects = set(await self.blobs.list_keys(prefix))
         assert objects == holding
         assert kept <= objects
 
@@ -166,12 +171,17 @@ def make_cfg(tmp_path: Path) -> Config:
                                   "dedup": {"retry_backoff_s": BACKOFF_S, "timeout_s": 60}})
 
 
-@pytest.fixture
-def world(store: Store, s3_store: S3BlobStore, pool: ProcessPool, tmp_path: Path) -> World:
+def new_world(store: Store, s3_store: S3BlobStore, pool: ProcessPool, tmp_path: Path) -> World:
+    """A World on the default test config, its clock 10 minutes after T0."""
     cfg = make_cfg(tmp_path)
     clock = ManualClock(T0 + timedelta(minutes=10))
     blobs = CountingBlobs(s3_store)
     return World(store, blobs, DedupStage(cfg, store, blobs, pool, clock=clock), clock, cfg)
+
+
+@pytest.fixture
+def world(store: Store, s3_store: S3BlobStore, pool: ProcessPool, tmp_path: Path) -> World:
+    return new_world(store, s3_store, pool, tmp_path)
 
 
 def scratch_empty(w: World) -> bool:
@@ -457,5 +467,93 @@ async def test_killed_pool_worker_fails_closed_then_recovers(
         await w.stage.handle(g)
         assert await w.states(g) == {"a_720p": ("kept", None), "a_low": ("duplicate", "a_720p")}
         assert await pool.run(os.getpid, timeout_s=60) != worker_pid
+    finally:
+        pool.shutdown()
+
+
+# ---- fingerprints stored by download; resume; caps ------------------------------------------
+
+async def test_stored_fingerprints_are_only_compared_and_old_clips_are_fingerprinted(
+        world: World, clip_dir: Path) -> None:
+    """Clips stored with a fingerprint are never fetched back; one stored before that change
+    (no fingerprint) is fetched from storage, fingerprinted and grouped with them."""
+    g = await world.goal("g1")
+    ref_fps = world.cfg.dedup.reference_fps
+    for name in ("a_720p", "b_540p"):
+        path = clip_dir / f"{name}.mp4"
+        await world.add(g, name, path, fp=fingerprint(str(path), sample_fps=ref_fps))
+    old = await world.add(g, "a_480p", clip_dir / "a_480p.mp4")
+
+    await world.stage.handle(g)
+
+    docs = await world.clips(g)
+    assert world.blobs.fetched == [docs["a_480p"]["blob_key"]]
+    assert await world.states(g) == {"a_720p": ("kept", None), "b_540p": ("kept", None),
+                                     "a_480p": ("duplicate", "a_720p")}
+    stored = await world.store.clips.find_one({"_id": old})
+    assert stored is not None and Fingerprint.from_doc(stored["fingerprint"]) == fingerprint(
+        str(clip_dir / "a_480p.mp4"), sample_fps=ref_fps)
+
+
+async def test_clip_above_the_decode_cost_cap_is_kept_undeduplicated(
+        store: Store, s3_store: S3BlobStore, pool: ProcessPool, clip_dir: Path,
+        tmp_path: Path) -> None:
+    cfg = Config.model_validate({"download": {"scratch_dir": str(tmp_path / "scratch")},
+                                 "dedup": {"max_decode_megapixel_s": 3.0}})
+    blobs = CountingBlobs(s3_store)
+    w = World(store, blobs, DedupStage(cfg, store, blobs, pool, clock=ManualClock(T0)),
+              ManualClock(T0), cfg)
+    g = await w.goal("g1")
+    for name in ("a_720p", "a_low", "a_480p"):  # 5.5, 1.4 and 2.5 megapixel-s
+        await w.add(g, name, clip_dir / f"{name}.mp4")
+
+    await w.stage.handle(g)
+
+    assert await w.states(g) == {"a_720p": ("kept", None), "a_480p": ("kept", None),
+                                 "a_low": ("duplicate", "a_480p")}
+    big = (await w.clips(g))["a_720p"]
+    assert big["dedup_excluded"].startswith("decode cost 5.5 megapixel-s")
+    assert big["reason"].startswith("kept without dedup: decode cost")
+    assert "fingerprint" not in big
+    goal = await store.goals.find_one({"_id": g})
+    assert goal is not None and "dedup_error" not in goal and goal["deduped_at"] == T0
+    await w.stage.handle(g)  # excluded clips are not tried again
+    assert w.blobs.fetched.count(big["blob_key"]) == 1
+    await w.assert_consistent(g)
+
+
+async def test_clip_timing_out_twice_is_excluded_and_the_goal_finishes(
+        store: Store, s3_store: S3BlobStore, clip_dir: Path, tmp_path: Path) -> None:
+    # every fingerprint times out at 10 ms; the other clips came with stored fingerprints
+    cfg = Config.model_validate({"download": {"scratch_dir": str(tmp_path / "scratch")},
+                                 "dedup": {"timeout_s": 0.01, "retry_backoff_s": BACKOFF_S}})
+    clock = ManualClock(T0)
+    pool = ProcessPool(1)
+    try:
+        blobs = CountingBlobs(s3_store)
+        w = World(store, blobs, DedupStage(cfg, store, blobs, pool, clock=clock), clock, cfg)
+        g = await w.goal("g1")
+        for name in ("a_720p", "a_low"):
+            path = clip_dir / f"{name}.mp4"
+            await w.add(g, name, path, fp=fingerprint(str(path), sample_fps=5.0))
+        slow = await w.add(g, "a_480p", clip_dir / "a_480p.mp4")
+
+        await w.stage.handle(g)  # first timeout: fail closed, retry later
+        assert set((await w.states(g)).values()) == {("downloaded", None)}
+        assert (await store.clips.find_one({"_id": slow}) or {})["fingerprint_failures"] == 1
+        assert blobs.deleted == []
+
+        clock.now += timedelta(seconds=BACKOFF_S)
+        await w.stage.handle(g)  # second: excluded, the rest is deduplicated
+
+        assert await w.states(g) == {"a_720p": ("kept", None), "a_low": ("duplicate", "a_720p"),
+                                     "a_480p": ("kept", None)}
+        doc = (await w.clips(g))["a_480p"]
+        assert doc["dedup_excluded"].startswith("fingerprinting failed 2 times, last:")
+        assert "timed out" in doc["dedup_excluded"]
+        goal = await store.goals.find_one({"_id": g})
+        assert goal is not None and "dedup_next_at" not in goal
+        assert await w.stage.due(clock.now + timedelta(hours=1), 10) == []
+        await w.assert_consistent(g)
     finally:
         pool.shutdown()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import sys
 from pathlib import Path
 
 import aiohttp
 import av
+import pytest
 
 from footyd import demo_script
 from footyd.demo import DemoOptions, started_demo
@@ -54,11 +54,11 @@ def _codec(path: Path) -> str:
 
 
 async def test_demo_short_day_runs_to_completion_and_matches_its_script(
-    mongo_server: MongoServer, demo_cache: Path, tmp_path: Path,
+    mongo_server: MongoServer, demo_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    out = io.StringIO()
+    # the demo prints to (captured) stdout: a failure shows its live lines and summary
     opts = DemoOptions(short=True, speed=2.0, dir=tmp_path / "demo", mongo_uri=mongo_server.uri,
-                       plain=True, out=out, env={"XDG_CACHE_HOME": str(demo_cache)}, serve=True)
+                       plain=True, env={"XDG_CACHE_HOME": str(demo_cache)}, serve=True)
     async with started_demo(opts) as demo:
         assert demo.page_url is not None
         playing = asyncio.create_task(demo.wait())
@@ -66,12 +66,14 @@ async def test_demo_short_day_runs_to_completion_and_matches_its_script(
         # --serve: after the day the daemon and its page are still up
         async with aiohttp.ClientSession() as http:
             async with http.get(demo.page_url + "api/fixtures/7002") as resp:
-                assert resp.status == 200
+                assert resp.status == 200, await resp.text()
                 day = await resp.json()
-            assert len(day["goals"]) == 3
+            assert len(day["goals"]) == 3, day
             kept = [c for g in day["goals"] for c in g["clips"] if c["state"] == "kept"]
+            assert kept, day
             async with http.get(demo.page_url + f"api/clips/{kept[0]['id']}/video") as resp:
-                assert resp.status == 200 and len(await resp.read()) > 10_000
+                body = await resp.read()
+                assert resp.status == 200 and len(body) > 10_000, (resp.status, body[:200])
         assert not playing.done()
         demo.stop.set()
         result = await playing
@@ -92,7 +94,7 @@ async def test_demo_short_day_runs_to_completion_and_matches_its_script(
         assert row.detected_s is not None and row.first_kept_s is not None
     assert "OK: every goal, clip and result matches the script." in result.summary
     assert "7002 53' D. Defender (Own Goal)" in result.summary
-    assert "SecantusDB" not in out.getvalue()  # a MongoDB URI was given: none embedded
+    assert "SecantusDB" not in capsys.readouterr().out  # a MongoDB URI was given: none embedded
     # the kept clips are on disk, and they are H.264 (they play in a browser)
     kept = _videos(Path(result.clips_at))
     assert len(kept) == sum(r.kept for r in result.rows) == 4

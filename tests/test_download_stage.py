@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from footyd.clients.blobs import BlobStore, S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config, StorageConfig
+from footyd.media.fingerprint import Fingerprint, fingerprint
 from footyd.metrics import REGISTRY
 from footyd.procpool import ProcessPool
 from footyd.records import clip_key
@@ -101,12 +102,13 @@ class Env:
     pool: ProcessPool
     stack: AsyncExitStack
 
-    async def stage(self, blobs: BlobStore | None = None, **download: Any) -> DownloadStage:
+    async def stage(self, blobs: BlobStore | None = None, dedup: dict[str, Any] | None = None,
+                    **download: Any) -> DownloadStage:
         settings: dict[str, Any] = {"scratch_dir": str(self.scratch), "retry_backoff_s": 60,
                                     "max_attempts": 3, "timeout_s": 60, "socket_timeout_s": 10,
                                     "allow_private_addresses": True}  # the clip host is loopback
         settings.update(download)
-        cfg = Config.model_validate({"download": settings})
+        cfg = Config.model_validate({"download": settings, "dedup": dedup or {}})
         stage = DownloadStage(cfg, self.store, blobs or self.blobs, self.pool, to_dedup=self.inbox,
                               clock=self.clock)
         return await self.stack.enter_async_context(stage)
@@ -442,3 +444,39 @@ async def test_loopback_clip_is_rejected_unless_private_addresses_are_allowed(
     assert "loopback" in doc["reason"] and "download.allow_private_addresses" in doc["reason"]
     assert env.host.hits["a_720p"] == hits  # refused before any connection was made
     assert await env.keys() == [] and env.scratch_left() == []
+
+
+# -- fingerprint while the scratch file exists ---------------------------------------------------
+
+
+async def test_stored_clip_carries_its_fingerprint(env: Env) -> None:
+    stage = await env.stage()
+    clip_id = await env.add_clip(media="a_720p")
+    await stage.handle(clip_id)
+    doc = await env.clip(clip_id)
+    assert doc["state"] == "downloaded"
+    fp = Fingerprint.from_doc(doc["fingerprint"])
+    ref = fingerprint(str(env.clip_dir / "a_720p.mp4"), sample_fps=Config().dedup.reference_fps)
+    assert fp == ref and len(fp.hashes) == 30  # 6 s at 5 samples/s
+
+
+async def test_refused_clips_cost_no_fingerprint(env: Env) -> None:
+    stage = await env.stage()
+    clip_id = await env.add_clip(media="portrait")
+    await stage.handle(clip_id)
+    doc = await env.clip(clip_id)
+    assert doc["state"] == "rejected" and "fingerprint" not in doc
+
+
+async def test_decode_cost_above_the_cap_is_rejected_with_a_reason(env: Env) -> None:
+    # a_720p: 6 s x 0.92 megapixels = 5.5 megapixel-s; a_low (640x360): 1.4
+    stage = await env.stage(dedup={"max_decode_megapixel_s": 3.0})
+    big, small = await env.add_clip(media="a_720p"), await env.add_clip(media="a_low")
+    await stage.handle(big)
+    await stage.handle(small)
+    doc = await env.clip(big)
+    assert doc["state"] == "rejected" and "fingerprint" not in doc
+    assert doc["reason"].startswith("filtered: decode cost 5.5 megapixel-s")
+    assert "max_decode_megapixel_s 3" in doc["reason"]
+    assert (await env.clip(small))["state"] == "downloaded"
+    assert await env.keys() == [(await env.clip(small))["blob_key"]]

@@ -175,3 +175,18 @@ async def test_connection_refused_is_network(session: aiohttp.ClientSession,
 async def test_non_http_urls_are_refused(session: aiohttp.ClientSession, tmp_path: Path,
                                          url: str) -> None:
     assert await _fails(session, url, tmp_path) == "unsupported_url"
+
+
+async def test_timeout_reason_names_the_timeout_that_fired(
+    clip_host: ClipHost, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Issue 10 item 4: a stalled body records socket_timeout_s, a slow one timeout_s."""
+    with pytest.raises(DownloadFailed) as stalled:
+        await _fetch(session, clip_host.url + "/stall.mp4", tmp_path, timeout_s=30,
+                     socket_timeout_s=0.3, max_size_mb=20)
+    assert "0.3 s" in stalled.value.reason and "socket_timeout_s" in stalled.value.reason
+    assert "30 s" not in stalled.value.reason
+    with pytest.raises(DownloadFailed) as slow:
+        await _fetch(session, clip_host.url + "/trickle", tmp_path, timeout_s=0.5,
+                     socket_timeout_s=5)
+    assert "0.5 s" in slow.value.reason and "download.timeout_s" in slow.value.reason

@@ -15,10 +15,12 @@ from typing import Any
 import aiohttp
 
 from footyd import config as config_mod
+from footyd.cli_ops import render
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config
+from footyd.ops_status import status_report
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
 from footyd.stages.notify import NotifyStage, delivery_id
@@ -243,7 +245,8 @@ async def test_real_pipeline_announces_kept_and_replaced_clips_once(
             "search": {"sources": ["fake"], "attempts": 10, "interval_s": 60},
             "sources": {"fake": {"base_url": host.base_url}},
             "download": {"scratch_dir": str(tmp_path / "scratch"), "max_size_mb": 20,
-                         "timeout_s": 3, "socket_timeout_s": 1, "max_attempts": 1},
+                         "timeout_s": 3, "socket_timeout_s": 1, "max_attempts": 1,
+                         "allow_private_addresses": True},  # the clip host is loopback
             "dedup": {"workers": 1},
             "notify": {"webhooks": [{"url": rx.url("hook"), "name": "hook"}]}})
         pool = ProcessPool(1)
@@ -286,3 +289,17 @@ async def test_an_event_is_queued_once_per_webhook_however_often_derived(
     await store.clips.update_many({}, {"$unset": {"notify_marks": ""}})
     assert await stage.derive(now) == 6
     assert await store.notifications.count_documents({}) == n == 6
+
+
+async def test_status_counts_webhook_deliveries_by_state(store: Store, s3_store: S3BlobStore,
+                                                         tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    await seed_events(store, s3_store, now, tmp_path)
+    stage = NotifyStage(_cfg([{"url": "http://127.0.0.1:9/a", "name": "a"}]), store, s3_store,
+                        WebhookClient())
+    await stage.derive(now)
+    await store.notifications.update_one({"event_id": "clip_kept:c-new"},
+                                         {"$set": {"state": "delivered"}})
+    report = await status_report(store, now)
+    assert report["notifications"] == {"pending": 5, "delivered": 1}
+    assert "webhook deliveries: delivered 1, pending 5" in render(report, now)

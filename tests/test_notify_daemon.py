@@ -6,6 +6,7 @@ import signal
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
@@ -15,13 +16,19 @@ from tests.plugins.notify import receiver, seed_events
 from tests.plugins.servers import MongoServer, S3Server
 
 
+def _world(mongo: MongoServer, s3: S3Server, tmp: Path
+           ) -> tuple[dict[str, Any], Store, S3BlobStore]:
+    """A daemon config on a fresh database and bucket, and (unopened) clients for both."""
+    tree = base_config(mongo, s3, tmp, f"n_{uuid.uuid4().hex[:10]}")
+    tree["search"] = {"due_scan_s": 0.2}
+    return (tree, Store(MongoConfig.model_validate(tree["mongo"])),
+            S3BlobStore(StorageConfig.model_validate(tree["storage"])))
+
+
 async def test_deliveries_resume_after_sigkill_and_arrive_once_each(
         daemon_factory: DaemonFactory, mongo_server: MongoServer, s3_server: S3Server,
         tmp_path: Path) -> None:
-    tree = base_config(mongo_server, s3_server, tmp_path, f"n_{uuid.uuid4().hex[:10]}")
-    tree["search"] = {"due_scan_s": 0.2}
-    store = Store(MongoConfig.model_validate(tree["mongo"]))
-    blobs = S3BlobStore(StorageConfig.model_validate(tree["storage"]))
+    tree, store, blobs = _world(mongo_server, s3_server, tmp_path)
     async with store, blobs, receiver() as rx:
         ids = await seed_events(store, blobs, datetime.now(UTC), tmp_path)
         rx.default = 500
@@ -50,10 +57,7 @@ async def test_deliveries_resume_after_sigkill_and_arrive_once_each(
 async def test_a_webhook_added_by_sighup_gets_the_recent_events(
         daemon_factory: DaemonFactory, mongo_server: MongoServer, s3_server: S3Server,
         tmp_path: Path) -> None:
-    tree = base_config(mongo_server, s3_server, tmp_path, f"n_{uuid.uuid4().hex[:10]}")
-    tree["search"] = {"due_scan_s": 0.2}
-    store = Store(MongoConfig.model_validate(tree["mongo"]))
-    blobs = S3BlobStore(StorageConfig.model_validate(tree["storage"]))
+    tree, store, blobs = _world(mongo_server, s3_server, tmp_path)
     async with store, blobs, receiver() as rx:
         ids = await seed_events(store, blobs, datetime.now(UTC), tmp_path)
         proc = await daemon_factory(tree)

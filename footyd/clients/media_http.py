@@ -92,6 +92,14 @@ async def _follow(session: aiohttp.ClientSession, url: str, policy: AddressPolic
     raise DownloadFailed("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
 
 
+def _timeout_reason(exc: TimeoutError, timeout_s: float, socket_timeout_s: float) -> str:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"could not connect within {socket_timeout_s:g} s (download.socket_timeout_s)"
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return f"stalled: no data for {socket_timeout_s:g} s (download.socket_timeout_s)"
+    return f"no complete answer within {timeout_s:g} s (download.timeout_s)"
+
+
 async def fetch_media(
     session: aiohttp.ClientSession,
     url: str,
@@ -142,9 +150,10 @@ async def fetch_media(
     except DownloadFailed as exc:
         log.info("media_fetch_failed", url=where, kind=exc.kind, reason=exc.reason)
         raise
-    except TimeoutError:
-        log.info("media_fetch_failed", url=where, kind="timeout")
-        raise DownloadFailed("timeout", f"no complete answer within {timeout_s} s") from None
+    except TimeoutError as exc:  # aiohttp's socket timeouts are TimeoutErrors too: name the one that fired
+        reason = _timeout_reason(exc, timeout_s, socket_timeout_s)
+        log.info("media_fetch_failed", url=where, kind="timeout", reason=reason)
+        raise DownloadFailed("timeout", reason) from None
     except aiohttp.ClientError as exc:
         blocked = _blocked(exc)
         if blocked is not None:  # the session's resolver refused the address at connect time

@@ -220,7 +220,8 @@ async def _run(url: str, dest_dir: Path, where: str, *, timeout_s: float, socket
         await _kill(proc)
         _cleanup(dest_dir)
         log.info("ytdlp_failed", url=where, pid=proc.pid, kind="timeout")
-        raise DownloadFailed("timeout", f"yt-dlp did not finish within {timeout_s} s") from None
+        raise DownloadFailed(
+            "timeout", f"yt-dlp did not finish within {timeout_s:g} s (download.timeout_s)") from None
     except DownloadFailed as exc:
         await _kill(proc)
         _cleanup(dest_dir)

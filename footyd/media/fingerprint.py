@@ -16,11 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
-from footyd.errors import DownloadFailed
-from footyd.media.probe import capture_fps, open_capture
+from footyd.media.decode import sample_frames
 
 DOC_VERSION = 1
 # a sample whose 9x8 luminance grid is this uniform (black, fades) carries no identity
@@ -47,6 +45,7 @@ class Fingerprint:
     sample_fps: float
     hashes: tuple[int, ...]
     flat: tuple[int, ...] = ()
+    truncated: str = ""  # why decoding stopped before the end of the file, if it did
 
     @property
     def duration_s(self) -> float:
@@ -55,8 +54,11 @@ class Fingerprint:
 
     def to_doc(self) -> dict[str, Any]:
         """A MongoDB/JSON-safe document (hashes are signed int64)."""
-        return {"v": DOC_VERSION, "sample_fps": self.sample_fps, "hashes": list(self.hashes),
-                "flat": list(self.flat)}
+        doc: dict[str, Any] = {"v": DOC_VERSION, "sample_fps": self.sample_fps,
+                               "hashes": list(self.hashes), "flat": list(self.flat)}
+        if self.truncated:
+            doc["truncated"] = self.truncated
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Fingerprint:
@@ -65,7 +67,8 @@ class Fingerprint:
             raise ValueError(f"unsupported fingerprint doc version {doc.get('v')!r}")
         return cls(sample_fps=float(doc["sample_fps"]),
                    hashes=tuple(to_signed64(int(h) & (_U64 - 1)) for h in doc["hashes"]),
-                   flat=tuple(int(i) for i in doc.get("flat", ())))
+                   flat=tuple(int(i) for i in doc.get("flat", ())),
+                   truncated=str(doc.get("truncated") or ""))
 
     def subsample(self, sample_fps: float) -> Fingerprint:
         """Every n-th sample, n = floor(self.sample_fps / sample_fps) (>= 1), so the rate
@@ -88,45 +91,42 @@ class MatchResult:
     mean_distance: float
 
 
-def _dhash(frame: np.ndarray) -> tuple[int, bool]:
-    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    grid = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA)
+HASH_W, HASH_H = 9, 8
+# swscale shrinks each sampled frame to GRID_SCALE x the hash grid; a block mean finishes the area
+# average (one big swscale step straight to 9x8 drops too much of the picture)
+GRID_SCALE = 4
+
+
+def dhash_grid(grid: np.ndarray) -> tuple[int, bool]:
+    """64-bit dHash (signed) of a 9x8 luminance grid, and whether the grid is too flat to count."""
     bits = (grid[:, 1:] > grid[:, :-1]).flatten()
     value = int.from_bytes(np.packbits(bits).tobytes(), "big")
     return to_signed64(value), float(grid.std()) < FLAT_STD
 
 
-def fingerprint(path: str, *, sample_fps: float) -> Fingerprint:
-    """Fingerprint `path` with one sequential decode: grab() every frame, retrieve() sampled ones.
+def _grid(small: np.ndarray) -> np.ndarray:
+    return small.astype(np.float32).reshape(HASH_H, GRID_SCALE, HASH_W, GRID_SCALE).mean(axis=(1, 3))
 
-    Raises DownloadFailed("invalid_media", ...) when the file cannot be opened or decoded.
+
+def fingerprint(path: str, *, sample_fps: float, max_megapixel_s: float | None = None,
+                allow_nonref: bool = True) -> Fingerprint:
+    """Fingerprint `path` with one sampled PyAV decode (see media/decode.py).
+
+    A decode error midway fingerprints the part before it. Raises DownloadFailed("invalid_media")
+    when nothing decodes, DownloadFailed("filtered") above `max_megapixel_s` of decoding.
     """
-    if sample_fps <= 0:
-        raise ValueError("sample_fps must be positive")
-    cap = open_capture(path)
-    try:
-        fps = capture_fps(cap)
-        rate = min(sample_fps, fps)
-        hashes: list[int] = []
-        flat: list[int] = []
-        index = 0
-        next_t = 0.0
-        half_frame = 0.5 / fps
-        while cap.grab():
-            if index / fps + half_frame >= next_t:
-                ok, frame = cap.retrieve()
-                if ok and frame is not None:
-                    value, is_flat = _dhash(frame)
-                    if is_flat:
-                        flat.append(len(hashes))
-                    hashes.append(value)
-                next_t = len(hashes) / rate
-            index += 1
-    finally:
-        cap.release()
-    if not hashes:
-        raise DownloadFailed("invalid_media", "no frame decodes")
-    return Fingerprint(sample_fps=rate, hashes=tuple(hashes), flat=tuple(flat))
+    samples = sample_frames(path, sample_fps=sample_fps, width=HASH_W * GRID_SCALE,
+                            height=HASH_H * GRID_SCALE, max_megapixel_s=max_megapixel_s,
+                            allow_nonref=allow_nonref)
+    hashes: list[int] = []
+    flat: list[int] = []
+    for small in samples.frames:
+        value, is_flat = dhash_grid(_grid(small))
+        if is_flat:
+            flat.append(len(hashes))
+        hashes.append(value)
+    return Fingerprint(sample_fps=samples.sample_fps, hashes=tuple(hashes), flat=tuple(flat),
+                       truncated=samples.truncated)
 
 
 def _as_u64(fp: Fingerprint) -> np.ndarray:

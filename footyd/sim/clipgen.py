@@ -65,10 +65,40 @@ def _bounce(p: float) -> float:
     return 2.0 - p if p > 1.0 else p
 
 
-def _render(scene: _Scene, base: np.ndarray, t_s: float, width: int, height: int) -> np.ndarray:
+PANORAMA_VIEWS = 4  # a stadium panorama is this many frame widths wide
+
+
+@dataclass(frozen=True)
+class _Camera:
+    """A camera panning over one stadium's panorama; odd angles see the play mirrored."""
+
+    panorama: np.ndarray  # small float32 BGR grid shared by every clip of the stadium
+    x0: float
+    speed: float  # panorama widths per second (bouncing at the ends)
+    mirror: bool
+
+
+def _make_camera(stadium: int, scene: int, angle: int) -> _Camera:
+    panorama = np.random.default_rng(stadium + 7_000_001).uniform(
+        20, 235, size=(4, 6 * PANORAMA_VIEWS, 3)).astype(np.float32)
+    rng = np.random.default_rng([scene, angle, 7_000_003])
+    return _Camera(panorama=panorama, x0=float(rng.uniform(0, 1)),
+                   speed=float(rng.uniform(0.05, 0.1) * rng.choice([-1, 1])), mirror=angle % 2 == 1)
+
+
+def _panned(wide: np.ndarray, cam: _Camera, t_s: float, width: int) -> np.ndarray:
+    off = int(_bounce(cam.x0 + cam.speed * t_s) * (wide.shape[1] - width))
+    view = wide[:, off:off + width]
+    return np.ascontiguousarray(view[:, ::-1] if cam.mirror else view)
+
+
+def _render(scene: _Scene, base: np.ndarray, t_s: float, width: int, height: int,
+            mirror: bool = False) -> np.ndarray:
     frame = base.copy()
     for s in scene.shapes:
         cx = int(_bounce(s.x0 + s.vx * t_s) * width)
+        if mirror:
+            cx = width - 1 - cx
         cy = int(_bounce(s.y0 + s.vy * t_s) * height)
         r = max(2, int(s.size * height))
         if s.kind == 0:
@@ -94,9 +124,15 @@ def _draw_overlay(frame: np.ndarray, text: str) -> None:
 
 
 def _frames(*, seed: int, scene: int, seconds: float, width: int, height: int, fps: float,
-            overlay: str | None, trim_start_s: float) -> Iterator[np.ndarray]:
+            overlay: str | None, trim_start_s: float, stadium: int | None = None,
+            angle: int = 0) -> Iterator[np.ndarray]:
     sc = _make_scene(scene)
-    base = cv2.resize(sc.background, (width, height), interpolation=cv2.INTER_CUBIC)
+    cam = None if stadium is None else _make_camera(stadium, scene, angle)
+    if cam is None:
+        base = cv2.resize(sc.background, (width, height), interpolation=cv2.INTER_CUBIC)
+    else:
+        base = cv2.resize(cam.panorama, (width * PANORAMA_VIEWS, height),
+                          interpolation=cv2.INTER_CUBIC)
     base = np.clip(base, 0, 255).astype(np.uint8)
     rng = np.random.default_rng(seed + 1_000_003)
     # a handful of precomputed noise planes keeps generation cheap while frames stay "noisy"
@@ -114,7 +150,10 @@ def _frames(*, seed: int, scene: int, seconds: float, width: int, height: int, f
     picks = rng.integers(0, len(noise), size=max(1, round(seconds * fps)))
     for i, pick in enumerate(picks):
         t_s = trim_start_s + i / fps
-        frame = _render(sc, base, t_s, width, height)
+        if cam is None:
+            frame = _render(sc, base, t_s, width, height)
+        else:
+            frame = _render(sc, _panned(base, cam, t_s, width), t_s, width, height, cam.mirror)
         pos, neg = noise[int(pick)]
         frame = cv2.subtract(cv2.add(frame, pos), neg)
         if overlay:
@@ -221,12 +260,16 @@ def _degrade(src: Path, *, quality: int, width: int, height: int) -> Iterator[np
 def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640, height: int = 360,
                fps: float = 25.0, quality: int | None = None, overlay: str | None = None,
                trim_start_s: float = 0.0, scene: int | None = None, codec: str = "mp4v",
-               h264: H264Options | None = None) -> Path:
+               h264: H264Options | None = None, stadium: int | None = None,
+               angle: int = 0) -> Path:
     """Write a seeded synthetic clip; `scene` (default `seed`) fixes the content shared by variants.
 
     Content is a function of content time, so the same scene at another size, fps, start
     (`trim_start_s`), with an `overlay` text or at JPEG `quality` (1-100) is a variant of one clip.
     `codec` "mp4v" writes with OpenCV; "h264" writes libx264 yuv420p with PyAV (`h264` settings).
+    With `stadium`, the background is a camera panning over that stadium's panorama (shared by
+    every clip of the stadium), and `angle` picks another camera on the same play (mirrored when
+    odd): a hard negative for dedup.
     """
     if width < 16 or height < 16 or fps <= 0 or seconds <= 0:
         raise ValueError("width/height >= 16, fps > 0 and seconds > 0 required")
@@ -243,7 +286,7 @@ def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640,
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = _frames(seed=seed, scene=seed if scene is None else scene, seconds=seconds,
                      width=width, height=height, fps=fps, overlay=overlay,
-                     trim_start_s=trim_start_s)
+                     trim_start_s=trim_start_s, stadium=stadium, angle=angle)
     if quality is None:
         write(path, frames)
         return path

@@ -1,7 +1,15 @@
-"""Dedup stage: fingerprint a goal's stored clips, group copies of one clip, keep the best of each.
+"""Dedup stage: group copies of one clip among a goal's fingerprinted clips, keep the best of each.
 
 Items are goal ids: dedup is scoped per goal (lesson 27) and compares every pair (lesson 19).
-It fails closed (lesson 18): any fingerprint failure changes no state and deletes nothing.
+Download stores each clip's fingerprint; dedup only fingerprints clips stored without one (from
+before that, read back from the blob store). It fails closed (lesson 18): a fingerprint failure
+changes no state and deletes nothing, except that a clip whose fingerprinting timed out or broke
+the pool `max_fingerprint_failures` times, or whose decode cost is above the cap, is kept
+undeduplicated (`dedup_excluded` says why) so its goal still finishes.
+
+Grouping does not depend on arrival order: every fingerprinted clip of the goal takes part,
+duplicates included (they keep their fingerprint), so a copy that matches only an earlier
+duplicate joins that duplicate's group and points at the group's kept copy.
 
 Crash safety: fingerprints are stored before any state change, so a rerun regroups the same
 clips identically. Per group the winner is written "kept" first; each loser is then marked
@@ -28,9 +36,9 @@ import structlog
 from prometheus_client import Counter, Histogram
 
 from footyd.clients.blobs import BlobStore
-from footyd.clients.store import Store, StoreError
+from footyd.clients.store import AFTER, Store, StoreError
 from footyd.config import Config
-from footyd.errors import Permanent, Retryable
+from footyd.errors import DownloadFailed, Permanent, Retryable
 from footyd.media.fingerprint import Fingerprint, fingerprint
 from footyd.media.groups import connected_groups, match_pairs
 from footyd.metrics import REGISTRY
@@ -54,6 +62,7 @@ DEDUP_SECONDS = Histogram("footyd_dedup_seconds", "Wall time of one goal's dedup
 CLIPS_DEDUPLICATED = Counter("footyd_clips_deduplicated", "Clip state changes made by dedup.",
                              ["result"], registry=REGISTRY)
 
+MATCH_TIMEOUT_S = 60.0  # comparing stored fingerprints: milliseconds per goal normally
 DURATION_TOLERANCE = 0.15  # durations within 15% of the longest compete on quality
 
 
@@ -161,20 +170,23 @@ class DedupStage:
         next_at = goal.get("dedup_next_at")
         if next_at is not None and next_at > now:
             return "skipped"
+        # duplicates take part through their fingerprints: grouping must not depend on order
         docs = await self._store.clips.find(
-            {"goal_id": goal_id, "state": {"$in": list(CLIP_HOLDS_BLOB)}}).sort(
+            {"goal_id": goal_id, "dedup_excluded": None, "$or": [
+                {"state": {"$in": list(CLIP_HOLDS_BLOB)}},
+                {"state": CLIP_DUPLICATE, "fingerprint": {"$ne": None}}]}).sort(
             [("stored_at", 1), ("_id", 1)]).to_list(None)
         if not any(d["state"] == CLIP_DOWNLOADED for d in docs):
             return "idle"
         scratch = self._cfg.download.scratch_dir / "dedup" / goal_id
         dc = self._cfg.dedup
         try:
-            prints, missing = await self._fingerprints(docs, scratch)
+            prints, missing = await self._fingerprints(docs, scratch, now)
             docs = [d for d in docs if d["_id"] in prints]
             pairs = [] if len(docs) < 2 else await self._pool.run(
                 match_pairs, [prints[d["_id"]] for d in docs], max_hamming=dc.max_hamming,
                 min_consecutive=dc.min_consecutive, probe_fps=dc.sample_fps,
-                timeout_s=dc.timeout_s)
+                timeout_s=MATCH_TIMEOUT_S)
         except StoreError:
             raise
         except Exception as exc:  # fail closed on anything the media side throws (cv2 included)
@@ -205,12 +217,13 @@ class DedupStage:
         log.warning("dedup_failed", error=type(exc).__name__, exc_info=True)
         return "failed"
 
-    async def _fingerprints(self, docs: list[dict[str, Any]], scratch: Path
+    async def _fingerprints(self, docs: list[dict[str, Any]], scratch: Path, now: datetime
                             ) -> tuple[dict[str, Fingerprint], list[dict[str, Any]]]:
         """Stored or freshly computed fingerprints by clip id, and the clips whose blob is gone.
 
-        Any other failure raises (the caller fails closed); fingerprints computed so far stay
-        stored, which changes no state and saves work on the retry.
+        Clips over the decode-cost cap, or failing in the pool too often, are excluded (kept
+        undeduplicated). Any other failure raises (the caller fails closed); fingerprints
+        computed so far stay stored, which changes no state and saves work on the retry.
         """
         prints: dict[str, Fingerprint] = {}
         missing: list[dict[str, Any]] = []
@@ -220,6 +233,8 @@ class DedupStage:
             if fp is not None:
                 prints[doc["_id"]] = fp
                 continue
+            if doc["state"] == CLIP_DUPLICATE:
+                continue  # an unreadable old fingerprint; its blob is gone, so it cannot join
             with structlog.contextvars.bound_contextvars(clip_id=doc["_id"]):
                 path = scratch / f"{doc['_id']}.mp4"
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +248,19 @@ class DedupStage:
                     continue
                 try:
                     fp = await self._pool.run(fingerprint, str(path), sample_fps=dc.reference_fps,
+                                              max_megapixel_s=dc.max_decode_megapixel_s,
                                               timeout_s=dc.timeout_s)
+                except DownloadFailed as exc:
+                    if exc.kind != "filtered":
+                        raise
+                    await self._exclude(doc, now, exc.reason)
+                    continue
+                except Retryable as exc:
+                    if await self._strike(doc, exc) < dc.max_fingerprint_failures:
+                        raise
+                    await self._exclude(doc, now, f"fingerprinting failed {dc.max_fingerprint_failures}"
+                                                  f" times, last: {exc}")
+                    continue
                 finally:
                     path.unlink(missing_ok=True)
             await self._store.clips.update_one(
@@ -241,6 +268,24 @@ class DedupStage:
                 {"$set": {"fingerprint": fp.to_doc()}})
             prints[doc["_id"]] = fp
         return prints, missing
+
+    async def _strike(self, doc: dict[str, Any], exc: Exception) -> int:
+        """Count one pool failure (timeout, dead worker) against the clip; the new count."""
+        res = await self._store.clips.find_one_and_update(
+            {"_id": doc["_id"]}, {"$inc": {"fingerprint_failures": 1},
+                                  "$set": {"last_error": f"{type(exc).__name__}: {exc}"[:500]}},
+            return_document=AFTER)
+        return int((res or {}).get("fingerprint_failures") or 0)
+
+    async def _exclude(self, doc: dict[str, Any], now: datetime, why: str) -> None:
+        """Keep a clip without deduplicating it (fail safe: nothing is deleted), saying why."""
+        res = await self._store.clips.update_one(
+            {"_id": doc["_id"], "state": {"$in": list(CLIP_HOLDS_BLOB)}},
+            {"$set": {"state": CLIP_KEPT, "kept_at": now, "dedup_excluded": why,
+                      "reason": f"kept without dedup: {why}"}})
+        if res.modified_count:
+            CLIPS_DEDUPLICATED.labels("excluded").inc()
+            log.warning("clip_dedup_excluded", clip_id=doc["_id"], reason=why)
 
     async def _mark_failed(self, doc: dict[str, Any], now: datetime) -> None:
         # a stored clip without its blob is a data problem no retry fixes: make it visible
@@ -253,13 +298,17 @@ class DedupStage:
 
     async def _settle(self, members: list[dict[str, Any]],
                       offsets: dict[tuple[str, str], float], now: datetime) -> int:
-        """Write one group's outcome: winner kept, then each loser marked, deleted, duplicate."""
-        eligible = [m for m in members if not m.get("dropping_at")]
+        """Write one group's outcome: winner kept, then each loser marked, deleted, duplicate;
+        earlier duplicates in the group point at the winner."""
+        holders = [m for m in members if m["state"] in CLIP_HOLDS_BLOB]
+        if not holders:
+            return 0  # only duplicates (their kept copy left the goal): nothing to decide
+        eligible = [m for m in holders if not m.get("dropping_at")]
         if not eligible:  # the run that marked them lost its winner meanwhile: check the blobs
-            eligible = [m for m in members
+            eligible = [m for m in holders
                         if m.get("blob_key") and await self._blobs.exists(m["blob_key"])]
         if not eligible:
-            for m in members:
+            for m in holders:
                 await self._store.clips.update_one(
                     {"_id": m["_id"], "state": {"$in": list(CLIP_HOLDS_BLOB)}},
                     {"$set": {"state": CLIP_FAILED, "reason": "blob missing", "failed_at": now}})
@@ -276,9 +325,23 @@ class DedupStage:
             CLIPS_DEDUPLICATED.labels(CLIP_KEPT).inc()
         duplicates = 0
         for loser in members:
-            if loser is not winner:
+            if loser is winner:
+                continue
+            if loser["state"] == CLIP_DUPLICATE:
+                await self._repoint(loser, winner["_id"])
+            else:
                 duplicates += await self._drop(loser, winner, best, offsets, now)
         return duplicates
+
+    async def _repoint(self, dup: dict[str, Any], winner_id: str) -> None:
+        """An earlier duplicate now in a group kept by another clip points at that clip."""
+        if dup.get("duplicate_of") == winner_id:
+            return
+        res = await self._store.clips.update_one(
+            {"_id": dup["_id"], "state": CLIP_DUPLICATE}, {"$set": {"duplicate_of": winner_id}})
+        if res.modified_count:
+            log.info("clip_duplicate_repointed", clip_id=dup["_id"], duplicate_of=winner_id,
+                     was=dup.get("duplicate_of"))
 
     async def _drop(self, loser: dict[str, Any], winner: dict[str, Any], best: ClipQuality,
                     offsets: dict[tuple[str, str], float], now: datetime) -> int:

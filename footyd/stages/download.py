@@ -21,9 +21,10 @@ from footyd.clients.media_http import fetch_media
 from footyd.clients.netguard import AddressPolicy, guarded_session
 from footyd.clients.store import AFTER, Doc, DuplicateKey, Store
 from footyd.clients.ytdlp import fetch_post
-from footyd.config import Config
+from footyd.config import Config, DownloadConfig
 from footyd.errors import DownloadFailed, Retryable
 from footyd.media.filters import rejection
+from footyd.media.fingerprint import Fingerprint, fingerprint
 from footyd.media.probe import VideoInfo, probe
 from footyd.metrics import REGISTRY
 from footyd.procpool import ProcessPool
@@ -69,17 +70,28 @@ def file_sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Probed:
-    """probe()'s answer as it crosses the process boundary (DownloadFailed does not pickle)."""
+    """analyse_in_worker()'s answer as it crosses the process boundary, a refusal as data."""
 
     info: VideoInfo | None
     kind: str = ""
     reason: str = ""
+    fingerprint: Fingerprint | None = None
 
 
-def probe_in_worker(path: str) -> Probed:
-    """Run probe() in a pool worker, returning a refusal as data instead of raising it."""
+def analyse_in_worker(path: str, filters: DownloadConfig, *, sample_fps: float,
+                      max_megapixel_s: float) -> Probed:
+    """Probe, filter, then fingerprint in one pool call while the scratch file exists.
+
+    The filters run before the decode so refused junk (portrait, too short) costs no fingerprint.
+    """
     try:
-        return Probed(probe(path))
+        info = probe(path)
+        why = rejection(filters, duration_s=info.duration_s, width=info.width, height=info.height,
+                        size_bytes=info.size_bytes)
+        if why is not None:
+            return Probed(info, "filtered", why)
+        return Probed(info, fingerprint=fingerprint(path, sample_fps=sample_fps,
+                                                    max_megapixel_s=max_megapixel_s))
     except DownloadFailed as exc:
         return Probed(None, exc.kind, exc.reason)
 
@@ -153,11 +165,7 @@ class DownloadStage:
     async def _process(self, doc: Doc, scratch: Path) -> None:
         try:
             path = await self._fetch(doc, scratch)
-            info = await self._probe(path)
-            why = rejection(self._cfg.download, duration_s=info.duration_s, width=info.width,
-                            height=info.height, size_bytes=info.size_bytes)
-            if why is not None:
-                raise DownloadFailed("filtered", why)
+            info, fp = await self._analyse(path)
             sha = await asyncio.to_thread(file_sha256, path)
         except DownloadFailed as exc:
             await self._failed(doc, exc)
@@ -166,20 +174,23 @@ class DownloadStage:
             await self._retry(doc, f"{type(exc).__name__}: {exc}")
             return
         DOWNLOAD_BYTES.inc(info.size_bytes)
-        await self._store_clip(doc, path, info, sha)
+        await self._store_clip(doc, path, info, sha, fp)
 
-    async def _probe(self, path: Path) -> VideoInfo:
+    async def _analyse(self, path: Path) -> tuple[VideoInfo, Fingerprint]:
+        dc = self._cfg.dedup
         try:
-            probed = await self._pool.run(probe_in_worker, str(path), timeout_s=PROBE_TIMEOUT_S)
+            probed = await self._pool.run(
+                analyse_in_worker, str(path), self._cfg.download, sample_fps=dc.reference_fps,
+                max_megapixel_s=dc.max_decode_megapixel_s, timeout_s=PROBE_TIMEOUT_S + dc.timeout_s)
         except Retryable:
             raise
         except Exception as exc:
-            # OpenCV choking on a hostile file must end the clip, not loop it through retries
+            # a decoder choking on a hostile file must end the clip, not loop it through retries
             log.warning("probe_crashed", exc_info=True)
             raise DownloadFailed("invalid_media", f"probe failed: {type(exc).__name__}") from exc
-        if probed.info is None:
+        if probed.info is None or probed.fingerprint is None:
             raise DownloadFailed(probed.kind, probed.reason)
-        return probed.info
+        return probed.info, probed.fingerprint
 
     async def _fetch(self, doc: Doc, scratch: Path) -> Path:
         dl = self._cfg.download
@@ -199,7 +210,8 @@ class DownloadStage:
         DOWNLOAD_SECONDS.observe(time.monotonic() - started)
         return path
 
-    async def _store_clip(self, doc: Doc, path: Path, info: VideoInfo, sha: str) -> None:
+    async def _store_clip(self, doc: Doc, path: Path, info: VideoInfo, sha: str,
+                          fp: Fingerprint) -> None:
         clips = self._store.clips
         clip_id, goal_id = doc["_id"], doc["goal_id"]
         twin = await clips.find_one({"goal_id": goal_id, "sha256": sha, "_id": {"$ne": clip_id}})
@@ -226,6 +238,7 @@ class DownloadStage:
             "fps": info.fps, "codec": info.codec,
             "bitrate_bps": info.size_bytes * 8 / info.duration_s if info.duration_s else None,
             "blob_key": key, "stored_at": self._clock(), "last_error": None,
+            "fingerprint": fp.to_doc(),  # dedup only compares
         }
         stale = [k for k in doc.get("upload_keys") or [] if k != key]  # from a crashed attempt
         update: dict[str, Any] = {"$set": fields}
