@@ -100,6 +100,7 @@ class XApiConfig(Section):
     requests_per_15min: int = Field(60, ge=1)
     max_results: int = Field(50, ge=10, le=100)
     timeout_s: float = Field(10.0, gt=0)
+    max_response_mb: float = Field(16.0, gt=0, le=256)  # a larger body is refused as malformed
 
 
 class SearchServiceConfig(Section):
@@ -108,6 +109,7 @@ class SearchServiceConfig(Section):
     limit: int = Field(50, ge=1, le=500)
     timeout_s: float = Field(15.0, gt=0)
     requests_per_min: int = Field(30, ge=1)
+    max_response_mb: float = Field(16.0, gt=0, le=256)  # a larger body is refused as malformed
 
 
 class SnscrapeConfig(Section):

@@ -53,7 +53,7 @@ from footyd.sim.mongo import start_secantus, stop_secantus
 
 TEST_SERVER_NOTE = ("MongoDB: embedded SecantusDB (a MongoDB-wire TEST server, not for production; "
                     "set FOOTYD_MONGO__URI to use a real MongoDB)")
-POLL_S = 0.25  # how often the display re-reads MongoDB
+POLL_S = 0.5  # how often the display re-reads MongoDB
 SLACK_S = 60.0  # past the scripted day, how long the daemon may take to finish its work
 ENV_PASSED = ("FOOTYD_MONGO__", "FOOTYD_STORAGE__")  # the only env overrides the demo honours
 

@@ -43,7 +43,8 @@ async def _goal(store: Store, goal_id: str = "g-wirtz", fixture_id: int = 1) -> 
 
 
 def _name(clip: dict[str, Any]) -> str:
-    return clip["source_url"].split("?")[0].rsplit("/", 1)[-1].removesuffix(".mp4")
+    url = clip["media_url"] or clip["post_url"]
+    return str(url).split("?")[0].rsplit("/", 1)[-1].removesuffix(".mp4")
 
 
 async def _clips(store: Store) -> dict[str, dict[str, Any]]:
