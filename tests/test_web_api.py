@@ -262,9 +262,11 @@ async def test_stream_resumes_from_last_event_id(seeded: SeededDay, store: Store
     web = await start_web(local_store)
     async with aiohttp.ClientSession() as http:
         resp = await open_stream(http, web.url)
-        for minute in (70, 71):
-            await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {"elapsed": minute}})
+        # one write at a time: updateLookup reads the document as it is when the change is read,
+        # so two quick writes may both show the later state (and the second one is then no change)
+        await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {"elapsed": 70}})
         first = await asyncio.wait_for(next_event(resp), 5)
+        await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {"elapsed": 71}})
         second = await asyncio.wait_for(next_event(resp), 5)
         assert [first.data["minute"], second.data["minute"]] == [70, 71]
         resp.close()
