@@ -140,6 +140,7 @@ class Demo:
         self.say(f"footyd demo: {self.script.name}: {self.script.description}")
         env = dict(os.environ if opts.env is None else opts.env)
         uri = opts.mongo_uri or env.get("FOOTYD_MONGO__URI")
+        embedded = not uri
         if not uri:
             proc, uri = await asyncio.to_thread(start_secantus, self.workdir / "mongo")
             self._stack.callback(stop_secantus, proc)
@@ -155,6 +156,10 @@ class Demo:
         self.clips_at = (f"{self.cfg.storage.local_dir}" if self.cfg.storage.kind == "local"
                          else f"s3://{self.cfg.storage.bucket}/{self.cfg.storage.prefix}")
         self._store = await self._stack.enter_async_context(Store(self.cfg.mongo))
+        if not embedded and not opts.keep:
+            # someone else's MongoDB: leave no footyd_demo_* database behind
+            self._stack.push_async_callback(self._store.db.client.drop_database,
+                                            self.cfg.mongo.database)
         daemon = Daemon(self.cfg, None, stop_event=self.stop,
                         install_signals=opts.install_signals)
         self._daemon_task = asyncio.create_task(daemon.run(), name="demo-daemon")
@@ -268,8 +273,10 @@ class Demo:
                      f"{self.minute_s:g} s; times are seconds after the goal happened)",
                  *fixture_lines(snap), "", table(SUMMARY_COLUMNS, summary_rows(rows)), ""]
         kept = sum(r.kept for r in rows)
-        where = self.clips_at + ("" if not self._temp or self.opts.keep or self.opts.serve
-                                 else "  (a temp dir, deleted on exit: --keep keeps it)")
+        assert self.cfg is not None
+        temporary = self.cfg.storage.kind == "local" and self._temp and not self.opts.keep
+        where = self.clips_at + ("  (a temp dir, deleted on exit: --keep keeps it)"
+                                 if temporary else "")
         lines += [f"kept clips: {kept}, in {where}",
                   f"daemon log: {self.workdir / 'footyd.log'}",
                   f"page: {self.page_url or '(web disabled)'}"]
@@ -319,8 +326,14 @@ def main(options: DemoOptions) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
+        demo_script.load(options.script)
+    except (OSError, ValueError) as exc:  # ValueError: TOML syntax or pydantic validation
+        print(f"footyd demo: invalid script {options.script or demo_script.DEFAULT_SCRIPT}:\n{exc}",
+              file=sys.stderr)
+        return ExitCode.CONFIG
+    try:
         result = asyncio.run(run_demo(options))
-    except (FileNotFoundError, ValueError, subprocess.SubprocessError, RuntimeError) as exc:
+    except (OSError, ValueError, subprocess.SubprocessError, RuntimeError) as exc:
         print(f"footyd demo: cannot run: {exc}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
     except KeyboardInterrupt:

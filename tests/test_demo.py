@@ -12,7 +12,7 @@ import av
 import pytest
 
 from footyd import demo_script
-from footyd.demo import DemoOptions, started_demo
+from footyd.demo import DemoOptions, main, started_demo
 from footyd.errors import ExitCode
 from tests.plugins.servers import MongoServer
 
@@ -118,3 +118,16 @@ async def test_demo_exits_1_when_the_outcome_differs_from_the_script(
     assert "DIFFERS FROM THE SCRIPT:" in text
     assert "9901/g (9901 3' T. Tester): kept expected 5, got 1" in text
     assert "OK: every goal" not in text
+
+
+def test_demo_refuses_a_script_that_leaves_a_goal_without_expectations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    script = tmp_path / "bad.toml"
+    script.write_text(TINY_SCRIPT.replace('key = "g"\nposts', 'key = "typo"\nposts'))
+    assert main(DemoOptions(script=script)) == ExitCode.CONFIG
+    err = capsys.readouterr().err
+    assert "must name every scoring event exactly once" in err
+    assert "missing [(9901, 'g')], unknown [(9901, 'typo')]" in err
+    assert main(DemoOptions(script=tmp_path / "missing.toml")) == ExitCode.CONFIG
+    assert "missing.toml" in capsys.readouterr().err

@@ -134,6 +134,12 @@ async def test_commands_against_a_running_daemon(
         assert code == ExitCode.OK, err
         await proc.wait_log("goal_search_attempt", where=lambda ln: ln.get("goal_id") == "g_ok"
                             and ln.get("attempt") == "a2")
+        # that attempt found the fake source down: its health reaches status with the next beat
+        for _ in range(30):  # each status run takes longer than a beat (1 s)
+            fake = json.loads((await run_cli("status", "-c", cfg, "--json"))[1])["sources"]["fake"]
+            if fake["state"] != "ok":
+                break
+        assert fake["state"] in {"degraded", "open_circuit"} and fake["last_error"], fake
 
         # redrive: the failed clip is fetched again by the running daemon
         code, out, err = await run_cli("redrive", "-c", cfg, "g_ok")
