@@ -36,7 +36,8 @@ LEAKS: list[str] = []
 
 # A presigned S3 URL names its access key id by design (X-Amz-Credential=, AWSAccessKeyId=): that
 # use is public; any other appearance of the id, and the secret key anywhere, is a leak.
-PRESIGNED_CREDENTIAL = re.compile(r"(X-Amz-Credential|AWSAccessKeyId)(=|%3D)" + re.escape(SECRETS["s3_access"]))
+PRESIGNED_CREDENTIAL = re.compile(
+    r"(X-Amz-Credential|AWSAccessKeyId)(=|%3D)" + re.escape(SECRETS["s3_access"]))
 
 
 def find_leaks(where: str, text: str) -> list[str]:
