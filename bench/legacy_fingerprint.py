@@ -1,4 +1,8 @@
-"""footyd's previous fingerprint decode (OpenCV grab/retrieve of every frame), kept as a baseline."""
+"""footyd's previous decode (OpenCV: grab() every frame, retrieve() the sampled ones), as a baseline.
+
+`opencv_samples` feeds the same hashing as today's fingerprint, so the two decodes can be compared
+hash for hash; only the decode differs.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,17 @@ import cv2
 import numpy as np
 
 from footyd.errors import DownloadFailed
-from footyd.media.fingerprint import FLAT_STD, Fingerprint, to_signed64
+from footyd.media.fingerprint import SMALL_H, SMALL_W, Fingerprint, fingerprint_frames
 from footyd.media.probe import capture_fps, open_capture
 
 
-def _dhash(frame: np.ndarray) -> tuple[int, bool]:
-    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    grid = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA)
-    bits = (grid[:, 1:] > grid[:, :-1]).flatten()
-    value = int.from_bytes(np.packbits(bits).tobytes(), "big")
-    return to_signed64(value), float(grid.std()) < FLAT_STD
-
-
-def fingerprint_opencv(path: str, *, sample_fps: float) -> Fingerprint:
-    """The pre-PyAV fingerprint: one sequential OpenCV decode, grab() all, retrieve() sampled."""
+def opencv_samples(path: str, *, sample_fps: float) -> tuple[float, tuple[np.ndarray, ...]]:
+    """The pre-PyAV sampled decode: every frame decoded in full, sampled ones converted to gray."""
     cap = open_capture(path)
+    out: list[np.ndarray] = []
     try:
         fps = capture_fps(cap)
         rate = min(sample_fps, fps)
-        hashes: list[int] = []
-        flat: list[int] = []
         index = 0
         next_t = 0.0
         half_frame = 0.5 / fps
@@ -33,14 +28,18 @@ def fingerprint_opencv(path: str, *, sample_fps: float) -> Fingerprint:
             if index / fps + half_frame >= next_t:
                 ok, frame = cap.retrieve()
                 if ok and frame is not None:
-                    value, is_flat = _dhash(frame)
-                    if is_flat:
-                        flat.append(len(hashes))
-                    hashes.append(value)
-                next_t = len(hashes) / rate
+                    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+                    out.append(cv2.resize(gray, (SMALL_W, SMALL_H), interpolation=cv2.INTER_AREA))
+                next_t = len(out) / rate
             index += 1
     finally:
         cap.release()
-    if not hashes:
+    if not out:
         raise DownloadFailed("invalid_media", "no frame decodes")
-    return Fingerprint(sample_fps=rate, hashes=tuple(hashes), flat=tuple(flat))
+    return rate, tuple(out)
+
+
+def fingerprint_opencv(path: str, *, sample_fps: float) -> Fingerprint:
+    """Today's hashing on the old OpenCV decode."""
+    rate, frames = opencv_samples(path, sample_fps=sample_fps)
+    return fingerprint_frames(frames, sample_fps=rate)

@@ -163,10 +163,13 @@ class DownloadConfig(Section):
 
 class DedupConfig(Section):
     workers: int = Field(2, ge=1, le=32)
-    sample_fps: float = Field(2.0, gt=0, le=30)
+    sample_fps: float = Field(2.0, gt=0, le=30)  # unused since both sides compare at reference_fps
     reference_fps: float = Field(5.0, gt=0, le=30)
-    max_hamming: int = Field(10, ge=0, le=64)
+    max_hamming: int = Field(12, ge=0, le=64)
     min_consecutive: int = Field(3, ge=1, le=100)
+    min_match_s: float = Field(2.0, gt=0, le=60)
+    min_match_ratio: float = Field(0.7, gt=0, le=1)
+    min_match_coverage: float = Field(0.5, ge=0, le=1)
     timeout_s: float = Field(120.0, gt=0)
     retry_backoff_s: float = Field(60.0, ge=0)
     max_decode_megapixel_s: float = Field(400.0, gt=0)  # duration x width x height cap per clip

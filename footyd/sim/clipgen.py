@@ -70,11 +70,13 @@ PANORAMA_VIEWS = 4  # a stadium panorama is this many frame widths wide
 
 @dataclass(frozen=True)
 class _Camera:
-    """A camera panning over one stadium's panorama; odd angles see the play mirrored."""
+    """A camera following play over one stadium's panorama; odd angles see the play mirrored."""
 
     panorama: np.ndarray  # small float32 BGR grid shared by every clip of the stadium
     x0: float
-    speed: float  # panorama widths per second (bouncing at the ends)
+    # (amplitude, angular frequency, phase) per component: the camera speeds up, slows, turns;
+    # amplitude is in panorama ranges (3 frame widths): pans of up to ~1 frame width per second
+    sway: tuple[tuple[float, float, float], ...]
     mirror: bool
 
 
@@ -82,12 +84,15 @@ def _make_camera(stadium: int, scene: int, angle: int) -> _Camera:
     panorama = np.random.default_rng(stadium + 7_000_001).uniform(
         20, 235, size=(4, 6 * PANORAMA_VIEWS, 3)).astype(np.float32)
     rng = np.random.default_rng([scene, angle, 7_000_003])
-    return _Camera(panorama=panorama, x0=float(rng.uniform(0, 1)),
-                   speed=float(rng.uniform(0.05, 0.1) * rng.choice([-1, 1])), mirror=angle % 2 == 1)
+    sway = tuple((float(rng.uniform(0.03, 0.1)), float(2 * np.pi * rng.uniform(0.05, 0.2)),
+                  float(rng.uniform(0, 2 * np.pi))) for _ in range(3))
+    return _Camera(panorama=panorama, x0=float(rng.uniform(0, 1)), sway=sway,
+                   mirror=angle % 2 == 1)
 
 
 def _panned(wide: np.ndarray, cam: _Camera, t_s: float, width: int) -> np.ndarray:
-    off = int(_bounce(cam.x0 + cam.speed * t_s) * (wide.shape[1] - width))
+    x = cam.x0 + sum(a * np.sin(w * t_s + p) for a, w, p in cam.sway)
+    off = int(_bounce(x) * (wide.shape[1] - width))
     view = wide[:, off:off + width]
     return np.ascontiguousarray(view[:, ::-1] if cam.mirror else view)
 
@@ -158,6 +163,42 @@ def _frames(*, seed: int, scene: int, seconds: float, width: int, height: int, f
         frame = cv2.subtract(cv2.add(frame, pos), neg)
         if overlay:
             _draw_overlay(frame, overlay)
+        yield frame
+
+
+REFRAMES = ("none", "zoom", "portrait", "pillarbox")
+
+
+def _source_size(reframe: str, width: int, height: int) -> tuple[int, int]:
+    """The broadcast (16:9 for portrait) frame size a reframed copy is cut from."""
+    if reframe == "portrait":
+        return 2 * round(height * 16 / 9 / 2), height
+    return width, height
+
+
+def _reframed(frames: Iterator[np.ndarray], *, reframe: str, zoom_frac: float, width: int,
+              height: int, watermark: str | None) -> Iterator[np.ndarray]:
+    """A re-poster's copy: zoomed-in crop, portrait centre cut or 4:3 pillarbox, plus a watermark."""
+    for frame in frames:
+        h, w = frame.shape[:2]
+        if reframe == "zoom":
+            dx, dy = int(w * zoom_frac), int(h * zoom_frac)
+            frame = cv2.resize(frame[dy:h - dy, dx:w - dx], (width, height),
+                               interpolation=cv2.INTER_AREA)
+        elif reframe == "portrait":
+            x0 = (w - width) // 2
+            frame = np.ascontiguousarray(frame[:, x0:x0 + width])
+        elif reframe == "pillarbox":
+            inner = 2 * round(h * 4 / 3 / 2)
+            x0 = (w - inner) // 2
+            out = np.zeros_like(frame)
+            out[:, x0:x0 + inner] = frame[:, x0:x0 + inner]
+            frame = out
+        if watermark:
+            u = height / 360.0
+            cv2.putText(frame, watermark[:24], (int(10 * u), height - int(14 * u)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.7 * u, (255, 255, 255), max(1, int(2 * u)),
+                        cv2.LINE_AA)
         yield frame
 
 
@@ -261,7 +302,8 @@ def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640,
                fps: float = 25.0, quality: int | None = None, overlay: str | None = None,
                trim_start_s: float = 0.0, scene: int | None = None, codec: str = "mp4v",
                h264: H264Options | None = None, stadium: int | None = None,
-               angle: int = 0) -> Path:
+               angle: int = 0, reframe: str = "none", zoom_frac: float = 0.08,
+               watermark: str | None = None) -> Path:
     """Write a seeded synthetic clip; `scene` (default `seed`) fixes the content shared by variants.
 
     Content is a function of content time, so the same scene at another size, fps, start
@@ -269,12 +311,16 @@ def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640,
     `codec` "mp4v" writes with OpenCV; "h264" writes libx264 yuv420p with PyAV (`h264` settings).
     With `stadium`, the background is a camera panning over that stadium's panorama (shared by
     every clip of the stadium), and `angle` picks another camera on the same play (mirrored when
-    odd): a hard negative for dedup.
+    odd): a hard negative for dedup. `reframe` cuts a re-poster's copy from the broadcast frame
+    ("zoom": `zoom_frac` off each side; "portrait": the centre 9:16 column of a 16:9 frame;
+    "pillarbox": the centre 4:3 with black bars) and `watermark` adds their text.
     """
     if width < 16 or height < 16 or fps <= 0 or seconds <= 0:
         raise ValueError("width/height >= 16, fps > 0 and seconds > 0 required")
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
+    if reframe not in REFRAMES or not 0 <= zoom_frac < 0.5:
+        raise ValueError(f"reframe must be one of {REFRAMES} and 0 <= zoom_frac < 0.5")
     opts = h264 or H264Options()
 
     def write(dest: Path, frames: Iterator[np.ndarray]) -> int:
@@ -284,9 +330,13 @@ def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640,
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    src_w, src_h = _source_size(reframe, width, height)
     frames = _frames(seed=seed, scene=seed if scene is None else scene, seconds=seconds,
-                     width=width, height=height, fps=fps, overlay=overlay,
+                     width=src_w, height=src_h, fps=fps, overlay=overlay,
                      trim_start_s=trim_start_s, stadium=stadium, angle=angle)
+    if reframe != "none" or watermark:
+        frames = _reframed(frames, reframe=reframe, zoom_frac=zoom_frac, width=width,
+                           height=height, watermark=watermark)
     if quality is None:
         write(path, frames)
         return path
