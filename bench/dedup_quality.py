@@ -17,13 +17,14 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.legacy_fingerprint import fingerprint_opencv
+from bench.legacy_fingerprint import compare_legacy, fingerprint_legacy, fingerprint_opencv
 from footyd.config import Config
 from footyd.media import probe
 from footyd.media.fingerprint import Fingerprint, compare, fingerprint, hamming
@@ -42,7 +43,8 @@ def _cpu() -> float:
     return time.process_time()
 
 
-def pairwise(specs: list[CorpusClip], prints: dict[str, Fingerprint], **rule: Any) -> dict[str, Any]:
+def pairwise(specs: list[CorpusClip], prints: dict[str, Fingerprint], *,
+             matcher: Callable[..., Any] = compare, **rule: Any) -> dict[str, Any]:
     """Precision/recall over all scored pairs (unscored clips count only as false positives)."""
     tp = fp = fn = 0
     misses, false = [], []
@@ -50,7 +52,7 @@ def pairwise(specs: list[CorpusClip], prints: dict[str, Fingerprint], **rule: An
         same = a.label == b.label
         if same and not (a.scored and b.scored):
             continue
-        hit = compare(prints[a.name], prints[b.name], **rule) is not None
+        hit = matcher(prints[a.name], prints[b.name], **rule) not in (None, False)
         if same and hit:
             tp += 1
         elif same:
@@ -138,6 +140,8 @@ def main() -> None:
     compare_cpu = _cpu() - c0
     n_pairs = len(specs) * (len(specs) - 1) // 2
     with_old_decode = pairwise(specs, old, **rule)
+    legacy = {s.name: fingerprint_legacy(str(paths[s.name]), sample_fps=dc.reference_fps) for s in specs}
+    before = pairwise(specs, legacy, matcher=compare_legacy)
     sweep = [{"max_hamming": mh, "min_match_ratio": r, "min_match_s": ms,
               **{k: v for k, v in pairwise(specs, prints, max_hamming=mh, min_consecutive=dc.min_consecutive,
                                            min_match_s=ms, min_match_ratio=r,
@@ -163,6 +167,7 @@ def main() -> None:
                    "scale": args.scale, "pairs": n_pairs, "video_s": round(video_s, 1),
                    "codec": "h264 (libx264 via PyAV)"},
         "defaults": rule, "pairwise": at_defaults, "pairwise_old_decode": with_old_decode,
+        "pairwise_before_issue9": before,
         "grouped": grouped,
         "hash_agreement_old_vs_new_decode": {
             "samples": len(dists), "median_hamming": statistics.median(dists),
@@ -199,6 +204,7 @@ def _markdown(r: dict[str, Any]) -> str:
         f"| pairwise precision | {p['precision']} ({p['fp']} false matches) |",
         f"| pairwise recall | {p['recall']} ({p['fn']} misses) |",
         f"| same, fingerprints from the old OpenCV decode | P {r['pairwise_old_decode']['precision']} / R {r['pairwise_old_decode']['recall']} |",
+        f"| before (old fingerprint + matcher: max_hamming 10, 3 consecutive at 2/s) | P {r['pairwise_before_issue9']['precision']} / R {r['pairwise_before_issue9']['recall']} |",
         f"| grouped: random arrival orders + batch splits exact | {g['exact']}/{g['orders']} |",
         f"| hash agreement PyAV vs OpenCV decode (median / mean Hamming, identical share) | {h['median_hamming']} / {h['mean_hamming']} / {h['share_identical']} over {h['samples']} samples |",
         f"| fingerprint CPU s (PyAV / old OpenCV decode) | {cpu['fingerprint_pyav']} / {cpu['fingerprint_opencv_decode']} ({cpu['video_s_per_cpu_s_pyav']} / {cpu['video_s_per_cpu_s_opencv']} s of video per CPU-s) |",
