@@ -50,6 +50,7 @@ from footyd.sim.clipgen import CATALOGUE, generate_catalogue
 from footyd.sim.clips import ClipHost
 from footyd.sim.football import ScaledClock, SimFootball
 from footyd.sim.mongo import start_secantus, stop_secantus
+from footyd.sim.reddit import FakeReddit
 
 TEST_SERVER_NOTE = ("MongoDB: embedded SecantusDB (a MongoDB-wire TEST server, not for production; "
                     "set FOOTYD_MONGO__URI to use a real MongoDB)")
@@ -114,6 +115,7 @@ class Demo:
         self._clock: ScaledClock | None = None
         self._store: Store | None = None
         self._log_file: TextIO | None = None
+        self._reddit: FakeReddit | None = None
 
     def say(self, text: str) -> None:
         print(text, file=self.opts.out, flush=True)
@@ -186,6 +188,21 @@ class Demo:
                              demo_script.goal_time(self.script, goal, self._clock))
         await self._stack.enter_async_context(host)
         self._sim, self._host = sim, host
+        self._reddit = await self._start_reddit(host)
+
+    async def _start_reddit(self, host: ClipHost) -> FakeReddit | None:
+        """The Reddit-shaped feed, when the script posts any clip `via = "reddit"`."""
+        assert self._clock is not None
+        posts = demo_script.reddit_posts(self.script, self._clock)
+        if not posts:
+            return None
+        reddit = FakeReddit(secrets.token_hex(6), secrets.token_hex(12))
+        for title, clip, when in posts:
+            # another URL of the same clip: deduplicated by fingerprint, not by address
+            reddit.add_post(title, host.media_url(clip) + "?via=reddit", at=when.timestamp())
+        await reddit.start()
+        self._stack.push_async_callback(reddit.stop)
+        return reddit
 
     def _setup_logs(self) -> None:
         """Daemon logs (JSON lines) go to a file in the workdir; restored on exit."""
@@ -206,7 +223,7 @@ class Demo:
     def _config(self, uri: str, env: Mapping[str, str]) -> Config:
         tree, self.health_url, self.page_url = demo_tree(
             self.script, minute_s=self.minute_s, sim=self._sim, host=self._host,
-            workdir=self.workdir, mongo_uri=uri, web=self.opts.web)
+            workdir=self.workdir, mongo_uri=uri, web=self.opts.web, reddit=self._reddit)
         if "FOOTYD_MONGO__DATABASE" not in env:
             tree["mongo"]["database"] = f"footyd_demo_{uuid.uuid4().hex[:8]}"
         passed = {k: v for k, v in env.items() if k.startswith(ENV_PASSED)}

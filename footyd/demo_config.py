@@ -9,10 +9,12 @@ from footyd.demo_script import DemoScript
 from footyd.sim.clips import ClipHost
 from footyd.sim.football import SimFootball
 from footyd.sim.net import free_port
+from footyd.sim.reddit import FakeReddit
 
 
 def demo_tree(script: DemoScript, *, minute_s: float, sim: SimFootball, host: ClipHost,
-              workdir: Path, mongo_uri: str, web: bool) -> tuple[dict[str, Any], str, str | None]:
+              workdir: Path, mongo_uri: str, web: bool,
+              reddit: FakeReddit | None = None) -> tuple[dict[str, Any], str, str | None]:
     """The config tree (before env overrides), the health URL and the page URL (None: no web)."""
     poll_s = script.poll_min * minute_s
     teams = sorted({t.id for fx in script.fixtures for t in (fx.home, fx.away)})
@@ -42,6 +44,10 @@ def demo_tree(script: DemoScript, *, minute_s: float, sim: SimFootball, host: Cl
         "shutdown": {"intake_s": 1.0, "search_s": 2.0, "download_s": 5.0, "dedup_s": 5.0,
                      "close_s": 5.0},
     }
+    if reddit is not None:  # a second source: the same goal's clips deduplicated across both
+        tree["search"]["sources"].append("reddit")
+        tree["sources"]["reddit"] = {**reddit.source_config(), "poll_s": max(0.1, minute_s),
+                                     "max_age_min": 120.0, "timeout_s": 5.0}
     page = None
     if web:
         listen = f"127.0.0.1:{free_port()}"
