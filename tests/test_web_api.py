@@ -246,6 +246,9 @@ async def test_stream_delivers_a_change_within_a_second(
                                      {"$set": {"state": "rejected", "reason": "filtered: too short"}})
         msg = await asyncio.wait_for(next_event(resp, "clip"), timeout=1.0)
         assert msg.data["reason"] == "filtered: too short" and msg.data["goal_id"] == gid
+        await store.clips.delete_one({"_id": seeded.clips["failed"]})  # e.g. retention
+        msg = await asyncio.wait_for(next_event(resp, "clip"), timeout=1.0)
+        assert msg.data == {"id": seeded.clips["failed"], "deleted": True}
         await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {"elapsed": 68}})
         msg = await asyncio.wait_for(next_event(resp), timeout=1.0)
         assert msg.event == "fixture" and msg.data["minute"] == 68

@@ -54,6 +54,8 @@ class GoalQuery:
     team_terms: tuple[str, ...]
     scorer_terms: tuple[str, ...]
     goal_at: datetime | None = None  # when the goal was seen: rate-limited sources favour newer
+    opponent_terms: tuple[str, ...] = ()  # the opponent's name and aliases (title matching)
+    score: tuple[int, int] | None = None  # running (home, away) score after the goal
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Candidate:
     # The source's stable id of this clip (X: the post plus its media key). Media URLs are often
     # signed and change on every search, so they never identify a clip; None: the post URL does.
     key: str | None = None
+    permalink: str | None = None  # the discussion page when post_url is the media link (reddit)
 
 
 class SourceHealth(StrEnum):

@@ -11,7 +11,7 @@ import structlog
 
 from footyd.errors import MalformedPayload, Retryable
 from footyd.sources.base import Candidate, GoalQuery, SourceHealthState
-from footyd.sources.guard import SourceGuard
+from footyd.sources.guard import CircuitBreaker, Clock, RateLimiter, SourceGuard
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +45,18 @@ async def read_json_capped(resp: aiohttp.ClientResponse, source: str, max_bytes:
         raise MalformedPayload(f"{source}: JSON nested too deeply", kind="too_deep") from None
     except ValueError:  # also UnicodeDecodeError
         raise Retryable(f"{source}: response is not JSON") from None
+
+
+def standard_guard(name: str, limiter: RateLimiter, *, clock: Clock,
+                   wall_clock: Clock) -> SourceGuard:
+    """An API source's guard: opens after 3 failures, backs off 30 s doubling to 30 min."""
+    return SourceGuard(
+        name,
+        breaker=CircuitBreaker(failure_threshold=3, base_backoff_s=30.0, max_backoff_s=1800.0,
+                               clock=clock),
+        limiter=limiter,
+        wall_clock=wall_clock,
+    )
 
 
 class GuardedSource:

@@ -24,8 +24,8 @@ from footyd.sources.base import (
     bounded_seconds,
     is_fetchable_url,
 )
-from footyd.sources.guard import CircuitBreaker, Clock, RateLimiter, Sleep, SourceGuard
-from footyd.sources.plumbing import HttpSource, read_json_capped
+from footyd.sources.guard import Clock, RateLimiter, Sleep, SourceGuard
+from footyd.sources.plumbing import HttpSource, read_json_capped, standard_guard
 from footyd.sources.query import x_query_string
 
 log = structlog.get_logger(__name__)
@@ -148,13 +148,8 @@ class XApiSource(HttpSource):
         self._limiter = RateLimiter(
             cfg.requests_per_15min, RATE_WINDOW_S, max_wait_s=max_wait_s, clock=clock, sleep=sleep
         )
-        self.guard = guard or SourceGuard(
-            name,
-            breaker=CircuitBreaker(failure_threshold=3, base_backoff_s=30.0, max_backoff_s=1800.0,
-                                   clock=clock),
-            limiter=self._limiter,
-            wall_clock=wall_clock,
-        )
+        self.guard = guard or standard_guard(name, self._limiter, clock=clock,
+                                             wall_clock=wall_clock)
 
     async def search(self, query: GoalQuery, since: datetime) -> list[Candidate]:
         """Candidates since `since`; queued behind newer goals when the window is nearly spent."""

@@ -328,6 +328,7 @@ class Monitor:
             windows, now=now, base_interval_s=mon.poll_interval_s,
             max_interval_s=max(mon.max_poll_interval_s, mon.poll_interval_s),
             remaining_day=quota.remaining_day, reserve=self.cfg.api_football.daily_reserve,
+            live_shape=mon.poll_shape == "auto",
         )
         POLL_STRETCHED.set(1 if decision.stretched else 0)
         if decision.interval_s != self.interval_s:
