@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from footyd.demo_script import DemoScript
+from footyd.sim.clipgen import CATALOGUE
 from footyd.sim.clips import ClipHost
 from footyd.sim.football import SimFootball
 from footyd.sim.net import free_port
@@ -54,3 +57,16 @@ def demo_tree(script: DemoScript, *, minute_s: float, sim: SimFootball, host: Cl
         tree["web"] = {"enabled": True, "listen": listen, "poll_interval_s": max(0.2, poll_s)}
         page = f"http://{listen}/"
     return tree, f"http://{health}/healthz", page
+
+
+def clip_cache_dir(env: Mapping[str, str]) -> Path:
+    """Where generated demo clips are cached: $XDG_CACHE_HOME/footyd/, keyed by the catalogue."""
+    specs = repr(sorted(CATALOGUE.items())) + "h264"
+    digest = hashlib.sha256(specs.encode()).hexdigest()[:12]
+    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "footyd" / f"demo-clips-{digest}"
+
+
+def cached(clip_dir: Path, names: Sequence[str]) -> bool:
+    """True when every named clip is already in clip_dir."""
+    return all((clip_dir / CATALOGUE[n].filename).exists() for n in names)
