@@ -58,8 +58,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("startup_failed", reason=str(exc))
         print(f"footyd: cannot start: {exc}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
-    except Exception:
+    except Exception as exc:
         log.critical("daemon_crashed", exc_info=True)
+        reason = f"{type(exc).__name__}: {exc}"
+        for secret in config_mod.secret_values(cfg):  # stderr is not behind the log redactor
+            reason = reason.replace(secret, "**********")
+        print(f"footyd: crashed: {reason[:500]} (traceback: the daemon_crashed log line)",
+              file=sys.stderr)
         return ExitCode.SOFTWARE
 
 

@@ -69,10 +69,15 @@ def probe(url: str, timeout_s: float) -> str | None:
         return f"{url}: {exc.strerror or type(exc).__name__}"
 
 
+def healthz_url(listen: str) -> str:
+    """The URL to probe for a listen address; a wildcard address is probed on loopback."""
+    host, port = listen.rsplit(":", 1)
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "[::]": "[::1]"}.get(host, host)
+    return f"http://{host}:{port}/healthz"
+
+
 def cmd_healthcheck(args: argparse.Namespace) -> int:
-    url = args.url
-    if url is None:
-        url = f"http://{load(args.config).health.listen}/healthz"
+    url = args.url or healthz_url(load(args.config).health.listen)
     reason = probe(url, args.timeout_s)
     print("healthy" if reason is None else f"unhealthy: {reason}")
     return ExitCode.OK if reason is None else ExitCode.ERROR

@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import tomllib
 import types
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from footyd.errors import ConfigError
 
 ENV_PREFIX = "FOOTYD_"
-SourceName = Literal["x_api", "search_service", "snscrape", "fake"]
+SourceName = Literal["x_api", "search_service", "snscrape", "fake", "reddit"]
 LevelName = Literal["debug", "info", "warning", "error"]
 MASK = "**********"
 
@@ -63,6 +64,7 @@ class MonitorConfig(Section):
     complete_grace_s: float = Field(600.0, ge=0)
     max_poll_interval_s: float = Field(300.0, gt=0)
     keep_raw: bool = False  # also store each polled item's raw JSON (debugging; costs writes)
+    poll_shape: Literal["auto", "ids"] = "auto"  # auto: `live=` when it costs fewer calls
 
     @model_validator(mode="after")
     def _floor(self) -> MonitorConfig:
@@ -99,6 +101,7 @@ class XApiConfig(Section):
     requests_per_15min: int = Field(60, ge=1)
     max_results: int = Field(50, ge=10, le=100)
     timeout_s: float = Field(10.0, gt=0)
+    max_response_mb: float = Field(16.0, gt=0, le=256)  # a larger body is refused as malformed
 
 
 class SearchServiceConfig(Section):
@@ -107,6 +110,7 @@ class SearchServiceConfig(Section):
     limit: int = Field(50, ge=1, le=500)
     timeout_s: float = Field(15.0, gt=0)
     requests_per_min: int = Field(30, ge=1)
+    max_response_mb: float = Field(16.0, gt=0, le=256)  # a larger body is refused as malformed
 
 
 class SnscrapeConfig(Section):
@@ -120,11 +124,38 @@ class FakeSourceConfig(Section):
     timeout_s: float = Field(5.0, gt=0)
 
 
+class RedditConfig(Section):
+    client_id: SecretStr | None = None  # of a reddit.com/prefs/apps app ("script" type)
+    client_secret: SecretStr | None = None
+    # Reddit throttles generic agents: <platform>:<app id>:<version> (by /u/<reddit user>)
+    user_agent: str = Field("linux:footyd:1.0 (by /u/CHANGE_ME)", min_length=8, max_length=256)
+    subreddits: list[str] = Field(default_factory=lambda: ["soccer"], min_length=1, max_length=10)
+    flairs: list[str] = Field(default_factory=lambda: ["Media"])  # empty: any flair
+    # one listing fetch per interval serves every goal (below 30 only against the simulator;
+    # requests_per_min caps the rate whatever this says)
+    poll_s: float = Field(30.0, ge=0.1, le=600)
+    max_age_min: float = Field(20.0, gt=0, le=240)  # older posts are ignored
+    minute_drift_min: int = Field(2, ge=0, le=10)  # title minute vs the API's
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    requests_per_min: int = Field(60, ge=1, le=1000)  # Reddit allows 100 per client id
+    max_response_mb: float = Field(8.0, gt=0, le=64)
+    auth_url: str = "https://www.reddit.com/api/v1/access_token"
+    api_base_url: str = "https://oauth.reddit.com"
+
+    @model_validator(mode="after")
+    def _names(self) -> RedditConfig:
+        bad = [s for s in self.subreddits if not re.fullmatch(r"[A-Za-z0-9_]{2,21}", s)]
+        if bad:
+            raise ValueError(f"not subreddit names: {bad}")
+        return self
+
+
 class SourcesConfig(Section):
     x_api: XApiConfig = Field(default_factory=XApiConfig)
     search_service: SearchServiceConfig = Field(default_factory=SearchServiceConfig)
     snscrape: SnscrapeConfig = Field(default_factory=SnscrapeConfig)
     fake: FakeSourceConfig = Field(default_factory=FakeSourceConfig)
+    reddit: RedditConfig = Field(default_factory=RedditConfig)
 
 
 class DownloadConfig(Section):
@@ -365,6 +396,7 @@ HOT_KEYS: frozenset[str] = frozenset(
         "monitor.complete_grace_s",
         "monitor.max_poll_interval_s",
         "monitor.keep_raw",
+        "monitor.poll_shape",
         "goals.confirm_polls",
         "goals.cancel_polls",
         "goals.match_window_min",

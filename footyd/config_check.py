@@ -75,6 +75,13 @@ def _sources(cfg: Config) -> tuple[list[Finding], list[Finding]]:
                 "sources.x_api.bearer_token", "x_api is in search.sources but has no bearer token",
                 "FOOTYD_SOURCES__X_API__BEARER_TOKEN or sources.x_api.bearer_token_file, "
                 "or remove x_api from search.sources"))
+        elif name == "reddit" and not (_set(cfg.sources.reddit.client_id)
+                                       and _set(cfg.sources.reddit.client_secret)):
+            warnings.append(Finding(
+                "sources.reddit.client_id", "reddit is in search.sources but has no client_id / "
+                "client_secret (it never finds clips)",
+                "create an app at reddit.com/prefs/apps, then FOOTYD_SOURCES__REDDIT__CLIENT_ID and "
+                "sources.reddit.client_secret_file, or remove reddit from search.sources"))
         elif name == "snscrape" and importlib.util.find_spec("snscrape") is None:
             warnings.append(Finding(
                 "search.sources", "snscrape is enabled but not installed (it never finds clips)",

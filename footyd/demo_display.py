@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from footyd import records
@@ -54,6 +55,20 @@ def summary_rows(rows: Sequence[GoalRow]) -> list[list[str]]:
                     _secs(r.cancelled_s) if r.cancelled_s is not None else "no",
                     str(r.candidates), str(r.kept), str(r.duplicates), bad, _secs(r.first_kept_s)])
     return out
+
+
+def summary_text(title: str, snap: Snapshot, rows: Sequence[GoalRow], problems: Sequence[str], *,
+                 where: str, log: Path, page_url: str | None) -> str:
+    """The closing summary: fixtures, one row per goal, where things are, what differed."""
+    lines = ["", f"== {title}", *fixture_lines(snap), "",
+             table(SUMMARY_COLUMNS, summary_rows(rows)), "",
+             f"kept clips: {sum(r.kept for r in rows)}, in {where}", f"daemon log: {log}",
+             f"page: {page_url or '(web disabled)'}", ""]
+    if problems:
+        lines += ["DIFFERS FROM THE SCRIPT:", *(f"  - {p}" for p in problems)]
+    else:
+        lines += ["OK: every goal, clip and result matches the script."]
+    return "\n".join(lines)
 
 
 def fixture_lines(snap: Snapshot) -> list[str]:
@@ -110,13 +125,13 @@ class LiveDisplay:
         from rich.console import Group
         from rich.table import Table
 
-        matches = Table(title=f"{self._title}: matches", expand=True)
+        matches = Table(title=f"{self._title}: matches")
         for col in ("fixture", "match", "score", "clock", "stage"):
             matches.add_column(col)
         for fx in snap.fixtures:
             matches.add_row(str(fx["_id"]), _teams(fx), score_text(fx), _minute(fx),
                             str(fx.get("stage")))
-        goals = Table(title="goals and clips", expand=True)
+        goals = Table(title="goals and clips")
         for col in ("goal", "state", "found", "kept", "duplicate", "rejected/failed"):
             goals.add_column(col)
         for g in snap.goals:

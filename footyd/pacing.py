@@ -33,8 +33,11 @@ def end_of_day(now: datetime) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def projected_calls(windows: Sequence[Window], *, now: datetime, interval_s: float) -> int:
-    """Calls needed to poll every window at `interval_s`, chunked 20 ids a call, until midnight."""
+def projected_calls(windows: Sequence[Window], *, now: datetime, interval_s: float,
+                    live_shape: bool = False) -> int:
+    """Calls needed to poll every window at `interval_s` until midnight: 20 ids a call, or one
+    `live=` call a cycle when `live_shape` (the ids= checks around kickoff and full time are in
+    the reserve)."""
     horizon = end_of_day(now)
     calls = 0
     t = now
@@ -43,7 +46,7 @@ def projected_calls(windows: Sequence[Window], *, now: datetime, interval_s: flo
     while t < horizon:
         live = sum(1 for w in windows if w.start <= t < w.end)
         if live:
-            calls += math.ceil(live / MAX_IDS_PER_CALL)
+            calls += 1 if live_shape else math.ceil(live / MAX_IDS_PER_CALL)
         elif not any(w.start > t for w in windows):
             break
         t += step
@@ -59,6 +62,7 @@ def choose_interval(
     remaining_day: int | None,
     reserve: int,
     other_calls: int = 0,
+    live_shape: bool = False,
 ) -> PacingDecision:
     """The shortest interval >= base whose projected calls fit the day's remaining budget."""
     if remaining_day is None:
@@ -66,7 +70,7 @@ def choose_interval(
     budget = max(0, remaining_day - reserve - other_calls)
     interval = base_interval_s
     while True:
-        need = projected_calls(windows, now=now, interval_s=interval)
+        need = projected_calls(windows, now=now, interval_s=interval, live_shape=live_shape)
         if need <= budget:
             return PacingDecision(interval, need, budget, interval > base_interval_s, True)
         if interval >= max_interval_s:

@@ -41,6 +41,8 @@ class _Stage:
         self.rerun: set[str] = set()  # put again while in flight: queue once more afterwards
         self.workers: list[asyncio.Task[None]] = []
         self.target = spec.workers
+        self.alive = 0  # workers not retired: reconciled against target by count, not by index
+        self.spawned = 0  # for task names only
         self.in_flight = 0
         self.closed = False
 
@@ -135,8 +137,9 @@ class Pipeline:
         return self._stages[stage].queue.qsize()
 
     def _spawn(self, stage: _Stage) -> None:
-        index = len(stage.workers)
-        task = asyncio.create_task(self._work(stage, index), name=f"{stage.spec.name}-{index}")
+        stage.spawned += 1
+        stage.alive += 1
+        task = asyncio.create_task(self._work(stage), name=f"{stage.spec.name}-{stage.spawned}")
         stage.workers.append(task)
 
     async def put(self, stage_name: str, item_id: str) -> bool:
@@ -157,12 +160,19 @@ class Pipeline:
         stage.pending.add(item_id)
         return True
 
-    async def _work(self, stage: _Stage, index: int) -> None:
+    async def _work(self, stage: _Stage) -> None:
+        try:
+            await self._work_items(stage)
+        finally:
+            stage.alive -= 1
+
+    async def _work_items(self, stage: _Stage) -> None:
         name = stage.spec.name
         while True:
             item_id = await stage.queue.get()
-            if index >= stage.target:
-                # retired by a concurrency decrease: hand the item back and stop
+            if stage.alive > stage.target:
+                # more workers than configured (a decrease): whichever is free retires, so a
+                # busy worker never counts as one about to leave
                 stage.queue.put_nowait(item_id)
                 stage.queue.task_done()
                 return
@@ -199,7 +209,7 @@ class Pipeline:
             return
         stage.workers = [t for t in stage.workers if not t.done()]
         stage.target = workers
-        while len(stage.workers) < workers:
+        while stage.alive < workers:
             self._spawn(stage)
         log.info("stage_workers_changed", stage=stage_name, workers=workers)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -24,6 +25,12 @@ def fixture_fields(fx: Fixture) -> dict[str, Any]:
         "away": {"id": fx.away_id, "name": fx.away_name},
         "score": {"home": fx.goals_home, "away": fx.goals_away},
     }
+
+
+def poll_hash(fields: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    """Digest of what a poll told us about a fixture (its used fields and its events)."""
+    text = json.dumps([fields, events], sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def raw_json(raw: Any, max_chars: int = 1_000_000) -> str | None:

@@ -254,6 +254,7 @@ class KnownGoal:
     seen_poll_ids: frozenset[str]
     missing_poll_ids: frozenset[str]
     first_seen_order: int = 0
+    score: tuple[int | None, int | None] | None = None  # the running score stored with it
 
     @property
     def minute(self) -> int:
@@ -292,6 +293,14 @@ class SeenGoal:
     seen_count: int
     confirm: bool
     reappeared: bool
+    counting: bool = True  # still pending: every poll that sees it counts toward confirming
+    score_changed: bool = True  # the running score differs (an earlier goal was cancelled)
+
+    @property
+    def needs_write(self) -> bool:
+        """Whether this sighting changes anything stored (a settled, unchanged goal does not)."""
+        return (bool(self.changes) or self.confirm or self.reappeared or self.counting
+                or self.score_changed)
 
 
 @dataclass(frozen=True)
@@ -398,6 +407,8 @@ def reconcile(
                 seen_count=seen_count,
                 confirm=goal.state == "pending" and seen_count >= rules.confirm_polls,
                 reappeared=bool(goal.missing_poll_ids),
+                counting=goal.state == "pending",
+                score_changed=goal.score != (event.score_home, event.score_away),
             )
         )
     if hold_missing:

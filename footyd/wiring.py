@@ -15,10 +15,11 @@ import structlog
 from footyd import scratch
 from footyd.clients.blobs import BlobStore
 from footyd.clients.football import FootballClient
-from footyd.clients.store import Store
+from footyd.clients.store import Store, StoreError
 from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config, ShutdownConfig
 from footyd.errors import ConfigError, FootydError
+from footyd.orphans import release_leftover_uploads
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
 from footyd.schedule import Scheduler
@@ -37,6 +38,7 @@ log = structlog.get_logger(__name__)
 MONITOR_JOB = "monitor_poll"
 STAGING_JOB = "monitor_staging"
 INGEST_JOB = "daily_ingest"
+STALE_SWEEP_TIMEOUT_S = 30.0
 RETENTION_JOB = "daily_retention"
 
 
@@ -152,6 +154,28 @@ def stage_specs(cfg: Config, search: SearchStage, download: DownloadStage,
     return specs
 
 
+async def _abort_stale_uploads(blobs: BlobStore, older_than_s: float) -> None:
+    """Abort uploads a killed run left incomplete (billed, invisible to list and delete)."""
+    try:
+        aborted = await asyncio.wait_for(blobs.abort_stale_uploads(older_than_s), STALE_SWEEP_TIMEOUT_S)
+    except (FootydError, TimeoutError) as exc:
+        # not fatal: the retention job sweeps again daily
+        log.warning("stale_uploads_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+        return
+    if aborted:
+        log.info("stale_uploads_aborted", uploads=aborted, older_than_s=older_than_s)
+
+
+async def _release_leftovers(store: Store, blobs: BlobStore) -> None:
+    try:
+        deleted = await release_leftover_uploads(store, blobs)
+    except (FootydError, StoreError) as exc:  # not fatal: the next start sweeps again
+        log.warning("orphan_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+        return
+    if deleted:
+        log.info("orphan_blobs_released", objects=deleted)
+
+
 async def _close_sources(sources: list[Source]) -> None:
     for source in sources:
         await source.aclose()
@@ -235,6 +259,8 @@ async def wire(
     removed = await asyncio.to_thread(scratch.prepare, cfg.download.scratch_dir)
     if removed:
         log.info("scratch_cleared", entries=removed, scratch_dir=str(cfg.download.scratch_dir))
+    await _abort_stale_uploads(blobs, cfg.retention.stale_upload_s)
+    await _release_leftovers(store, blobs)
     pipeline, stages = await open_video_pipeline(stack, cfg, store=store, blobs=blobs, pool=pool)
     scheduler = await stack.enter_async_context(Scheduler())
     rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,

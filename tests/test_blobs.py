@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
 from footyd.clients.blobs import BlobStore, S3BlobStore
-from footyd.config import StorageConfig
+from footyd.clients.store import Store
+from footyd.config import Config, StorageConfig
 from footyd.errors import DependencyUnavailable, Permanent
+from footyd.procpool import ProcessPool
+from footyd.wiring import wire
+from tests.plugins.faults import Fault, fault_proxy
+from tests.plugins.servers import MongoServer, S3Server
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -73,3 +82,54 @@ async def test_local_store_refuses_escaping_keys(local_store: BlobStore, tmp_pat
     src.write_bytes(b"x")
     with pytest.raises(ValueError, match="invalid blob key"):
         await local_store.put_file("../../etc/x", src, content_type="video/mp4", metadata={})
+
+
+async def test_cancelled_multipart_upload_is_aborted_and_leaves_no_task(
+    s3_server: S3Server, s3_cfg: StorageConfig, s3_store: S3BlobStore, tmp_path: Path
+) -> None:
+    src = tmp_path / "big.mp4"
+    src.write_bytes(os.urandom(3 * 8 * 1024 * 1024 + 1000))  # several parts at any part size
+    key = s3_store.key_for("1", "g1", "big.mp4")
+    async with fault_proxy(s3_server.endpoint_url) as proxy:
+        proxy.add(Fault(lambda r: "partNumber=" in r.path_qs, "hold"))
+        via = s3_cfg.model_copy(update={"endpoint_url": proxy.url})
+        async with S3BlobStore(via) as blobs:
+            before = asyncio.all_tasks()
+            upload = asyncio.create_task(
+                blobs.put_file(key, src, content_type="video/mp4", metadata={}))
+            await proxy.held.wait()  # the upload has started and is stuck on a part
+            upload.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await upload
+            for _ in range(20):  # let anything it left behind show itself
+                await asyncio.sleep(0)
+            # the proxy's own server tasks (aiohttp RequestHandler) are not the store's
+            leaked = [t for t in asyncio.all_tasks() - before if t is not upload and not t.done()
+                      and "RequestHandler" not in t.get_coro().__qualname__]  # type: ignore[union-attr]
+            proxy.clear()  # let whatever still waits on the held part finish before closing
+    assert leaked == [], leaked
+    listed = await s3_store._s3.list_multipart_uploads(Bucket=s3_store.bucket)
+    assert listed.get("Uploads", []) == [], "a cancelled upload must be aborted"
+    assert not await s3_store.exists(key)
+
+
+async def test_startup_aborts_stale_multipart_uploads(
+    s3_store: S3BlobStore, s3_cfg: StorageConfig, mongo_server: MongoServer, tmp_path: Path
+) -> None:
+    key = s3_store.key_for("1", "g1", "left.mp4")
+    await s3_store._s3.create_multipart_upload(Bucket=s3_store.bucket, Key=key)
+    cfg = Config.model_validate({
+        "storage": s3_cfg.model_dump(mode="json") | {
+            "access_key_id": s3_cfg.access_key_id.get_secret_value(),  # type: ignore[union-attr]
+            "secret_access_key": s3_cfg.secret_access_key.get_secret_value()},  # type: ignore[union-attr]
+        "retention": {"stale_upload_s": 0.001},
+        "download": {"scratch_dir": str(tmp_path / "scratch")},
+        "mongo": {"uri": mongo_server.uri, "database": f"b_{uuid.uuid4().hex[:8]}"},
+    })
+    async with AsyncExitStack() as stack:
+        store = await stack.enter_async_context(Store(cfg.mongo))
+        pool = ProcessPool(1)
+        stack.callback(pool.shutdown)
+        await wire(stack, cfg, store=store, blobs=s3_store, pool=pool)
+    listed = await s3_store._s3.list_multipart_uploads(Bucket=s3_store.bucket)
+    assert listed.get("Uploads", []) == []

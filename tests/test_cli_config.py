@@ -174,3 +174,25 @@ async def test_config_option_help_shows_default_and_env(command: str) -> None:
     assert code == ExitCode.OK
     flat = " ".join(out.split())
     assert "$FOOTYD_CONFIG" in flat and "/etc/footyd/config.toml" in flat and "/srv/x.toml" in flat
+
+
+def test_healthcheck_probes_a_wildcard_listen_address_on_loopback() -> None:
+    """The Docker image listens on 0.0.0.0: its HEALTHCHECK probes 127.0.0.1."""
+    from footyd.cli_config import healthz_url
+
+    assert healthz_url("0.0.0.0:9464") == "http://127.0.0.1:9464/healthz"
+    assert healthz_url("10.0.0.5:9464") == "http://10.0.0.5:9464/healthz"
+
+
+async def test_run_crash_is_named_on_stderr(
+    daemon_factory: DaemonFactory, mongo_server: MongoServer, s3_server: S3Server, tmp_path: Path
+) -> None:
+    """Item 1: an unexpected startup failure is not only a JSON log line on stdout."""
+    tree = base_config(mongo_server, s3_server, tmp_path, f"x_{uuid.uuid4().hex[:10]}")
+    (tmp_path / "a-file").write_text("")
+    tree["download"]["scratch_dir"] = str(tmp_path / "a-file" / "scratch")  # mkdir cannot work
+    proc = await daemon_factory(tree)
+    code = await proc.wait_exit()
+    assert code == ExitCode.SOFTWARE
+    assert proc.stderr.startswith("footyd: crashed: NotADirectoryError"), proc.tail()
+    assert "Traceback" not in proc.stderr

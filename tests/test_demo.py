@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import sys
 from pathlib import Path
 
 import aiohttp
 import av
+import pytest
 
 from footyd import demo_script
-from footyd.demo import DemoOptions, started_demo
+from footyd.demo import DemoOptions, main, started_demo
 from footyd.errors import ExitCode
 from tests.plugins.servers import MongoServer
 
@@ -54,11 +54,11 @@ def _codec(path: Path) -> str:
 
 
 async def test_demo_short_day_runs_to_completion_and_matches_its_script(
-    mongo_server: MongoServer, demo_cache: Path, tmp_path: Path,
+    mongo_server: MongoServer, demo_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    out = io.StringIO()
+    # the demo prints to (captured) stdout: a failure shows its live lines and summary
     opts = DemoOptions(short=True, speed=2.0, dir=tmp_path / "demo", mongo_uri=mongo_server.uri,
-                       plain=True, out=out, env={"XDG_CACHE_HOME": str(demo_cache)}, serve=True)
+                       plain=True, env={"XDG_CACHE_HOME": str(demo_cache)}, serve=True)
     async with started_demo(opts) as demo:
         assert demo.page_url is not None
         playing = asyncio.create_task(demo.wait())
@@ -66,12 +66,24 @@ async def test_demo_short_day_runs_to_completion_and_matches_its_script(
         # --serve: after the day the daemon and its page are still up
         async with aiohttp.ClientSession() as http:
             async with http.get(demo.page_url + "api/fixtures/7002") as resp:
-                assert resp.status == 200
+                assert resp.status == 200, await resp.text()
                 day = await resp.json()
-            assert len(day["goals"]) == 3
+            assert len(day["goals"]) == 3, day
             kept = [c for g in day["goals"] for c in g["clips"] if c["state"] == "kept"]
+            assert kept, day
+            # 12' M. Striker is also on the fake r/soccer: clips from two sources, one kept per
+            # scene across both (the Reddit copy and the search copies of clip A are one clip)
+            first = next(g for g in day["goals"] if g["scorer"] == "M. Striker")
+            clips = first["clips"]
+            assert {c["source"] for c in clips} == {"fake", "reddit"}, clips
+            ours = next(c for c in clips if c["source"] == "reddit")
+            kept_a = ours["id"] if ours["state"] == "kept" else ours["duplicate_of"]
+            assert kept_a is not None and any(  # the other source's copies point at one keeper
+                c["source"] == "fake" and c["state"] == "duplicate" and c["duplicate_of"] == kept_a
+                for c in clips), clips
             async with http.get(demo.page_url + f"api/clips/{kept[0]['id']}/video") as resp:
-                assert resp.status == 200 and len(await resp.read()) > 10_000
+                body = await resp.read()
+                assert resp.status == 200 and len(body) > 10_000, (resp.status, body[:200])
         assert not playing.done()
         demo.stop.set()
         result = await playing
@@ -86,13 +98,14 @@ async def test_demo_short_day_runs_to_completion_and_matches_its_script(
     assert var.state == "cancelled" and var.kept == 0 and var.cancelled_s is not None
     recredit = rows[(7002, "a2")]
     assert recredit.doc["scorer_name"] == "D. Defender" and recredit.doc["detail"] == "Own Goal"
-    for key in ("h1", "a2"):
+    # h1 also has the r/soccer copy of the HD clip: one more candidate, one more duplicate
+    for key, counts in (("h1", (8, 2, 4, 2)), ("a2", (7, 2, 3, 2))):
         row = rows[(7002, key)]
-        assert (row.candidates, row.kept, row.duplicates, row.rejected) == (7, 2, 3, 2)
+        assert (row.candidates, row.kept, row.duplicates, row.rejected) == counts
         assert row.detected_s is not None and row.first_kept_s is not None
     assert "OK: every goal, clip and result matches the script." in result.summary
     assert "7002 53' D. Defender (Own Goal)" in result.summary
-    assert "SecantusDB" not in out.getvalue()  # a MongoDB URI was given: none embedded
+    assert "SecantusDB" not in capsys.readouterr().out  # a MongoDB URI was given: none embedded
     # the kept clips are on disk, and they are H.264 (they play in a browser)
     kept = _videos(Path(result.clips_at))
     assert len(kept) == sum(r.kept for r in result.rows) == 4
@@ -116,3 +129,16 @@ async def test_demo_exits_1_when_the_outcome_differs_from_the_script(
     assert "DIFFERS FROM THE SCRIPT:" in text
     assert "9901/g (9901 3' T. Tester): kept expected 5, got 1" in text
     assert "OK: every goal" not in text
+
+
+def test_demo_refuses_a_script_that_leaves_a_goal_without_expectations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    script = tmp_path / "bad.toml"
+    script.write_text(TINY_SCRIPT.replace('key = "g"\nposts', 'key = "typo"\nposts'))
+    assert main(DemoOptions(script=script)) == ExitCode.CONFIG
+    err = capsys.readouterr().err
+    assert "must name every scoring event exactly once" in err
+    assert "missing [(9901, 'g')], unknown [(9901, 'typo')]" in err
+    assert main(DemoOptions(script=tmp_path / "missing.toml")) == ExitCode.CONFIG
+    assert "missing.toml" in capsys.readouterr().err

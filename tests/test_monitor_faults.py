@@ -34,7 +34,8 @@ async def test_transient_faults_neither_create_nor_cancel_goals(match_factory: M
                                     "timeout", "rate_limit_429"], start=50):
         m.sim.inject("/fixtures", fault, count=None)
         report = await m.at(minute)
-        assert report.failed_calls == 1 and report.polled == 0, fault
+        # a failed live= call is followed by ids= (which fails too here)
+        assert report.failed_calls == report.calls >= 1 and report.polled == 0, fault
         m.sim.clear_faults()
     m.sim.inject("/fixtures", "rate_limit_429", count=1)  # one 429, then success: retried
     report = await m.at(56)
@@ -76,16 +77,17 @@ async def test_broken_fixture_payload_does_not_affect_the_others(match_factory: 
 
 async def test_restart_mid_match_resumes_counts_without_duplicates(match_factory: MatchFactory) -> None:
     m = await _match(match_factory)
-    await m.play(5, 60)
-    before = {g["_id"]: len(g["seen_poll_ids"]) for g in await m.goals(2002)}
+    await m.play(5, 22)  # h1 appears at 22: seen once, pending
+    (h1,) = await m.goals(2002)
+    assert h1["state"] == "pending" and len(h1["seen_poll_ids"]) == 1
     assert m.restart is not None
     await m.restart()  # new client and monitor, same MongoDB: what a daemon restart does
-    await m.play(61, 140)
+    await m.play(23, 140)
     goals = await m.goals(2002)
-    assert len(goals) == 6 and {g["_id"] for g in goals} >= set(before)
-    for g in goals:
-        if g["_id"] in before and g["state"] != "cancelled":
-            assert len(g["seen_poll_ids"]) > before[g["_id"]]  # counting carried on
+    assert len(goals) == 6 and h1["_id"] in {g["_id"] for g in goals}
+    h1 = next(g for g in goals if g["_id"] == h1["_id"])
+    # counting carried on across the restart: confirmed by the first poll after it
+    assert h1["state"] == "confirmed" and len(h1["seen_poll_ids"]) == 2
     live, cancelled = await _final_goals(m)
     assert cancelled == ["O. Offside"] and len(live) == 5
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from footyd.clients.egress_proxy import GuardProxy
 from footyd.clients.media_http import MAX_REDIRECTS, fetch_media
 from footyd.clients.netguard import (
     AddressPolicy,
@@ -168,3 +170,53 @@ async def test_ytdlp_refuses_a_loopback_post_before_spawning(tmp_path: Path) -> 
                              policy=STRICT, python="/nonexistent/python")
         assert info.value.kind == "blocked_address"
     assert _empty(tmp_path)
+
+
+async def _ytdlp(url: str, dest: Path, policy: AddressPolicy) -> Path:
+    return await fetch_post(url, dest, timeout_s=60, socket_timeout_s=5, max_size_mb=5,
+                            policy=policy)
+
+
+@pytest.mark.parametrize(("target", "why"), [("back", "loopback"), ("metadata", "link-local")])
+async def test_ytdlp_redirect_to_a_private_address_is_refused(hosts: Hosts, tmp_path: Path,
+                                                              target: str, why: str) -> None:
+    before = hosts.back_hits["/clip.mp4"]
+    to = f"{hosts.back}/clip.mp4" if target == "back" else METADATA
+    with pytest.raises(DownloadFailed) as info:
+        await _ytdlp(f"{hosts.front}/go?to={to}", tmp_path, FRONT_ONLY)
+    assert info.value.kind == "blocked_address" and why in info.value.reason
+    assert hosts.back_hits["/clip.mp4"] == before  # the guard proxy never connected
+    assert _empty(tmp_path)
+
+
+async def test_ytdlp_follows_the_redirect_when_flag_is_on(hosts: Hosts, tmp_path: Path) -> None:
+    path = await _ytdlp(f"{hosts.front}/go?to={hosts.back}/clip.mp4", tmp_path, OPEN)
+    assert path.read_bytes() == hosts.clip
+
+
+async def _ask(proxy_url: str, head: bytes) -> bytes:
+    host, port = proxy_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head)
+    await writer.drain()
+    answer = await reader.read(4096)
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+async def test_guard_proxy_answers_refusals_and_garbage_without_connecting(hosts: Hosts) -> None:
+    back = hosts.back.removeprefix("http://")
+    async with GuardProxy(FRONT_ONLY, connect_timeout_s=5) as proxy:
+        assert (await _ask(proxy.url, f"CONNECT {back} HTTP/1.1\r\n\r\n".encode())
+                ).startswith(b"HTTP/1.1 403")
+        assert (await _ask(proxy.url, b"GET http://169.254.169.254/ HTTP/1.1\r\n\r\n")
+                ).startswith(b"HTTP/1.1 403")
+        for garbage in (b"\x00\xff nonsense\r\n\r\n", b"GET /relative HTTP/1.1\r\n\r\n",
+                        b"GET ftp://x/ HTTP/1.1\r\n\r\n", b"X" * 70_000 + b"\r\n\r\n"):
+            assert (await _ask(proxy.url, garbage)).startswith(b"HTTP/1.1 400")
+        authority = hosts.front.removeprefix("http://")
+        front = await _ask(proxy.url, f"GET {hosts.front}/go?to=/x HTTP/1.1\r\nHost: {authority}"
+                                      "\r\nProxy-Connection: keep-alive\r\n\r\n".encode())
+    assert front.startswith(b"HTTP/1.1 302") and b"Connection: close" in front
+    assert len(proxy.refused) == 2 and "127.0.0.2" in proxy.refused[0]

@@ -16,6 +16,7 @@ from footyd.config import MongoConfig
 from footyd.errors import ExitCode
 from tests.plugins.daemon import DaemonFactory, base_config, run_cli, write_toml
 from tests.plugins.servers import MongoServer, S3Server
+from tests.plugins.sim import StartSim
 
 NOW = datetime.now(UTC)
 
@@ -133,6 +134,12 @@ async def test_commands_against_a_running_daemon(
         assert code == ExitCode.OK, err
         await proc.wait_log("goal_search_attempt", where=lambda ln: ln.get("goal_id") == "g_ok"
                             and ln.get("attempt") == "a2")
+        # that attempt found the fake source down: its health reaches status with the next beat
+        for _ in range(30):  # each status run takes longer than a beat (1 s)
+            fake = json.loads((await run_cli("status", "-c", cfg, "--json"))[1])["sources"]["fake"]
+            if fake["state"] != "ok":
+                break
+        assert fake["state"] in {"degraded", "open_circuit"} and fake["last_error"], fake
 
         # redrive: the failed clip is fetched again by the running daemon
         code, out, err = await run_cli("redrive", "-c", cfg, "g_ok")
@@ -153,3 +160,27 @@ async def test_commands_against_a_running_daemon(
         assert await proc.wait_exit() == ExitCode.OK
         code, out, _ = await run_cli("status", "-c", cfg)
         assert "no daemon running (the daemon stopped" in out
+
+
+async def test_status_shows_the_api_quota_the_daemon_learned(
+    daemon_factory: DaemonFactory, start_sim: StartSim, mongo_server: MongoServer,
+    s3_server: S3Server, tmp_path: Path,
+) -> None:
+    sim = await start_sim(daily_limit=500)
+    tree = base_config(mongo_server, s3_server, tmp_path, f"q_{uuid.uuid4().hex[:10]}")
+    tree["api_football"] = {"base_url": sim.base_url, "api_key": sim.key}
+    tree["ingest"] = {"on_startup": False}
+    tree["health"]["stale_tick_s"] = 2.0  # a beat every 0.5 s
+    proc = await daemon_factory(tree, name="quota")
+    await proc.wait_log("api_status")  # learned off the startup path; the next beat carries it
+    for _ in range(30):  # each status run takes longer than a beat
+        code, out, err = await run_cli("status", "-c", str(proc.config_path), "--json")
+        assert code == ExitCode.OK, err
+        quota = json.loads(out)["api_quota"]
+        if quota["limit_day"] is not None:
+            break
+    assert quota["limit_day"] == 500 and 0 <= quota["remaining_day"] <= 500
+    code, out, _ = await run_cli("status", "-c", str(proc.config_path))
+    used = 500 - quota["remaining_day"]
+    assert f"api quota: {used} used, {quota['remaining_day']} left of 500 today" in out
+    assert sim.key not in out

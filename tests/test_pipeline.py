@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from footyd.metrics import REGISTRY
@@ -137,3 +138,67 @@ async def test_full_queue_refuses_without_blocking_the_caller() -> None:
         gate.release.set()
         await p.idle()
     assert gate.calls == ["g1", "g2"]
+
+
+class Holds:
+    """A handler that blocks items named hold* until each is released; others return at once."""
+
+    def __init__(self) -> None:
+        self.running: set[str] = set()
+        self.done: list[str] = []
+        self.gates: dict[str, asyncio.Event] = {}
+        self.changed = asyncio.Event()
+
+    def gate(self, item_id: str) -> asyncio.Event:
+        return self.gates.setdefault(item_id, asyncio.Event())
+
+    async def __call__(self, item_id: str) -> None:
+        self.running.add(item_id)
+        self.changed.set()
+        try:
+            if item_id.startswith("hold"):
+                await self.gate(item_id).wait()
+            else:
+                await asyncio.sleep(0)  # yield once, as any real handler does
+        finally:
+            self.running.discard(item_id)
+            self.done.append(item_id)
+            self.changed.set()
+
+    async def until(self, cond: Callable[[], bool]) -> None:
+        while not cond():
+            self.changed.clear()
+            await self.changed.wait()
+
+
+async def _settle() -> None:
+    """Let every runnable task run until it blocks (loop turns, no wall-clock wait)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+async def test_worker_count_follows_config_while_a_high_numbered_worker_is_busy() -> None:
+    h = Holds()
+    async with Pipeline([StageSpec("download", h, workers=3)]) as p:
+        for i in range(3):
+            await p.put("download", f"hold{i}")
+        await h.until(lambda: len(h.running) == 3)
+        h.gate("hold0").set()
+        h.gate("hold1").set()
+        await h.until(lambda: {"hold0", "hold1"} <= set(h.done))
+        await _settle()  # workers 0 and 1 are idle again, waiting for items
+        p.set_workers("download", 1)  # worker 2 is still busy with hold2
+        await p.put("download", "quick0")
+        await p.put("download", "quick1")
+        await _settle()
+        p.set_workers("download", 2)
+        h.gate("hold2").set()
+        await h.until(lambda: {"hold2", "quick0", "quick1"} <= set(h.done))
+        for i in range(3, 7):
+            await p.put("download", f"hold{i}")
+        await _settle()
+        assert len(h.running) == 2, f"configured 2 workers, {len(h.running)} running"
+        for i in range(3, 7):
+            h.gate(f"hold{i}").set()
+        await p.idle()
+    assert len(h.done) == 9

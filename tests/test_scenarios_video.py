@@ -76,7 +76,8 @@ async def _assert_converged(store: Store, blobs: S3BlobStore) -> None:
     urls = [c["source_url"] for c in clips]
     assert len(urls) == len(set(urls))  # no duplicate clip documents
     kept = [c for c in clips if c["state"] == "kept"]
-    assert sorted(c["source_url"].rsplit("/", 1)[-1] for c in kept) == ["a_720p.mp4", "b_540p.mp4"]
+    names = sorted((c["media_url"] or c["post_url"]).rsplit("/", 1)[-1] for c in kept)
+    assert names == ["a_720p.mp4", "b_540p.mp4"]
     # no orphaned object: exactly the kept clips' blobs are in the bucket
     assert sorted(await blobs.list_keys("")) == sorted(c["blob_key"] for c in kept)
     assert all(c["state"] in ("kept", "duplicate", "rejected", "failed") for c in clips)
@@ -138,7 +139,7 @@ async def test_sigterm_with_downloads_in_flight_drains_within_budget(
         assert took < 11 + 5, f"drain took {took:.1f}s for a budget of 11s"
         drained = {ln["stage"]: ln for ln in proc.events("stage_drained")}
         assert drained["download"]["left"] >= 1  # the stalled download was cut at its budget
-        slow = await store.clips.find_one({"goal_id": GOAL_ID, "source_url": host.media_url("slow")})
+        slow = await store.clips.find_one({"goal_id": GOAL_ID, "media_url": host.media_url("slow")})
         assert slow is not None and slow["state"] == "discovered"  # left for the next start
     finally:
         await _close(store, blobs)

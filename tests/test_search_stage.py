@@ -14,18 +14,20 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from footyd import records
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
-from footyd.config import Config, FakeSourceConfig, SnscrapeConfig
+from footyd.config import Config, FakeSourceConfig, SnscrapeConfig, XApiConfig
 from footyd.metrics import REGISTRY
 from footyd.sim.clips import ClipHost, ManualClock
 from footyd.sources import Candidate, GoalQuery, Source, SourceHealth, SourceHealthState
 from footyd.sources.fake import fake_source
 from footyd.sources.search_service import SearchServiceSource
 from footyd.sources.snscrape_source import SnscrapeSource
+from footyd.sources.x_api import XApiSource
 from footyd.stages.search import SearchStage
 from tests.plugins.clips import CLIP_T0, ClipHostFactory
 from tests.plugins.http import serve_app
@@ -222,7 +224,7 @@ async def clips_by_name(store: Store, goal_id: str = "g1") -> dict[str, dict[str
     """Clips keyed by catalogue name (the last path part of their source URL)."""
     out = {}
     async for c in store.clips.find({"goal_id": goal_id}):
-        name = c["source_url"].split("/media/")[-1].split(".mp4")[0]
+        name = (c["media_url"] or c["post_url"]).split("/media/")[-1].split(".mp4")[0]
         assert name not in out, "a candidate was inserted twice"
         out[name] = c
     return out
@@ -261,7 +263,7 @@ async def test_attempts_run_on_schedule_and_skip_seen_urls(
     clips = await clips_by_name(store)
     assert set(clips) == {"a_low", "portrait", "garbage", "a_480p"}
     assert clips["a_480p"]["media_url"] is None
-    assert clips["a_480p"]["source_url"] == clips["a_480p"]["post_url"]
+    assert all(c["source_url"] == c["post_url"] for c in clips.values())  # never a media URL
     assert clips["a_low"]["hint_width"] == 640 and clips["a_low"]["hint_height"] == 360
 
     clock.advance(60)
@@ -806,3 +808,53 @@ async def test_unknown_or_finished_goals_are_left_alone(
         await stage.handle(goal_id)
     assert host.searches == []
     assert (await goal(store, "g_pending"))["search_attempt_ids"] == []
+
+
+
+class Rotating:
+    """A search_service and an X API on loopback whose media URLs are re-signed on every request."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    async def service(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        return web.json_response([{
+            "post_url": "https://clips.example/p/77", "posted_at": CLIP_T0.isoformat(),
+            "media_url": f"https://cdn.example/v/77.mp4?Expires=99&Signature=s{self.requests}",
+        }])
+
+    async def x(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        video = {"media_key": "7_1790000000000000077", "type": "video", "duration_ms": 20000,
+                 "variants": [{"content_type": "video/mp4", "bit_rate": 2176000,
+                               "url": f"https://video.twimg.com/v/77.mp4?tag=12&s={self.requests}"}]}
+        tweet = {"id": "1790000000000000077", "text": "Wirtz!", "created_at": "2026-03-14T12:00:30Z",
+                 "attachments": {"media_keys": [video["media_key"]]}}
+        return web.json_response({"data": [tweet], "includes": {"media": [video]}})
+
+
+@pytest.mark.parametrize("kind", ["search_service", "x_api"])
+async def test_a_re_signed_media_url_is_still_the_same_clip(
+    store: Store, s3_store: S3BlobStore, downloads: Downloads, clock: ManualClock, kind: str
+) -> None:
+    server = Rotating()
+    app = web.Application()
+    app.router.add_get("/search", server.service)
+    app.router.add_get("/tweets/search/recent", server.x)
+    async with serve_app(app) as url:
+        src: Source = (SearchServiceSource(url, requests_per_min=None) if kind == "search_service"
+                       else XApiSource(XApiConfig(base_url=url, bearer_token=SecretStr("t"))))
+        try:
+            stage = stage_for(make_cfg(attempts=2), store, s3_store, [src], downloads, clock)
+            await insert_goal(store)
+            await stage.handle("g1")
+            clock.advance(61)
+            await stage.handle("g1")
+        finally:
+            await src.aclose()
+    assert server.requests == 2
+    clips = [c async for c in store.clips.find({"goal_id": "g1"})]
+    assert len(clips) == 1 and clips[0]["media_url"].endswith("1")  # the first signature kept
+    log = (await goal(store))["search_log"]
+    assert [e["new_clips"] for e in log] == [1, 0] and log[1]["seen"] == 1

@@ -647,6 +647,41 @@ async def test_snscrape_hang_times_out_and_blocks(
         await src.search(QUERY, since_ago())
 
 
+async def test_snscrape_runs_in_its_own_daemon_thread_and_never_stacks_hung_scrapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_module(tmp_path, "footyd_test_stuck_scraper", """
+        import threading
+        RELEASE = threading.Event()
+        THREADS = []
+        class TwitterSearchScraper:
+            def __init__(self, query):
+                pass
+            def get_items(self):
+                me = threading.current_thread()
+                THREADS.append((me.name, me.daemon))
+                RELEASE.wait(60)
+                return iter(())
+    """)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    clock = FakeClock()
+    src = SnscrapeSource(SnscrapeConfig(timeout_s=0.3), module_name="footyd_test_stuck_scraper",
+                         clock=clock, wall_clock=clock.wall)
+    try:
+        with pytest.raises(SourceUnavailable, match="no answer"):
+            await src.search(QUERY, since_ago())
+        clock.t += src.guard.breaker.retry_after_s  # the circuit lets one retry through
+        with pytest.raises(SourceUnavailable, match="previous scrape is still running"):
+            await src.search(QUERY, since_ago())
+        module = sys.modules["footyd_test_stuck_scraper"]
+        # one stuck thread, not a worker of the loop's default executor, and not one per retry
+        assert module.THREADS == [("footyd-snscrape", True)]
+        assert await asyncio.to_thread(lambda: 42) == 42
+    finally:
+        sys.modules["footyd_test_stuck_scraper"].RELEASE.set()
+        await src.aclose()
+
+
 async def test_snscrape_items_become_candidates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -246,6 +246,9 @@ async def test_stream_delivers_a_change_within_a_second(
                                      {"$set": {"state": "rejected", "reason": "filtered: too short"}})
         msg = await asyncio.wait_for(next_event(resp, "clip"), timeout=1.0)
         assert msg.data["reason"] == "filtered: too short" and msg.data["goal_id"] == gid
+        await store.clips.delete_one({"_id": seeded.clips["failed"]})  # e.g. retention
+        msg = await asyncio.wait_for(next_event(resp, "clip"), timeout=1.0)
+        assert msg.data == {"id": seeded.clips["failed"], "deleted": True}
         await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {"elapsed": 68}})
         msg = await asyncio.wait_for(next_event(resp), timeout=1.0)
         assert msg.event == "fixture" and msg.data["minute"] == 68
@@ -262,9 +265,11 @@ async def test_stream_resumes_from_last_event_id(seeded: SeededDay, store: Store
     web = await start_web(local_store)
     async with aiohttp.ClientSession() as http:
         resp = await open_stream(http, web.url)
-        for minute in (70, 71):
-            await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {"elapsed": minute}})
+        # one write at a time: updateLookup reads the document as it is when the change is read,
+        # so two quick writes may both show the later state (and the second one is then no change)
+        await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {"elapsed": 70}})
         first = await asyncio.wait_for(next_event(resp), 5)
+        await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {"elapsed": 71}})
         second = await asyncio.wait_for(next_event(resp), 5)
         assert [first.data["minute"], second.data["minute"]] == [70, 71]
         resp.close()
@@ -290,6 +295,16 @@ async def test_stream_resumes_from_last_event_id(seeded: SeededDay, store: Store
         resp.close()
         status, body, _ = await get(f"{web.url}/api/stream", headers={"Last-Event-ID": "garbage"})
         assert status == 400 and body["status"] == 400
+
+
+async def test_streams_are_capped(seeded: SeededDay, local_store: LocalBlobStore,
+                                  start_web: StartWeb) -> None:
+    web = await start_web(local_store, max_streams=1)
+    async with aiohttp.ClientSession() as http:
+        first = await open_stream(http, web.url)
+        status, body, _ = await get(f"{web.url}/api/stream")
+        assert status == 503 and body["error"] == "too many open streams"
+        first.close()
 
 
 async def test_stream_sends_keepalive_comments(seeded: SeededDay, local_store: LocalBlobStore,
@@ -330,3 +345,4 @@ async def test_daemon_serves_the_web_api_and_stops_with_a_stream_open(
     finally:
         async with Store(mongo_cfg) as s:
             await s.db.client.drop_database(mongo_cfg.database)
+

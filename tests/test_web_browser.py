@@ -25,8 +25,8 @@ async def test_goal_appears_live_and_its_kept_clip_plays(
         store: Store, local_store: LocalBlobStore, h264_video: Path, start_web: StartWeb,
         browser: Browser, tmp_path: Path) -> None:
     seeded = await seed_day(store, local_store, h264_video)
-    web = await start_web(local_store)
-    await browser.get(web.url + "/")
+    web = await start_web(local_store, token="page-token")  # the page passes ?token= on
+    await browser.get(web.url + "/?token=page-token")
     await browser.wait_js(
         f"return document.querySelector('[data-goal-id=\"{seeded.goals['searching']}\"]')",
         what="seeded goals rendered")

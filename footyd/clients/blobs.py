@@ -23,6 +23,9 @@ from footyd.errors import ConfigError, DependencyUnavailable, Permanent, Retryab
 
 log = structlog.get_logger(__name__)
 
+PART_SIZE_BYTES = 8 * 1024 * 1024  # S3 parts are >= 5 MiB except the last
+ABORT_TIMEOUT_S = 10.0
+
 
 class BlobStore(Protocol):
     """Where clip bytes live; MongoDB keeps everything else about them."""
@@ -111,14 +114,47 @@ class S3BlobStore:
         self, key: str, path: Path, *, content_type: str, metadata: dict[str, str]
     ) -> None:
         try:
-            await self._s3.upload_file(
-                str(path),
-                self.bucket,
-                key,
-                ExtraArgs={"ContentType": content_type, "Metadata": metadata},
-            )
+            size = (await asyncio.to_thread(path.stat)).st_size
+            if size <= PART_SIZE_BYTES:
+                body = await asyncio.to_thread(path.read_bytes)
+                await self._s3.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                          ContentType=content_type, Metadata=metadata)
+            else:
+                await self._put_multipart(key, path, content_type, metadata)
         except (ClientError, BotoCoreError, OSError) as exc:
             raise Retryable(f"S3 upload of {key} failed: {exc}") from exc
+
+    async def _put_multipart(
+        self, key: str, path: Path, content_type: str, metadata: dict[str, str]
+    ) -> None:
+        """Our own multipart upload (parts in order, no helper tasks), aborted on any exit but
+        success: aioboto3's managed transfer aborts only on Exception, so a cancelled upload
+        left an incomplete upload (billed, invisible to list and delete) and its tasks behind."""
+        created = await self._s3.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=metadata)
+        upload_id = created["UploadId"]
+        try:
+            parts = []
+            with path.open("rb") as f:
+                number = 1
+                while chunk := await asyncio.to_thread(f.read, PART_SIZE_BYTES):
+                    done = await self._s3.upload_part(Bucket=self.bucket, Key=key, Body=chunk,
+                                                      PartNumber=number, UploadId=upload_id)
+                    parts.append({"ETag": done["ETag"], "PartNumber": number})
+                    number += 1
+            await self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            # shielded: a cancelled upload still gets its abort (bounded; startup sweeps the rest)
+            await asyncio.shield(self._abort_upload(key, upload_id))
+            raise
+
+    async def _abort_upload(self, key: str, upload_id: str) -> None:
+        try:
+            await asyncio.wait_for(self._s3.abort_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id), ABORT_TIMEOUT_S)
+        except (ClientError, BotoCoreError, OSError, TimeoutError) as exc:
+            log.warning("s3_upload_abort_failed", key=key, error=f"{type(exc).__name__}: {exc}")
 
     async def get_file(self, key: str, path: Path) -> None:
         try:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import structlog
@@ -58,6 +58,7 @@ API_QUOTA_REMAINING = Gauge("footyd_api_quota_remaining", "API-Football calls le
                             ["window"], registry=REGISTRY)
 API_QUOTA_LIMIT = Gauge("footyd_api_quota_limit", "API-Football calls allowed per window.",
                         ["window"], registry=REGISTRY)
+# counted by the stage that asked for the item (a live=all answer holds others' fixtures too)
 MALFORMED_ITEMS = Counter("footyd_api_malformed_items",
                           "API-Football fixture items skipped as malformed, by reason.",
                           ["reason"], registry=REGISTRY)
@@ -74,6 +75,14 @@ def next_utc_midnight(now: datetime) -> datetime:
     """The next 00:00 UTC after `now` (when the daily quota resets)."""
     day = now.astimezone(UTC).date() + timedelta(days=1)
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class Answer(NamedTuple):
+    """One call's envelope `response`, whether too-deep JSON was pruned, and the body size."""
+
+    response: Any
+    pruned: bool
+    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -191,15 +200,15 @@ class FootballClient:
 
     async def status(self) -> ApiStatus:
         """GET /status: plan and today's usage (free; allowed while the quota is paused)."""
-        st = parse_status((await self._request("status", {}, free=True))[0])
+        st = parse_status((await self._request("status", {}, free=True)).response)
         self._limit_day = st.limit_day
         self._remaining_day = max(0, st.limit_day - st.requests_current)
         return st
 
     async def current_season(self, league_id: int) -> int:
         """The season in progress for a league (GET /leagues?id=X&current=true)."""
-        resp, _ = await self._request("leagues", {"id": str(league_id), "current": "true"})
-        return parse_current_season(resp, league_id)
+        answer = await self._request("leagues", {"id": str(league_id), "current": "true"})
+        return parse_current_season(answer.response, league_id)
 
     async def fixtures_by_ids(self, ids: Sequence[int]) -> FixturesPage:
         """Fixtures with their events, 1 to 20 ids (upstream answers nothing beyond 20)."""
@@ -231,11 +240,9 @@ class FootballClient:
         return await self._page(params)
 
     async def _page(self, params: dict[str, str]) -> FixturesPage:
-        response, pruned = await self._request("fixtures", params)
-        page = parse_page(response, pruned=pruned)
-        for bad in page.malformed:  # counted once here; the stage logs it with its context
-            MALFORMED_ITEMS.labels(bad.kind).inc()
-        return page
+        answer = await self._request("fixtures", params)
+        page = parse_page(answer.response, pruned=answer.pruned)
+        return FixturesPage(page.items, page.malformed, answer.size_bytes)
 
     @staticmethod
     def _scope(league: int | None, season: int | None, team: int | None) -> dict[str, str]:
@@ -322,7 +329,7 @@ class FootballClient:
                     wait_s=round(state.upcoming_sleep, 3))
 
     async def _request(self, endpoint: str, params: dict[str, str], *, free: bool = False
-                       ) -> tuple[Any, bool]:
+                       ) -> Answer:
         """One logical call: retries transient failures; returns the envelope's `response`.
 
         The flag says whether too-deep nesting was pruned from it (see `decode_body`).
@@ -340,8 +347,7 @@ class FootballClient:
                 return await self._attempt(endpoint, params, key)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    async def _attempt(self, endpoint: str, params: dict[str, str], key: str
-                       ) -> tuple[Any, bool]:
+    async def _attempt(self, endpoint: str, params: dict[str, str], key: str) -> Answer:
         assert self._session is not None
         url = f"{self._cfg.base_url.rstrip('/')}/{endpoint}"
         timeout_s = self._cfg.timeout_s
@@ -364,7 +370,8 @@ class FootballClient:
                 raise Retryable(self._scrub(
                     f"API-Football /{endpoint}: {type(exc).__name__}: {exc}")) from exc
             self._read_headers(status, headers)
-            return self._handle(endpoint, status, headers, body)
+            response, pruned = self._handle(endpoint, status, headers, body)
+            return Answer(response, pruned, len(body))
         except Exception as exc:
             outcome = outcome if outcome != "ok" else _outcome(exc)
             raise

@@ -81,6 +81,7 @@ class FixturesPage:
 
     items: list[Fixture]
     malformed: list[MalformedItem]
+    size_bytes: int = 0  # the body's size, for choosing poll shapes
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
+import bson
+import pymongo
 import structlog
 from bson.errors import InvalidDocument
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReturnDocument
@@ -22,6 +24,13 @@ log = structlog.get_logger(__name__)
 DuplicateKey = DuplicateKeyError
 StoreError = PyMongoError
 BadDocument = InvalidDocument  # a value BSON cannot hold (bad key, ...)
+UpdateOne = pymongo.UpdateOne  # bulk write members
+UpdateMany = pymongo.UpdateMany
+
+
+def bson_size(doc: dict[str, Any]) -> int:
+    """Encoded size of a document (benchmarks and write accounting)."""
+    return len(bson.encode(doc))
 AFTER = ReturnDocument.AFTER
 Doc = dict[str, Any]
 
@@ -50,6 +59,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_next"),
         IndexModel([("kept_at", ASCENDING)], name="kept_at", sparse=True),
         IndexModel([("deduped_at", ASCENDING)], name="deduped_at", sparse=True),
+        # "does any clip still hold this object?" before every object delete
+        IndexModel([("blob_key", ASCENDING)], name="blob_key", sparse=True),
+        IndexModel([("upload_keys", ASCENDING)], name="upload_keys", sparse=True),
     ],
     "notifications": [  # one delivery per (event, webhook), however often an event is derived
         IndexModel([("event_id", ASCENDING), ("webhook", ASCENDING)], unique=True,

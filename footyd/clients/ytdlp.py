@@ -12,8 +12,9 @@ from pathlib import Path
 
 import structlog
 
+from footyd.clients.egress_proxy import GuardProxy
 from footyd.clients.media_http import is_http_url, redact_url
-from footyd.clients.netguard import AddressPolicy, check_url
+from footyd.clients.netguard import BLOCKED_KIND, AddressPolicy, check_url
 from footyd.errors import DownloadFailed, Retryable
 
 log = structlog.get_logger(__name__)
@@ -42,6 +43,7 @@ def build_command(
     max_size_mb: float,
     cookies_file: Path | None = None,
     ffmpeg_location: Path | None = None,
+    proxy: str = "",
     python: str = sys.executable,
 ) -> list[str]:
     """The argv for one download; the URL always comes last, after `--`."""
@@ -52,7 +54,8 @@ def build_command(
         python, "-m", "yt_dlp",
         "--ignore-config",  # a user/system yt-dlp.conf must not add options behind our back
         "--no-cache-dir",
-        "--proxy", "",  # direct connections only: a proxy would resolve hosts we never checked
+        # every connection goes through footyd's guard proxy (or none: never an inherited one)
+        "--proxy", proxy,
         "--no-playlist", "--no-progress", "--no-warnings",
         "--socket-timeout", f"{socket_timeout_s:g}",
         "--retries", "1",
@@ -177,21 +180,35 @@ async def fetch_post(
 ) -> Path:
     """Download a post's video into dest_dir/clip.<ext> and return its path (not validated).
 
-    The post URL's host must pass `policy` (default: public addresses only) before yt-dlp starts.
+    The post URL's host must pass `policy` (default: public addresses only) before yt-dlp starts,
+    and every connection yt-dlp makes (redirects included) goes through a GuardProxy.
     """
     if not is_http_url(url):
         raise DownloadFailed("unsupported_url", "only http/https URLs are fetched")
     where = redact_url(url)
+    policy = policy or AddressPolicy()
     try:
-        await check_url(url, policy or AddressPolicy())
+        async with asyncio.timeout(socket_timeout_s):  # a hung DNS lookup is a stalled connection
+            await check_url(url, policy)
+    except TimeoutError:
+        raise DownloadFailed("timeout", f"no DNS answer within {socket_timeout_s} s") from None
     except DownloadFailed as exc:
         log.info("ytdlp_refused", url=where, kind=exc.kind, reason=exc.reason)
         raise
     cookies = copy_cookies(cookies_file, dest_dir) if cookies_file is not None else None
     try:
-        return await _run(url, dest_dir, where, timeout_s=timeout_s,
-                          socket_timeout_s=socket_timeout_s, max_size_mb=max_size_mb,
-                          cookies=cookies, ffmpeg_location=ffmpeg_location, python=python)
+        async with GuardProxy(policy, connect_timeout_s=socket_timeout_s) as proxy:
+            try:
+                return await _run(url, dest_dir, where, timeout_s=timeout_s,
+                                  socket_timeout_s=socket_timeout_s, max_size_mb=max_size_mb,
+                                  cookies=cookies, ffmpeg_location=ffmpeg_location,
+                                  proxy=proxy.url, python=python)
+            except DownloadFailed as exc:
+                if not proxy.refused or exc.kind == "too_large":
+                    raise
+                # yt-dlp only saw a 403 from the proxy: say what was really refused
+                log.info("ytdlp_refused", url=where, kind=BLOCKED_KIND, reason=proxy.refused[0])
+                raise DownloadFailed(BLOCKED_KIND, proxy.refused[0]) from None
     finally:
         if cookies is not None:
             cookies.unlink(missing_ok=True)
@@ -199,9 +216,10 @@ async def fetch_post(
 
 async def _run(url: str, dest_dir: Path, where: str, *, timeout_s: float, socket_timeout_s: float,
                max_size_mb: float, cookies: Path | None, ffmpeg_location: Path | None,
-               python: str) -> Path:
+               proxy: str, python: str) -> Path:
     cmd = build_command(url, dest_dir, socket_timeout_s=socket_timeout_s, max_size_mb=max_size_mb,
-                        cookies_file=cookies, ffmpeg_location=ffmpeg_location, python=python)
+                        cookies_file=cookies, ffmpeg_location=ffmpeg_location, proxy=proxy,
+                        python=python)
     max_bytes = int(max_size_mb * 1024 * 1024)
     proc = await asyncio.create_subprocess_exec(
         *cmd,

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from footyd.sim.clock import MANUAL_BASE, ManualClock, ScaledClock, SimClock
+from footyd.sim.football_extras import extras
 from footyd.sim.football_script import (
     LIVE_STATUSES,
     SHOOTOUT,
@@ -39,7 +40,8 @@ __all__ = ["FAULTS", "MANUAL_BASE", "ManualClock", "ScaledClock", "SimCall", "Si
 FaultKind = Literal["rate_limit_429", "rate_limit_200", "daily_exhausted", "http_500", "http_499",
                     "slow", "timeout", "malformed_json", "errors_200", "broken_item",
                     "item_huge_timestamp", "item_huge_number", "item_deep", "event_null_minute",
-                    "event_unknown_detail", "event_no_team", "oversized_body"]
+                    "event_unknown_detail", "event_no_team", "oversized_body", "live_drop",
+                    "vanish"]
 FAULTS: frozenset[str] = frozenset(FaultKind.__args__)  # type: ignore[attr-defined]
 TOKEN_ERROR = ("Error/Missing application key. Go to https://www.api-football.com/documentation-v3"
                " to learn how to get your API application key.")
@@ -115,11 +117,12 @@ class SimFootball:
                  clock: SimClock | None = None, key: str = "test-key",
                  mode: Literal["direct", "rapidapi"] = "direct", daily_limit: int = 75_000,
                  per_minute_limit: int = 450, minute_window_s: float = 60.0,
-                 plan: str = "Ultra") -> None:
+                 plan: str = "Ultra", full_payloads: bool = True) -> None:
         self.clock: SimClock = clock or ManualClock()
         self.key, self.mode, self.plan = key, mode, plan
         self.daily_limit, self.per_minute_limit = daily_limit, per_minute_limit
         self.minute_window_s = minute_window_s
+        self.full_payloads = full_payloads  # lineups/statistics/players in `ids` answers
         self.fixtures: list[FixtureScript] = self._resolve(script)
         self.calls: list[SimCall] = []
         self.requests: list[SimCall] = []
@@ -312,7 +315,8 @@ class SimFootball:
     def _view(self, fx: FixtureScript) -> MatchView:
         return render(fx, self.clock.now_min() - fx.kickoff_min)
 
-    def _item(self, fx: FixtureScript, view: MatchView, with_events: bool) -> dict[str, Any]:
+    def _item(self, fx: FixtureScript, view: MatchView, with_events: bool, *,
+              full: bool = False) -> dict[str, Any]:
         kickoff = self.clock.to_datetime(view.kickoff_min)
         side = {"home": fx.home, "away": fx.away}
         evs = view.events
@@ -347,7 +351,8 @@ class SimFootball:
         }
         if with_events:
             item["events"] = [self._event(e, side) for e in evs]
-            item.update(lineups=[], statistics=[], players=[])
+        if full and self.full_payloads:  # like upstream: only `id`/`ids` answers carry these
+            item.update(extras(fx.id, (fx.home.id, fx.home.name), (fx.away.id, fx.away.name)))
         return item
 
     @staticmethod
@@ -408,7 +413,12 @@ class SimFootball:
                                      headers=self._limit_headers())
         if fault is not None and fault.kind == "oversized_body":
             return await self._stream_oversized(req, fault.size_bytes)
-        return self._reply(req, [self._item(fx, v, with_events) for fx, v in picked], fault)
+        full = "id" in q or "ids" in q
+        if fault is not None and (fault.kind == "vanish"
+                                  or (fault.kind == "live_drop" and "live" in q)):
+            picked = [p for p in picked if p[0].id != fault.fixture_id]  # a flaky answer
+        return self._reply(req, [self._item(fx, v, with_events, full=full) for fx, v in picked],
+                           fault)
 
     async def _stream_oversized(self, req: web.Request, size_bytes: int) -> web.StreamResponse:
         """A chunked body (no Content-Length) of `size_bytes`; `streamed_bytes` says how much

@@ -1,4 +1,4 @@
-"""Video sources behind one Protocol (x_api, search_service, snscrape, fake)."""
+"""Video sources behind one Protocol (x_api, search_service, snscrape, reddit, fake)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,34 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from footyd.clients.media_http import is_http_url as is_http_url  # re-exported
+
+# Bounds on what a source may hand over: anything outside is dropped at the parser, so a hostile
+# answer never reaches MongoDB (int64) or the downloader as an absurd value.
+MAX_URL_CHARS = 2048
+MAX_TEXT_CHARS = 2000
+MAX_SIDE_PX = 100_000
+MAX_BITRATE = 10**10
+MAX_DURATION_S = 86_400.0
+
+
+def bounded_int(raw: object, high: int) -> int | None:
+    """raw when it is an int (not a bool) in 1..high, else None."""
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw <= high else None
+
+
+def bounded_seconds(raw: object, scale: float = 1.0) -> float | None:
+    """raw / scale as seconds when it is a finite number in 0..MAX_DURATION_S, else None."""
+    if not isinstance(raw, int | float) or isinstance(raw, bool):
+        return None
+    if not 0 <= raw <= MAX_DURATION_S * scale:  # compared before dividing: 10**400 overflows
+        return None
+    seconds = raw / scale
+    return seconds if math.isfinite(seconds) else None
+
+
+def is_fetchable_url(raw: object) -> bool:
+    """An http(s) URL of sane length."""
+    return isinstance(raw, str) and len(raw) <= MAX_URL_CHARS and is_http_url(raw)
 
 
 @dataclass(frozen=True)
@@ -25,6 +54,8 @@ class GoalQuery:
     team_terms: tuple[str, ...]
     scorer_terms: tuple[str, ...]
     goal_at: datetime | None = None  # when the goal was seen: rate-limited sources favour newer
+    opponent_terms: tuple[str, ...] = ()  # the opponent's name and aliases (title matching)
+    score: tuple[int, int] | None = None  # running (home, away) score after the goal
 
 
 @dataclass(frozen=True)
@@ -40,6 +71,10 @@ class Candidate:
     width: int | None = None
     height: int | None = None
     bitrate: int | None = None
+    # The source's stable id of this clip (X: the post plus its media key). Media URLs are often
+    # signed and change on every search, so they never identify a clip; None: the post URL does.
+    key: str | None = None
+    permalink: str | None = None  # the discussion page when post_url is the media link (reddit)
 
 
 class SourceHealth(StrEnum):

@@ -101,6 +101,8 @@ def build_query(
     aliases: Mapping[str, Sequence[str]],
     team_id: int | None = None,
     goal_at: datetime | None = None,
+    opponent_id: int | None = None,
+    score: tuple[int, int] | None = None,
 ) -> GoalQuery:
     """Assemble the query for one goal (an 'Unknown' scorer counts as unknown)."""
     terms = scorer_terms(scorer_name)
@@ -114,6 +116,8 @@ def build_query(
         team_terms=team_terms(team_name, aliases, team_id),
         scorer_terms=terms,
         goal_at=goal_at,
+        opponent_terms=team_terms(opponent_name, aliases, opponent_id) if opponent_name else (),
+        score=score,
     )
 
 

@@ -13,6 +13,7 @@ from footyd.metrics import REGISTRY
 from footyd.sources.base import Candidate, GoalQuery, Source, SourceHealth, SourceHealthState
 from footyd.sources.fake import fake_source
 from footyd.sources.guard import SourceUnavailable
+from footyd.sources.reddit import RedditSource
 from footyd.sources.search_service import SearchServiceSource
 from footyd.sources.snscrape_source import SnscrapeSource
 from footyd.sources.x_api import XApiSource
@@ -91,6 +92,8 @@ def build_sources(cfg: Config) -> list[Source]:
             inner = SearchServiceSource.from_config(cfg.sources.search_service)
         elif name == "snscrape":
             inner = SnscrapeSource(cfg.sources.snscrape)
+        elif name == "reddit":
+            inner = RedditSource(cfg.sources.reddit)
         elif name == "fake":
             inner = fake_source(cfg.sources.fake)
         else:  # config validation makes this unreachable

@@ -14,13 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from footyd.config import SearchServiceConfig
 from footyd.errors import Permanent, RateLimited, Retryable
 from footyd.sources.base import (
+    MAX_BITRATE,
+    MAX_DURATION_S,
+    MAX_SIDE_PX,
+    MAX_TEXT_CHARS,
+    MAX_URL_CHARS,
     Candidate,
     GoalQuery,
     is_http_url,
     is_truncated_tweet_url,
 )
 from footyd.sources.guard import CircuitBreaker, Clock, RateLimiter, Sleep, SourceGuard
-from footyd.sources.plumbing import HttpSource
+from footyd.sources.plumbing import HttpSource, read_json_capped
 from footyd.sources.query import x_query_string
 
 log = structlog.get_logger(__name__)
@@ -33,14 +38,19 @@ class SearchItem(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    post_url: str
-    media_url: str | None = None
+    post_url: str = Field(max_length=MAX_URL_CHARS)
+    media_url: str | None = Field(None, max_length=MAX_URL_CHARS)
     posted_at: datetime | None = None
     text: str = ""
-    duration_s: float | None = Field(None, ge=0)
-    width: int | None = Field(None, gt=0)
-    height: int | None = Field(None, gt=0)
-    bitrate: int | None = Field(None, gt=0)
+    duration_s: float | None = Field(None, ge=0, le=MAX_DURATION_S, allow_inf_nan=False)
+    width: int | None = Field(None, gt=0, le=MAX_SIDE_PX)
+    height: int | None = Field(None, gt=0, le=MAX_SIDE_PX)
+    bitrate: int | None = Field(None, gt=0, le=MAX_BITRATE)
+
+    @field_validator("text")
+    @classmethod
+    def _short(cls, v: str) -> str:
+        return v[:MAX_TEXT_CHARS]
 
     @field_validator("post_url", "media_url")
     @classmethod
@@ -96,6 +106,7 @@ class SearchServiceSource(HttpSource):
         limit: int = 50,
         timeout_s: float = 15.0,
         requests_per_min: int | None = 30,
+        max_response_mb: float = 16.0,
         max_wait_s: float = 10.0,
         session: aiohttp.ClientSession | None = None,
         guard: SourceGuard | None = None,
@@ -107,6 +118,7 @@ class SearchServiceSource(HttpSource):
         self._token = token
         self._limit = limit
         self._timeout_s = timeout_s
+        self._max_bytes = int(max_response_mb * 1024 * 1024)
         self._use_session(session)
         self._clock = clock
         limiter = None
@@ -125,7 +137,8 @@ class SearchServiceSource(HttpSource):
     def from_config(cls, cfg: SearchServiceConfig, **kwargs: Any) -> SearchServiceSource:
         """Build from the [sources.search_service] section."""
         return cls(cfg.base_url, token=cfg.token, limit=cfg.limit, timeout_s=cfg.timeout_s,
-                   requests_per_min=cfg.requests_per_min, **kwargs)
+                   requests_per_min=cfg.requests_per_min, max_response_mb=cfg.max_response_mb,
+                   **kwargs)
 
     def _params(self, query: GoalQuery, since: datetime) -> dict[str, str]:
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
@@ -160,10 +173,7 @@ class SearchServiceSource(HttpSource):
                     raise Permanent(f"{self.name}: no /search endpoint (HTTP {resp.status})")
                 if resp.status != 200:
                     raise Retryable(f"{self.name}: HTTP {resp.status}")
-                try:
-                    body = await resp.json(content_type=None)
-                except ValueError:
-                    raise Retryable(f"{self.name}: response is not JSON") from None
+                body = await read_json_capped(resp, self.name, self._max_bytes)
         except TimeoutError:
             raise Retryable(f"{self.name}: no answer within {self._timeout_s} s") from None
         except aiohttp.ClientError as exc:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -26,6 +28,44 @@ log = structlog.get_logger(__name__)
 
 MODULE = "snscrape.modules.twitter"
 FIRST_BACKOFF_S = 60.0
+THREAD_NAME = "footyd-snscrape"
+T = TypeVar("T")
+
+
+def _settle(fut: asyncio.Future[T], result: T | None, exc: BaseException | None) -> None:
+    if fut.done():
+        return  # the caller timed out or was cancelled: nobody wants the answer
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)  # type: ignore[arg-type]
+
+
+def run_in_own_thread(fn: Callable[[], T]) -> tuple[asyncio.Future[T], threading.Event]:
+    """Run fn in a new daemon thread; its answer lands in the future, the event says fn returned.
+
+    A Python thread cannot be stopped: one stuck in a blocked scraper must not hold a worker of
+    the default executor (hashing, local storage) nor, being a daemon, delay process exit.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+    finished = threading.Event()
+
+    def work() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = fn()
+        except BaseException as exc:  # handed to the awaiting task, which decides
+            error = exc
+        finished.set()  # before the answer is handed over: the next caller may start at once
+        try:
+            loop.call_soon_threadsafe(_settle, fut, result, error)
+        except RuntimeError:
+            pass  # the loop is closed: the daemon is exiting
+
+    threading.Thread(target=work, name=THREAD_NAME, daemon=True).start()
+    return fut, finished
 
 
 def _best_variant(media: Any) -> tuple[str | None, int | None, float | None]:
@@ -104,6 +144,7 @@ class SnscrapeSource(GuardedSource):
         )
         self.guard = SourceGuard(name, breaker=breaker, block_on_failure=True,
                                  wall_clock=wall_clock)
+        self._finished: threading.Event | None = None  # the last scrape's, maybe still stuck
 
     async def _search(self, query: GoalQuery, since: datetime) -> list[Candidate]:
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
@@ -112,12 +153,12 @@ class SnscrapeSource(GuardedSource):
             operators=("filter:native_video", "-filter:retweets",
                        f"since_time:{int(since.timestamp())}"),
         )
+        if self._finished is not None and not self._finished.is_set():
+            raise SourceUnavailable("snscrape: the previous scrape is still running")
+        fut, self._finished = run_in_own_thread(
+            lambda: _scrape(self._module_name, text, self._cfg.max_results, self.name))
         try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(_scrape, self._module_name, text, self._cfg.max_results,
-                                  self.name),
-                self._cfg.timeout_s,
-            )
+            return await asyncio.wait_for(fut, self._cfg.timeout_s)
         except TimeoutError:
             raise SourceUnavailable(f"snscrape: no answer within {self._cfg.timeout_s} s") from None
         except SourceUnavailable:

@@ -14,13 +14,18 @@ import structlog
 from footyd.config import XApiConfig
 from footyd.errors import Permanent, RateLimited, Retryable
 from footyd.sources.base import (
+    MAX_BITRATE,
+    MAX_SIDE_PX,
+    MAX_TEXT_CHARS,
     MIN_TWEET_ID_DIGITS,
     Candidate,
     GoalQuery,
-    is_http_url,
+    bounded_int,
+    bounded_seconds,
+    is_fetchable_url,
 )
-from footyd.sources.guard import CircuitBreaker, Clock, RateLimiter, Sleep, SourceGuard
-from footyd.sources.plumbing import HttpSource
+from footyd.sources.guard import Clock, RateLimiter, Sleep, SourceGuard
+from footyd.sources.plumbing import HttpSource, read_json_capped, standard_guard
 from footyd.sources.query import x_query_string
 
 log = structlog.get_logger(__name__)
@@ -54,12 +59,11 @@ def _best_mp4(variants: Any) -> tuple[str, int | None] | None:
     for v in variants if isinstance(variants, list) else []:
         if not isinstance(v, dict) or v.get("content_type") != "video/mp4":
             continue
-        url, rate = v.get("url"), v.get("bit_rate")
-        if not isinstance(url, str) or not is_http_url(url):
+        url, rate = v.get("url"), bounded_int(v.get("bit_rate"), MAX_BITRATE)
+        if not isinstance(url, str) or not is_fetchable_url(url):
             continue
-        rate_i = rate if isinstance(rate, int) else 0
-        if rate_i > best_rate:
-            best, best_rate = (url, rate if isinstance(rate, int) else None), rate_i
+        if (rate or 0) > best_rate:
+            best, best_rate = (url, rate), rate or 0
     return best
 
 
@@ -71,8 +75,8 @@ def recency_priority(query: GoalQuery) -> float:
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
-def _int_or_none(raw: Any) -> int | None:
-    return raw if isinstance(raw, int) and raw > 0 else None
+def _dict(raw: Any) -> dict[str, Any]:
+    return raw if isinstance(raw, dict) else {}
 
 
 def parse_search_response(body: Any, source: str = "x_api") -> list[Candidate]:
@@ -80,38 +84,41 @@ def parse_search_response(body: Any, source: str = "x_api") -> list[Candidate]:
     if not isinstance(body, dict):
         raise Retryable(f"{source}: response is not a JSON object")
     tweets = body.get("data") or []
-    includes = body.get("includes") or {}
-    media_list = includes.get("media") or [] if isinstance(includes, dict) else []
+    media_list = _dict(body.get("includes")).get("media") or []
     if not isinstance(tweets, list) or not isinstance(media_list, list):
         raise Retryable(f"{source}: response does not have the documented shape")
-    media = {m.get("media_key"): m for m in media_list if isinstance(m, dict)}
+    media = {m["media_key"]: m for m in media_list
+             if isinstance(m, dict) and isinstance(m.get("media_key"), str)}
     out: list[Candidate] = []
     for tweet in tweets:
         if not isinstance(tweet, dict):
             continue
         tweet_id = tweet.get("id")
-        if not isinstance(tweet_id, str) or not tweet_id.isdigit():
+        if not isinstance(tweet_id, str) or not tweet_id.isascii() or not tweet_id.isdigit():
             continue
-        if len(tweet_id) < MIN_TWEET_ID_DIGITS:
-            log.info("x_api_truncated_id_skipped", tweet_id=tweet_id)
+        if not MIN_TWEET_ID_DIGITS <= len(tweet_id) <= 2 * MIN_TWEET_ID_DIGITS:
+            log.info("x_api_truncated_id_skipped", tweet_id=tweet_id[:40])
             continue
-        keys = (tweet.get("attachments") or {}).get("media_keys") or []
-        videos = [media[k] for k in keys if k in media and media[k].get("type") == "video"]
+        keys = _dict(tweet.get("attachments")).get("media_keys")
+        videos = [k for k in keys if isinstance(k, str) and k in media
+                  and media[k].get("type") == "video"] if isinstance(keys, list) else []
         if not videos:
             continue
-        video = videos[0]
+        video = media[videos[0]]
         best = _best_mp4(video.get("variants"))
-        duration_ms = video.get("duration_ms")
+        text = tweet.get("text")
+        post_url = f"https://x.com/i/status/{tweet_id}"
         out.append(
             Candidate(
                 source=source,
-                post_url=f"https://x.com/i/status/{tweet_id}",
+                post_url=post_url,
+                key=f"{post_url}#media={videos[0]}",
                 media_url=best[0] if best else None,
                 posted_at=_parse_time(tweet.get("created_at")),
-                text=str(tweet.get("text") or ""),
-                duration_s=duration_ms / 1000.0 if isinstance(duration_ms, int | float) else None,
-                width=_int_or_none(video.get("width")),
-                height=_int_or_none(video.get("height")),
+                text=text[:MAX_TEXT_CHARS] if isinstance(text, str) else "",
+                duration_s=bounded_seconds(video.get("duration_ms"), 1000.0),
+                width=bounded_int(video.get("width"), MAX_SIDE_PX),
+                height=bounded_int(video.get("height"), MAX_SIDE_PX),
                 bitrate=best[1] if best else None,
             )
         )
@@ -141,13 +148,8 @@ class XApiSource(HttpSource):
         self._limiter = RateLimiter(
             cfg.requests_per_15min, RATE_WINDOW_S, max_wait_s=max_wait_s, clock=clock, sleep=sleep
         )
-        self.guard = guard or SourceGuard(
-            name,
-            breaker=CircuitBreaker(failure_threshold=3, base_backoff_s=30.0, max_backoff_s=1800.0,
-                                   clock=clock),
-            limiter=self._limiter,
-            wall_clock=wall_clock,
-        )
+        self.guard = guard or standard_guard(name, self._limiter, clock=clock,
+                                             wall_clock=wall_clock)
 
     async def search(self, query: GoalQuery, since: datetime) -> list[Candidate]:
         """Candidates since `since`; queued behind newer goals when the window is nearly spent."""
@@ -200,10 +202,8 @@ class XApiSource(HttpSource):
                     raise Permanent(f"x_api: bearer token rejected (HTTP {resp.status})")
                 if resp.status != 200:
                     raise Retryable(f"x_api: HTTP {resp.status}")
-                try:
-                    body = await resp.json(content_type=None)
-                except ValueError:
-                    raise Retryable("x_api: response is not JSON") from None
+                body = await read_json_capped(resp, self.name,
+                                              int(self._cfg.max_response_mb * 1024 * 1024))
         except TimeoutError:
             raise Retryable(f"x_api: no answer within {self._cfg.timeout_s} s") from None
         except aiohttp.ClientError as exc:

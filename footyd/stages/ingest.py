@@ -118,6 +118,7 @@ class Ingest:
             return
         for bad in page.malformed:
             report.malformed += 1
+            MALFORMED_ITEMS.labels(bad.kind).inc()
             log.warning("fixture_payload_malformed", fixture_id=bad.fixture_id,
                         reason=bad.kind, detail=bad.reason)
         for fx in page.items:

@@ -1,11 +1,11 @@
-"""Monitor stage: advance fixtures, poll active ones (20 ids a call), reconcile their goals."""
+"""Monitor stage: advance fixtures, poll active ones (cheapest shape), reconcile their goals."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,13 +14,16 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from footyd import pacing, rules
-from footyd.clients.football import MALFORMED_ITEMS, MAX_IDS, Fixture, FootballClient
-from footyd.clients.store import AFTER, BadDocument, Store
+from footyd.clients.football import MALFORMED_ITEMS, Fixture, FootballClient, MalformedItem
+from footyd.clients.store import BadDocument, Store
 from footyd.config import Config
 from footyd.errors import FootydError, MalformedPayload, QuotaExhausted
 from footyd.metrics import REGISTRY
-from footyd.records import STAGE_STAMP, fixture_fields, raw_json
+from footyd.records import STAGE_STAMP
+from footyd.stages import monitor_plan
 from footyd.stages.monitor_goals import GOAL_EVENTS, GoalWriter, Handoff, known_goal
+from footyd.stages.monitor_plan import Estimates, PollPlan, Tracked, chunks
+from footyd.stages.monitor_write import FIXTURE_PROJECTION, FixtureWrites
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +38,8 @@ POLL_STRETCHED = Gauge("footyd_poll_interval_stretched",
                        registry=REGISTRY)
 FIXTURE_ERRORS = Counter("footyd_fixture_errors", "Fixtures whose poll data could not be processed.",
                          registry=REGISTRY)
+POLL_CALLS = Counter("footyd_poll_calls", "Monitor API calls by poll shape (ids, live_leagues, "
+                     "live_all).", ["shape"], registry=REGISTRY)
 FIXTURES = Gauge("footyd_fixtures", "Fixtures per stage.", ["stage"], registry=REGISTRY)
 TRANSITIONS = Counter("footyd_fixture_transitions", "Fixture stage transitions.", ["to"],
                       registry=REGISTRY)
@@ -57,6 +62,9 @@ class CycleReport:
     fixture_errors: int = 0
     transitions: dict[int, str] = field(default_factory=dict)
     took_s: float = 0.0
+    shape: str = "ids"
+    writes: int = 0  # fixture write operations (bulk members) this cycle
+    bytes_written: int = 0  # BSON bytes of those fixture updates
 
 
 class Monitor:
@@ -80,6 +88,7 @@ class Monitor:
         self._set_interval = set_interval
         self._clock = clock
         self._lock = asyncio.Lock()
+        self._estimates = Estimates()
         self.interval_s = cfg.monitor.poll_interval_s
 
     def apply_config(self, cfg: Config) -> None:
@@ -102,18 +111,20 @@ class Monitor:
             now = self._clock()
             await self._activate_due(now, report)
             grace = timedelta(seconds=self.cfg.monitor.complete_grace_s)
-            ids: list[int] = []
-            async for doc in self._store.fixtures.find({"stage": "active"}, {"terminal_since": 1}):
+            tracked: list[Tracked] = []
+            async for doc in self._store.fixtures.find(
+                    {"stage": "active"}, {"terminal_since": 1, "league_id": 1, "status": 1}):
                 since = doc.get("terminal_since")
                 if since is None or now - since < grace:
-                    ids.append(doc["_id"])
-            await self._poll(ids, report, now)
+                    tracked.append(Tracked(doc["_id"], doc.get("league_id", 0), doc.get("status")))
+            await self._poll_tracked(tracked, report, now)
             await self._complete_finished(now, report)
             report.took_s = time.monotonic() - started
             POLL_SECONDS.observe(report.took_s)
             POLL_CYCLES.labels("ok" if not report.failed_calls else "partial").inc()
             log.info("poll_cycle_done", poll_id=report.poll_id, polled=report.polled,
-                     calls=report.calls, failed_calls=report.failed_calls,
+                     shape=report.shape, calls=report.calls, failed_calls=report.failed_calls,
+                     writes=report.writes,
                      fixture_errors=report.fixture_errors, took_s=round(report.took_s, 3))
             await self._pace(now)
             await self._count_stages()
@@ -139,69 +150,127 @@ class Monitor:
             await self._advance(doc, now, report)
 
     async def _poll(self, ids: Sequence[int], report: CycleReport, now: datetime) -> None:
-        for start in range(0, len(ids), MAX_IDS):
-            chunk = list(ids[start : start + MAX_IDS])
-            report.calls += 1
+        """Poll `ids` by `ids=` chunks (the staging check)."""
+        for chunk in chunks(ids):
+            if not await self._poll_ids(chunk, report, now):
+                return
+
+    async def _poll_tracked(self, tracked: list[Tracked], report: CycleReport,
+                            now: datetime) -> None:
+        """Poll the active fixtures with the cheapest shape; whatever `live` lacks goes by ids."""
+        plan = monitor_plan.plan(tracked, self._estimates,
+                                 allow_live=self.cfg.monitor.poll_shape == "auto")
+        report.shape = plan.shape
+        ids = list(plan.ids)
+        if plan.live is not None:
+            got = await self._poll_live(plan, report, now)
+            if got is None:
+                return  # quota spent
+            ids += [t.id for t in tracked if t.id in plan.expect_live and t.id not in got]
+        for chunk in chunks(ids):
+            if not await self._poll_ids(chunk, report, now):
+                return
+
+    async def _poll_live(self, plan: PollPlan, report: CycleReport,
+                         now: datetime) -> set[int] | None:
+        """One `live` call; returns the ids it answered for (None: quota spent)."""
+        assert plan.live is not None
+        report.calls += 1
+        POLL_CALLS.labels(plan.shape).inc()
+        leagues = None if plan.live == "all" else [int(x) for x in plan.live.split("-")]
+        try:
+            page = await self._client.fixtures_live(leagues)
+        except QuotaExhausted:
+            report.failed_calls += 1
+            POLL_CYCLES.labels("quota_paused").inc()
+            return None
+        except FootydError as exc:
+            report.failed_calls += 1
+            log.warning("poll_call_failed", shape=plan.shape, error=str(exc),
+                        error_type=type(exc).__name__)
+            return set()  # every expected fixture is polled by ids this cycle instead
+        by_league: dict[int, int] = {}
+        for fx in page.items:
+            by_league[fx.league_id] = by_league.get(fx.league_id, 0) + 1
+        self._estimates.learn(plan.shape, len(page.items) + len(page.malformed),
+                              page.size_bytes, by_league if plan.shape == "live_leagues" else None)
+        wanted = [fx for fx in page.items if fx.id in plan.expect_live]
+        bad = [b for b in page.malformed if b.fixture_id in plan.expect_live]
+        await self._apply(wanted, bad, plan.expect_live, report, now)
+        # a malformed item was answered for: asking again by ids would fail the same way
+        return {fx.id for fx in wanted} | {b.fixture_id for b in bad if b.fixture_id is not None}
+
+    async def _poll_ids(self, chunk: list[int], report: CycleReport, now: datetime) -> bool:
+        """One `ids=` call; False when the daily quota is spent (stop the cycle)."""
+        report.calls += 1
+        POLL_CALLS.labels("ids").inc()
+        try:
+            page = await self._client.fixtures_by_ids(chunk)
+        except QuotaExhausted:
+            report.failed_calls += 1
+            POLL_CYCLES.labels("quota_paused").inc()
+            return False  # the client logged it loudly once; nothing more may be sent today
+        except FootydError as exc:
+            report.failed_calls += 1
+            log.warning("poll_call_failed", shape="ids", fixture_ids=chunk, error=str(exc),
+                        error_type=type(exc).__name__)
+            return True
+        self._estimates.learn("ids", len(page.items) + len(page.malformed), page.size_bytes)
+        await self._apply(page.items, page.malformed, set(chunk), report, now)
+        answered = {fx.id for fx in page.items} | {b.fixture_id for b in page.malformed}
+        missing = [i for i in chunk if i not in answered]
+        if missing:
+            log.info("fixtures_missing_from_poll", fixture_ids=missing)
+        return True
+
+    async def _apply(self, items: list[Fixture], malformed: list[MalformedItem],
+                     asked: Collection[int], report: CycleReport, now: datetime) -> None:
+        """Reconcile one answer: changed fixtures in one bulk write, goals only when they change."""
+        for bad in malformed:
+            report.fixture_errors += 1
+            FIXTURE_ERRORS.inc()
+            MALFORMED_ITEMS.labels(bad.kind).inc()
+            log.warning("fixture_payload_malformed", fixture_id=bad.fixture_id,
+                        reason=bad.kind, detail=bad.reason)
+        items = [fx for fx in items if fx.id in asked]
+        if not items:
+            return
+        ids = [fx.id for fx in items]
+        docs = {d["_id"]: d async for d in self._store.fixtures.find(
+            {"_id": {"$in": ids}}, FIXTURE_PROJECTION)}
+        goals: dict[int, list[dict[str, Any]]] = {}
+        async for g in self._store.goals.find({"fixture_id": {"$in": ids}}):
+            goals.setdefault(g["fixture_id"], []).append(g)
+        writes = FixtureWrites(now, keep_raw=self.cfg.monitor.keep_raw)
+        advance: list[dict[str, Any]] = []
+        for fx in items:
+            doc = docs.get(fx.id)
+            if doc is None:
+                continue  # not ours (deleted meanwhile)
+            structlog.contextvars.bind_contextvars(fixture_id=fx.id)
             try:
-                page = await self._client.fixtures_by_ids(chunk)
-            except QuotaExhausted:
-                report.failed_calls += 1
-                POLL_CYCLES.labels("quota_paused").inc()
-                return  # the client logged it loudly once; nothing more may be sent today
-            except FootydError as exc:
-                report.failed_calls += 1
-                log.warning("poll_call_failed", fixture_ids=chunk, error=str(exc),
-                            error_type=type(exc).__name__)
-                continue
-            for bad in page.malformed:
+                report.polled += 1
+                merged = writes.add(fx, doc)
+                if merged["stage"] == "active" or rules.classify_status(fx.status_short) == "live":
+                    await self._reconcile_goals(fx, goals.get(fx.id, []), report.poll_id, now)
+                advance.append(merged)
+            except (MalformedPayload, KeyError, TypeError, ValueError, OverflowError,
+                    RecursionError, BadDocument) as exc:
+                # hostile data the parser let through: this fixture alone is skipped
                 report.fixture_errors += 1
                 FIXTURE_ERRORS.inc()
-                log.warning("fixture_payload_malformed", fixture_id=bad.fixture_id,
-                            reason=bad.kind, detail=bad.reason)
-            seen = set()
-            for fx in page.items:
-                seen.add(fx.id)
-                try:
-                    await self._process(fx, report, now)
-                except (MalformedPayload, KeyError, TypeError, ValueError, OverflowError,
-                        RecursionError, BadDocument) as exc:
-                    # hostile data the parser let through: this fixture alone is skipped
-                    report.fixture_errors += 1
-                    FIXTURE_ERRORS.inc()
-                    MALFORMED_ITEMS.labels("unprocessable").inc()
-                    log.warning("fixture_processing_failed", fixture_id=fx.id,
-                                reason="unprocessable", error=str(exc)[:200], exc_info=True)
-            missing = [i for i in chunk if i not in seen]
-            if missing:
-                log.info("fixtures_missing_from_poll", fixture_ids=missing)
+                MALFORMED_ITEMS.labels("unprocessable").inc()
+                log.warning("fixture_processing_failed", fixture_id=fx.id,
+                            reason="unprocessable", error=str(exc)[:200], exc_info=True)
+            finally:
+                structlog.contextvars.unbind_contextvars("fixture_id")
+        report.writes += await writes.flush(self._store)
+        report.bytes_written += writes.bytes
+        for merged in advance:
+            await self._advance(merged, now, report)
 
-    async def _process(self, fx: Fixture, report: CycleReport, now: datetime) -> None:
-        structlog.contextvars.bind_contextvars(fixture_id=fx.id)
-        try:
-            report.polled += 1
-            finished = rules.classify_status(fx.status_short) == "finished"
-            doc = await self._store.fixtures.find_one_and_update(
-                {"_id": fx.id},
-                [{"$set": {
-                    **{k: {"$literal": v} for k, v in fixture_fields(fx).items()},
-                    **({"api_raw": raw_json(fx.raw)} if self.cfg.monitor.keep_raw else {}),
-                    "last_polled_at": now,
-                    "updated_at": now,
-                    "terminal_since": (
-                        {"$ifNull": ["$terminal_since", now]} if finished else None
-                    ),
-                }}],
-                return_document=AFTER,
-            )
-            if doc is None:
-                return
-            if doc["stage"] == "active" or rules.classify_status(fx.status_short) == "live":
-                await self._reconcile_goals(fx, report.poll_id, now)
-            await self._advance(doc, now, report)
-        finally:
-            structlog.contextvars.unbind_contextvars("fixture_id")
-
-    async def _reconcile_goals(self, fx: Fixture, poll_id: str, now: datetime) -> None:
+    async def _reconcile_goals(self, fx: Fixture, docs: list[dict[str, Any]], poll_id: str,
+                               now: datetime) -> None:
         read = rules.read_goal_events(fx.events, home_id=fx.home_id, away_id=fx.away_id)
         for problem in read.problems:
             log.warning("goal_event_malformed", fixture_id=fx.id, problem=problem)
@@ -210,15 +279,16 @@ class Monitor:
             GOAL_EVENTS.labels("unreadable").inc(read.unreadable)
             log.warning("goal_events_unreadable", fixture_id=fx.id, unreadable=read.unreadable,
                         action="missing counts held")
-        docs = [d async for d in self._store.goals.find({"fixture_id": fx.id})]
         known = [known_goal(d) for d in docs]
         changes = rules.reconcile(known, read.goals, poll_id, self._goal_rules(),
                                   hold_missing=read.unreadable > 0)
         await self._goals.apply(fx, changes, poll_id=poll_id, now=now, order_base=len(docs))
 
     async def _advance(self, doc: dict[str, Any], now: datetime, report: CycleReport) -> None:
-        open_goals = await self._store.goals.count_documents(
-            {"fixture_id": doc["_id"], "state": {"$nin": sorted(rules.TERMINAL_GOAL_STATES)}})
+        open_goals = 1  # only a finished fixture's move depends on its goals: count them then
+        if rules.classify_status(doc.get("status")) == "finished":
+            open_goals = await self._store.goals.count_documents(
+                {"fixture_id": doc["_id"], "state": {"$nin": sorted(rules.TERMINAL_GOAL_STATES)}})
         target = rules.next_stage(
             stage=doc["stage"],
             status_short=doc.get("status"),
@@ -258,6 +328,7 @@ class Monitor:
             windows, now=now, base_interval_s=mon.poll_interval_s,
             max_interval_s=max(mon.max_poll_interval_s, mon.poll_interval_s),
             remaining_day=quota.remaining_day, reserve=self.cfg.api_football.daily_reserve,
+            live_shape=mon.poll_shape == "auto",
         )
         POLL_STRETCHED.set(1 if decision.stretched else 0)
         if decision.interval_s != self.interval_s:

@@ -35,6 +35,7 @@ def known_goal(doc: dict[str, Any]) -> rules.KnownGoal:
         seen_poll_ids=frozenset(doc.get("seen_poll_ids", [])),
         missing_poll_ids=frozenset(doc.get("missing_poll_ids", [])),
         first_seen_order=doc.get("first_seen_order", 0),
+        score=(doc.get("score_home"), doc.get("score_away")),
     )
 
 
@@ -115,6 +116,8 @@ class GoalWriter:
             await self._confirmed(goal_id, fx.id, doc)
 
     async def _seen(self, change: rules.SeenGoal, *, poll_id: str, now: datetime) -> None:
+        if not change.needs_write:
+            return  # settled and unchanged: no write (its seen ids stop growing once confirmed)
         ev = change.event
         update: dict[str, Any] = {"$addToSet": {"seen_poll_ids": poll_id}, "$set": {"updated_at": now}}
         if change.changes:

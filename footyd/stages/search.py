@@ -75,6 +75,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _running_score(doc: dict[str, Any]) -> tuple[int, int] | None:
+    """The (home, away) score right after the goal, when the goal record has it."""
+    home, away = doc.get("score_home"), doc.get("score_away")
+    if type(home) is int and type(away) is int:  # bool is not a score
+        return (home, away)
+    return None
+
+
 class SearchStage:
     """Implements footyd.stages.base.Stage for goals (item id = goal id)."""
 
@@ -159,6 +167,8 @@ class SearchStage:
             aliases=self._cfg.search.team_aliases,
             team_id=doc.get("team_id"),
             goal_at=aware(doc.get("first_seen_at")),
+            opponent_id=doc.get("opponent_id"),
+            score=_running_score(doc),
         )
 
     async def _run_source(self, source: Source, query: GoalQuery, since: datetime) -> SourceResult:
@@ -205,6 +215,8 @@ class SearchStage:
             "created_at": now,
             "search_attempt": attempt_id,  # lets a rerun of this attempt find what it inserted
         }
+        if c.permalink is not None:
+            doc["permalink"] = c.permalink
         reason = rejection(self._cfg.download, duration_s=c.duration_s, width=c.width,
                            height=c.height)
         if reason is not None:

@@ -62,8 +62,11 @@ def deferral_s(results: Sequence[SourceResult], interval_s: float) -> float | No
 
 
 def source_url(c: Candidate) -> str:
-    """The URL a clip is known by."""
-    return c.media_url or c.post_url
+    """What a clip is known by (one clip per goal and value): the source's key, else the post URL.
+
+    Never the media URL: signed CDN URLs rotate, and each new signature would be a "new" clip.
+    """
+    return c.key or c.post_url
 
 
 def goal_outcome(states: Sequence[str], search_log: Sequence[dict[str, Any]]) -> str:

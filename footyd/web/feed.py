@@ -173,8 +173,11 @@ class ChangeFeed:
 
     # -- change streams ----------------------------------------------------------------------
     async def _open_stream(self, resume_token: Any) -> Any:
-        pipeline = [{"$match": {"ns.coll": {"$in": sorted(KINDS)},
-                                "operationType": {"$in": ["insert", "update", "replace", "delete"]}}}]
+        # only what views need crosses the wire (the monitor rewrites each raw API snapshot per poll)
+        drop = {"updateDescription": 0, **{f"fullDocument.{k}": 0 for k in HEAVY_FIELDS}}
+        match = {"ns.coll": {"$in": sorted(KINDS)},
+                 "operationType": {"$in": ["insert", "update", "replace", "delete"]}}
+        pipeline: list[dict[str, Any]] = [{"$match": match}, {"$project": drop}]
         return await self._store.db.watch(pipeline, full_document="updateLookup",
                                           resume_after=resume_token)
 
@@ -186,25 +189,25 @@ class ChangeFeed:
                     async for change in stream:
                         token = stream.resume_token
                         self._on_change(change)
-            except asyncio.CancelledError:
-                raise
             except PyMongoError as exc:
                 log.warning("web_feed_stream_error", error=type(exc).__name__, exc_info=True)
             await asyncio.sleep(RETRY_S)
-            try:
-                stream = await self._open_stream(token)
-            except OperationFailure:
-                token = None  # the resume point is gone: start afresh, clients reload
-                self._reset("change stream history lost")
-                stream = await self._reopen_fresh()
+            stream, token = await self._reopen(token)
 
-    async def _reopen_fresh(self) -> Any:
+    async def _reopen(self, token: Any) -> tuple[Any, Any]:
+        """A stream resumed after `token`; when that point is gone, a fresh one and a reset event."""
         while True:
             try:
-                return await self._open_stream(None)
+                return await self._open_stream(token), token
+            except OperationFailure as exc:
+                if token is not None:
+                    token = None  # clients reload, then follow the fresh stream
+                    self._reset("change stream history lost")
+                    continue
+                log.warning("web_feed_stream_error", error=type(exc).__name__, code=exc.code)
             except PyMongoError as exc:
                 log.warning("web_feed_stream_error", error=type(exc).__name__)
-                await asyncio.sleep(RETRY_S)
+            await asyncio.sleep(RETRY_S)
 
     def _on_change(self, change: dict[str, Any]) -> None:
         collection = change.get("ns", {}).get("coll")
