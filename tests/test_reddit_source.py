@@ -160,6 +160,24 @@ async def test_429_with_reset_headers_holds_requests_until_reset(reddit: FakeRed
         await src.aclose()
 
 
+async def test_spent_ratelimit_remaining_header_holds_the_next_poll(reddit: FakeReddit) -> None:
+    clock = Clock()
+    reddit.remaining = 0.0  # X-Ratelimit-Remaining: 0.0, X-Ratelimit-Reset: 300 (a 200 answer)
+    src = source(reddit, clock, poll_s=30)
+    try:
+        await src.search(goal(), SINCE)
+        clock.t += 31  # the window is stale, but Reddit said no more until the reset
+        with pytest.raises(RateLimited) as held:
+            await src.search(goal(), SINCE)
+        assert reddit.listing_requests == 1
+        assert held.value.retry_after_s == pytest.approx(269, abs=1)
+        clock.t += 270
+        await src.search(goal(), SINCE)
+        assert reddit.listing_requests == 2
+    finally:
+        await src.aclose()
+
+
 async def test_bad_credentials_block_the_source_without_leaking_them(reddit: FakeReddit) -> None:
     clock = Clock()
     src = source(reddit, clock, client_secret="wrong-secret-zz")
