@@ -273,8 +273,12 @@ def test_check_config_warns_when_enabled_without_credentials() -> None:
     cfg = Config.model_validate({"search": {"sources": ["reddit"]}})
     keys = [(f.key, f.problem) for f in judge(cfg, env={}).warnings]
     assert any(k == "sources.reddit.client_id" and "no client_id" in p for k, p in keys)
+    placeholder = Config.model_validate({"search": {"sources": ["reddit"]}, "sources": {
+        "reddit": {"client_id": "abc", "client_secret": "def"}}})
+    assert [f.key for f in judge(placeholder, env={}).warnings
+            if f.key.startswith("sources.reddit")] == ["sources.reddit.user_agent"]
     ok = Config.model_validate({"search": {"sources": ["reddit"]}, "sources": {"reddit": {
-        "client_id": "abc", "client_secret": "def"}}})
+        "client_id": "abc", "client_secret": "def", "user_agent": "linux:footyd:1.0 (by /u/al)"}}})
     assert not any(f.key.startswith("sources.reddit") for f in judge(ok, env={}).warnings)
 
 
