@@ -117,6 +117,25 @@ async def test_one_listing_poll_serves_every_goal(reddit: FakeReddit) -> None:
     assert [len(f) for f in found] == [1 if q.minute in range(65, 70) else 0 for q in queries]
 
 
+async def test_several_subreddits_and_any_flair(reddit: FakeReddit) -> None:
+    clock = Clock()
+    title = "Arsenal [2] - 1 Chelsea - Bukayo Saka 67'"
+    reddit.add_post(title, MEDIA)
+    reddit.add_post(title, "https://streamff.com/v/b2", subreddit="footballhighlights",
+                    flair=None)
+    reddit.add_post(title, "https://streamff.com/v/c3", subreddit="elsewhere")
+    strict = source(reddit, clock, subreddits=["soccer", "footballhighlights"])
+    anyflair = source(reddit, clock, subreddits=["soccer", "footballhighlights"], flairs=[])
+    try:
+        assert [c.post_url for c in await strict.search(goal(), SINCE)] == [MEDIA]
+        assert reddit.listing_requests == 2  # one per subreddit per poll
+        found = await anyflair.search(goal(), SINCE)
+    finally:
+        await strict.aclose()
+        await anyflair.aclose()
+    assert sorted(c.post_url for c in found) == sorted([MEDIA, "https://streamff.com/v/b2"])
+
+
 async def test_token_refreshed_before_expiry_and_after_revocation(reddit: FakeReddit) -> None:
     clock = Clock()
     reddit.token_ttl_s = 600
