@@ -105,6 +105,7 @@ async def test_demo_short_day_runs_to_completion_and_matches_its_script(
         assert row.detected_s is not None and row.first_kept_s is not None
     assert "OK: every goal, clip and result matches the script." in result.summary
     assert "7002 53' D. Defender (Own Goal)" in result.summary
+    assert "8 (fake 7, reddit 1)" in result.summary  # the goal's candidates, by source
     assert "SecantusDB" not in capsys.readouterr().out  # a MongoDB URI was given: none embedded
     # the kept clips are on disk, and they are H.264 (they play in a browser)
     kept = _videos(Path(result.clips_at))

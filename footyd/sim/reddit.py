@@ -45,6 +45,7 @@ class FakeReddit:
         self.user_agents: list[str] = []
         self.fail_status: int | None = None  # every listing answers this status
         self.rate_limited_for_s: float | None = None  # the next listing answers 429 with reset
+        self.remaining: float | None = None  # X-Ratelimit-Remaining to send (None: 100 - used)
         self._ids = itertools.count(0x1A2B3C)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -111,7 +112,8 @@ class FakeReddit:
 
     def _rate_headers(self) -> dict[str, str]:
         used = self.listing_requests
-        return {"x-ratelimit-used": str(used), "x-ratelimit-remaining": f"{max(0, 100 - used):.1f}",
+        left = max(0, 100 - used) if self.remaining is None else self.remaining
+        return {"x-ratelimit-used": str(used), "x-ratelimit-remaining": f"{left:.1f}",
                 "x-ratelimit-reset": "300"}
 
     async def _listing(self, req: web.Request) -> web.StreamResponse:
