@@ -55,7 +55,8 @@ async def one_run(uri: str, s3: dict[str, Any], host: ClipHost, scratch: Path,
         "search": {"sources": ["fake"], "attempts": 1, "interval_s": 60},
         "sources": {"fake": {"base_url": host.base_url}},
         "download": {"scratch_dir": str(scratch), "max_size_mb": 20, "timeout_s": 3,
-                     "socket_timeout_s": 1, "max_attempts": 1},
+                     "socket_timeout_s": 1, "max_attempts": 1,
+                     "allow_private_addresses": True},  # the simulated clip host is loopback
         "dedup": {"workers": 2},
     })
     store = Store(MongoConfig.model_validate({"uri": uri, "database": f"b_{uuid.uuid4().hex[:8]}"}))

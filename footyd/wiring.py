@@ -15,10 +15,11 @@ import structlog
 from footyd import scratch
 from footyd.clients.blobs import BlobStore
 from footyd.clients.football import FootballClient
-from footyd.clients.store import Store
+from footyd.clients.store import Store, StoreError
 from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config, ShutdownConfig
 from footyd.errors import ConfigError, FootydError
+from footyd.orphans import release_leftover_uploads
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
 from footyd.schedule import Scheduler
@@ -165,6 +166,16 @@ async def _abort_stale_uploads(blobs: BlobStore, older_than_s: float) -> None:
         log.info("stale_uploads_aborted", uploads=aborted, older_than_s=older_than_s)
 
 
+async def _release_leftovers(store: Store, blobs: BlobStore) -> None:
+    try:
+        deleted = await release_leftover_uploads(store, blobs)
+    except (FootydError, StoreError) as exc:  # not fatal: the next start sweeps again
+        log.warning("orphan_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+        return
+    if deleted:
+        log.info("orphan_blobs_released", objects=deleted)
+
+
 async def _close_sources(sources: list[Source]) -> None:
     for source in sources:
         await source.aclose()
@@ -249,6 +260,7 @@ async def wire(
     if removed:
         log.info("scratch_cleared", entries=removed, scratch_dir=str(cfg.download.scratch_dir))
     await _abort_stale_uploads(blobs, cfg.retention.stale_upload_s)
+    await _release_leftovers(store, blobs)
     pipeline, stages = await open_video_pipeline(stack, cfg, store=store, blobs=blobs, pool=pool)
     scheduler = await stack.enter_async_context(Scheduler())
     rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,

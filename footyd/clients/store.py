@@ -59,6 +59,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_next"),
         IndexModel([("kept_at", ASCENDING)], name="kept_at", sparse=True),
         IndexModel([("deduped_at", ASCENDING)], name="deduped_at", sparse=True),
+        # "does any clip still hold this object?" before every object delete
+        IndexModel([("blob_key", ASCENDING)], name="blob_key", sparse=True),
+        IndexModel([("upload_keys", ASCENDING)], name="upload_keys", sparse=True),
     ],
     "notifications": [  # one delivery per (event, webhook), however often an event is derived
         IndexModel([("event_id", ASCENDING), ("webhook", ASCENDING)], unique=True,
