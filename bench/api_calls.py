@@ -31,6 +31,7 @@ from footyd.stages.monitor import Monitor
 RESULTS = Path(__file__).parent / "results"
 POLL_S = 30.0
 DAY_START, DAY_END = -720.0, 720.0  # sim minutes: the manual clock's 0 is 12:00 UTC
+MINUTE_WINDOW_S = 0.5  # the rate-limit "minute", in real seconds
 SEARCH_DONE_AFTER = timedelta(minutes=10)  # stands in for the search stage finishing a goal
 
 
@@ -43,7 +44,9 @@ async def run_day(uri: str, script: Script, monitor_cfg: dict[str, Any], *,
                   ) -> dict[str, Any]:
     """One whole UTC day with the real stages; per-cycle records for the baselines."""
     clock = ManualClock(DAY_START)
-    sim = SimFootball(script, clock=clock, key="bench-key", **(sim_kw or {}))
+    # simulated time runs far faster than real time: shrink the per-minute window to match
+    sim = SimFootball(script, clock=clock, key="bench-key", minute_window_s=MINUTE_WINDOW_S,
+                      **(sim_kw or {}))
     await sim.start()
     cfg = Config.model_validate({"monitor": {"poll_interval_s": POLL_S, **monitor_cfg},
                                  "api_football": api or {}})
@@ -62,7 +65,7 @@ async def run_day(uri: str, script: Script, monitor_cfg: dict[str, Any], *,
         confirmed_at[goal_id] = clock.now_min()
         return True
 
-    async with FootballClient(api_cfg, clock=now) as client:
+    async with FootballClient(api_cfg, clock=now, minute_window_s=MINUTE_WINDOW_S) as client:
         monitor = Monitor(cfg, store, client, on_confirmed=on_confirmed, on_cancelled=_noop,
                           clock=now)
         leagues = tuple(sorted({f.league.id for f in script.fixtures}))

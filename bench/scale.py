@@ -73,7 +73,7 @@ def _write(result: dict[str, Any]) -> None:
     md = f"""# Monitor poll cycle at scale ({result['date']})
 
 {FIXTURES} live fixtures in {LEAGUES} leagues, realistic `ids` payloads (lineups, statistics,
-players), median of {CYCLES} consecutive one-minute cycles mid-match. Before = commit
+players), median of {CYCLES} consecutive cycles 30 s apart mid-match. Before = commit
 {BASE_COMMIT} (raw snapshot stored on every poll, sequential round trips per fixture); after =
 this tree (cheapest shape, changed fields only, one bulk write per answer). {result['mongo']}.
 

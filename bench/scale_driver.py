@@ -20,6 +20,7 @@ import aiohttp
 import bson
 from pymongo import monitoring
 
+POLL_MIN = 0.5  # cycles 30 s apart (the default poll interval): elapsed changes every other one
 WRITE_COMMANDS = {"insert": "documents", "update": "updates", "delete": "deletes",
                   "findAndModify": None}
 
@@ -96,7 +97,7 @@ async def main(base_url: str, uri: str, n: int, cycles: int, leagues: list[int])
         polled: list[int] = []
         calls: list[int] = []
         for i in range(cycles):
-            await at(http, 12 + i)
+            await at(http, 12 + i * POLL_MIN)
             w0, b0, r0 = writes.ops, writes.bytes, writes.round_trips
             started = time.perf_counter()
             report = await monitor.poll_active()

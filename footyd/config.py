@@ -131,7 +131,9 @@ class RedditConfig(Section):
     user_agent: str = Field("linux:footyd:1.0 (by /u/CHANGE_ME)", min_length=8, max_length=256)
     subreddits: list[str] = Field(default_factory=lambda: ["soccer"], min_length=1, max_length=10)
     flairs: list[str] = Field(default_factory=lambda: ["Media"])  # empty: any flair
-    poll_s: float = Field(30.0, ge=5, le=600)  # one listing fetch per interval serves every goal
+    # one listing fetch per interval serves every goal (below 30 only against the simulator;
+    # requests_per_min caps the rate whatever this says)
+    poll_s: float = Field(30.0, ge=0.1, le=600)
     max_age_min: float = Field(20.0, gt=0, le=240)  # older posts are ignored
     minute_drift_min: int = Field(2, ge=0, le=10)  # title minute vs the API's
     timeout_s: float = Field(10.0, gt=0, le=120)
@@ -192,10 +194,13 @@ class DownloadConfig(Section):
 
 class DedupConfig(Section):
     workers: int = Field(2, ge=1, le=32)
-    sample_fps: float = Field(2.0, gt=0, le=30)
+    sample_fps: float = Field(2.0, gt=0, le=30)  # unused since both sides compare at reference_fps
     reference_fps: float = Field(5.0, gt=0, le=30)
-    max_hamming: int = Field(10, ge=0, le=64)
+    max_hamming: int = Field(12, ge=0, le=64)
     min_consecutive: int = Field(3, ge=1, le=100)
+    min_match_s: float = Field(2.0, gt=0, le=60)
+    min_match_ratio: float = Field(0.7, gt=0, le=1)
+    min_match_coverage: float = Field(0.5, ge=0, le=1)
     timeout_s: float = Field(120.0, gt=0)
     retry_backoff_s: float = Field(60.0, ge=0)
     max_decode_megapixel_s: float = Field(400.0, gt=0)  # duration x width x height cap per clip

@@ -82,6 +82,11 @@ def _sources(cfg: Config) -> tuple[list[Finding], list[Finding]]:
                 "client_secret (it never finds clips)",
                 "create an app at reddit.com/prefs/apps, then FOOTYD_SOURCES__REDDIT__CLIENT_ID and "
                 "sources.reddit.client_secret_file, or remove reddit from search.sources"))
+        elif name == "reddit" and "CHANGE_ME" in cfg.sources.reddit.user_agent:
+            usable += 1
+            warnings.append(Finding(
+                "sources.reddit.user_agent", "still the placeholder: Reddit throttles or blocks "
+                "generic user agents", 'e.g. "linux:footyd:1.0 (by /u/<your reddit user>)"'))
         elif name == "snscrape" and importlib.util.find_spec("snscrape") is None:
             warnings.append(Finding(
                 "search.sources", "snscrape is enabled but not installed (it never finds clips)",
@@ -94,7 +99,7 @@ def _sources(cfg: Config) -> tuple[list[Finding], list[Finding]]:
             "FOOTYD_SEARCH__SOURCES='[\"x_api\"]' with FOOTYD_SOURCES__X_API__BEARER_TOKEN"))
     elif usable == 0 and not errors:
         warnings.append(Finding("search.sources", "no enabled source can search",
-                                "enable x_api or search_service"))
+                                "enable x_api, search_service or reddit"))
     return errors, warnings
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import secrets
@@ -21,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,22 +33,16 @@ from footyd import demo_script, logs
 from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.daemon import Daemon
-from footyd.demo_config import demo_tree
-from footyd.demo_display import (
-    SUMMARY_COLUMNS,
-    Display,
-    fixture_lines,
-    make_display,
-    summary_rows,
-    table,
-)
+from footyd.demo_config import cached, clip_cache_dir, demo_tree
+from footyd.demo_display import Display, make_display, summary_text
 from footyd.demo_report import GoalRow, Snapshot, differences, goal_row, match_goals, snapshot
 from footyd.demo_script import DemoScript
 from footyd.errors import ExitCode
-from footyd.sim.clipgen import CATALOGUE, generate_catalogue
+from footyd.sim.clipgen import generate_catalogue
 from footyd.sim.clips import ClipHost
 from footyd.sim.football import ScaledClock, SimFootball
 from footyd.sim.mongo import start_secantus, stop_secantus
+from footyd.sim.reddit import FakeReddit
 
 TEST_SERVER_NOTE = ("MongoDB: embedded SecantusDB (a MongoDB-wire TEST server, not for production; "
                     "set FOOTYD_MONGO__URI to use a real MongoDB)")
@@ -114,6 +107,7 @@ class Demo:
         self._clock: ScaledClock | None = None
         self._store: Store | None = None
         self._log_file: TextIO | None = None
+        self._reddit: FakeReddit | None = None
 
     def say(self, text: str) -> None:
         print(text, file=self.opts.out, flush=True)
@@ -147,7 +141,7 @@ class Demo:
             self.say(TEST_SERVER_NOTE)
         names = sorted({c.clip for kit in self.script.kits.values() for c in kit})
         clip_dir = opts.clip_dir or clip_cache_dir(env)
-        if not _cached(clip_dir, names):
+        if not cached(clip_dir, names):
             self.say(f"generating the demo's H.264 clips once, into {clip_dir} ...")
         await asyncio.to_thread(generate_catalogue, clip_dir, codec="h264", names=names)
         await self._start_sims(clip_dir)
@@ -186,6 +180,21 @@ class Demo:
                              demo_script.goal_time(self.script, goal, self._clock))
         await self._stack.enter_async_context(host)
         self._sim, self._host = sim, host
+        self._reddit = await self._start_reddit(host)
+
+    async def _start_reddit(self, host: ClipHost) -> FakeReddit | None:
+        """The Reddit-shaped feed, when the script posts any clip `via = "reddit"`."""
+        assert self._clock is not None
+        posts = demo_script.reddit_posts(self.script, self._clock)
+        if not posts:
+            return None
+        reddit = FakeReddit(secrets.token_hex(6), secrets.token_hex(12))
+        for title, clip, when in posts:
+            # another URL of the same clip: deduplicated by fingerprint, not by address
+            reddit.add_post(title, host.media_url(clip) + "?via=reddit", at=when.timestamp())
+        await reddit.start()
+        self._stack.push_async_callback(reddit.stop)
+        return reddit
 
     def _setup_logs(self) -> None:
         """Daemon logs (JSON lines) go to a file in the workdir; restored on exit."""
@@ -206,7 +215,7 @@ class Demo:
     def _config(self, uri: str, env: Mapping[str, str]) -> Config:
         tree, self.health_url, self.page_url = demo_tree(
             self.script, minute_s=self.minute_s, sim=self._sim, host=self._host,
-            workdir=self.workdir, mongo_uri=uri, web=self.opts.web)
+            workdir=self.workdir, mongo_uri=uri, web=self.opts.web, reddit=self._reddit)
         if "FOOTYD_MONGO__DATABASE" not in env:
             tree["mongo"]["database"] = f"footyd_demo_{uuid.uuid4().hex[:8]}"
         passed = {k: v for k, v in env.items() if k.startswith(ENV_PASSED)}
@@ -269,34 +278,15 @@ class Demo:
 
     def _summary(self, snap: Snapshot, rows: list[GoalRow], problems: list[str],
                  wall_s: float) -> str:
-        lines = ["", f"== {self.script.name}: summary ({wall_s:.1f} s wall, one match minute = "
-                     f"{self.minute_s:g} s; times are seconds after the goal happened)",
-                 *fixture_lines(snap), "", table(SUMMARY_COLUMNS, summary_rows(rows)), ""]
-        kept = sum(r.kept for r in rows)
         assert self.cfg is not None
         temporary = self.cfg.storage.kind == "local" and self._temp and not self.opts.keep
         where = self.clips_at + ("  (a temp dir, deleted on exit: --keep keeps it)"
                                  if temporary else "")
-        lines += [f"kept clips: {kept}, in {where}",
-                  f"daemon log: {self.workdir / 'footyd.log'}",
-                  f"page: {self.page_url or '(web disabled)'}"]
-        if problems:
-            lines += ["", "DIFFERS FROM THE SCRIPT:", *(f"  - {p}" for p in problems)]
-        else:
-            lines += ["", "OK: every goal, clip and result matches the script."]
-        return "\n".join(lines)
-
-
-def clip_cache_dir(env: Mapping[str, str]) -> Path:
-    """Where generated demo clips are cached: $XDG_CACHE_HOME/footyd/, keyed by the catalogue."""
-    specs = repr(sorted(CATALOGUE.items())) + "h264"
-    digest = hashlib.sha256(specs.encode()).hexdigest()[:12]
-    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "footyd" / f"demo-clips-{digest}"
-
-
-def _cached(clip_dir: Path, names: Sequence[str]) -> bool:
-    return all((clip_dir / CATALOGUE[n].filename).exists() for n in names)
+        return summary_text(
+            f"{self.script.name}: summary ({wall_s:.1f} s wall, one match minute = "
+            f"{self.minute_s:g} s; times are seconds after the goal happened)",
+            snap, rows, problems, where=where, log=self.workdir / "footyd.log",
+            page_url=self.page_url)
 
 
 def _exit_of(task: asyncio.Task[int]) -> str:

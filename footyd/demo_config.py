@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from footyd.demo_script import DemoScript
+from footyd.sim.clipgen import CATALOGUE
 from footyd.sim.clips import ClipHost
 from footyd.sim.football import SimFootball
 from footyd.sim.net import free_port
+from footyd.sim.reddit import FakeReddit
 
 
 def demo_tree(script: DemoScript, *, minute_s: float, sim: SimFootball, host: ClipHost,
-              workdir: Path, mongo_uri: str, web: bool) -> tuple[dict[str, Any], str, str | None]:
+              workdir: Path, mongo_uri: str, web: bool,
+              reddit: FakeReddit | None = None) -> tuple[dict[str, Any], str, str | None]:
     """The config tree (before env overrides), the health URL and the page URL (None: no web)."""
     poll_s = script.poll_min * minute_s
     teams = sorted({t.id for fx in script.fixtures for t in (fx.home, fx.away)})
@@ -42,9 +47,26 @@ def demo_tree(script: DemoScript, *, minute_s: float, sim: SimFootball, host: Cl
         "shutdown": {"intake_s": 1.0, "search_s": 2.0, "download_s": 5.0, "dedup_s": 5.0,
                      "close_s": 5.0},
     }
+    if reddit is not None:  # a second source: the same goal's clips deduplicated across both
+        tree["search"]["sources"].append("reddit")
+        tree["sources"]["reddit"] = {**reddit.source_config(), "poll_s": max(0.1, minute_s),
+                                     "max_age_min": 120.0, "timeout_s": 5.0}
     page = None
     if web:
         listen = f"127.0.0.1:{free_port()}"
         tree["web"] = {"enabled": True, "listen": listen, "poll_interval_s": max(0.2, poll_s)}
         page = f"http://{listen}/"
     return tree, f"http://{health}/healthz", page
+
+
+def clip_cache_dir(env: Mapping[str, str]) -> Path:
+    """Where generated demo clips are cached: $XDG_CACHE_HOME/footyd/, keyed by the catalogue."""
+    specs = repr(sorted(CATALOGUE.items())) + "h264"
+    digest = hashlib.sha256(specs.encode()).hexdigest()[:12]
+    base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "footyd" / f"demo-clips-{digest}"
+
+
+def cached(clip_dir: Path, names: Sequence[str]) -> bool:
+    """True when every named clip is already in clip_dir."""
+    return all((clip_dir / CATALOGUE[n].filename).exists() for n in names)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from footyd import records
-from footyd.demo_report import GoalRow, Snapshot, clip_counts, goal_label, score_text
+from footyd.demo_report import GoalRow, Snapshot, clip_counts, found_text, goal_label, score_text
 
 SUMMARY_COLUMNS = ("goal", "state", "detected", "confirmed", "cancelled", "found", "kept", "dups",
                    "rejected/failed (why)", "to 1st kept")
@@ -52,8 +53,23 @@ def summary_rows(rows: Sequence[GoalRow]) -> list[list[str]]:
         state = r.state + (f", {r.retracted} retracted" if r.retracted else "")
         out.append([r.label, state, _secs(r.detected_s), _secs(r.confirmed_s),
                     _secs(r.cancelled_s) if r.cancelled_s is not None else "no",
-                    str(r.candidates), str(r.kept), str(r.duplicates), bad, _secs(r.first_kept_s)])
+                    r.found or str(r.candidates), str(r.kept), str(r.duplicates), bad,
+                    _secs(r.first_kept_s)])
     return out
+
+
+def summary_text(title: str, snap: Snapshot, rows: Sequence[GoalRow], problems: Sequence[str], *,
+                 where: str, log: Path, page_url: str | None) -> str:
+    """The closing summary: fixtures, one row per goal, where things are, what differed."""
+    lines = ["", f"== {title}", *fixture_lines(snap), "",
+             table(SUMMARY_COLUMNS, summary_rows(rows)), "",
+             f"kept clips: {sum(r.kept for r in rows)}, in {where}", f"daemon log: {log}",
+             f"page: {page_url or '(web disabled)'}", ""]
+    if problems:
+        lines += ["DIFFERS FROM THE SCRIPT:", *(f"  - {p}" for p in problems)]
+    else:
+        lines += ["OK: every goal, clip and result matches the script."]
+    return "\n".join(lines)
 
 
 def fixture_lines(snap: Snapshot) -> list[str]:
@@ -82,8 +98,9 @@ class PlainDisplay:
                           f"[{fx.get('stage')}]")
         for g in snap.goals:
             key = f"g{g['_id']}"
-            counts = clip_counts(snap.clips_of(g["_id"]))
-            state = (f"{g.get('state')} {g.get('scorer_name')} found {sum(counts.values())} "
+            clips = snap.clips_of(g["_id"])
+            counts = clip_counts(clips)
+            state = (f"{g.get('state')} {g.get('scorer_name')} found {found_text(clips)} "
                      f"kept {counts[records.CLIP_KEPT]} dup {counts[records.CLIP_DUPLICATE]} "
                      f"rejected {counts[records.CLIP_REJECTED] + counts[records.CLIP_FAILED]}")
             if self._seen.get(key) != state:
@@ -120,11 +137,12 @@ class LiveDisplay:
         for col in ("goal", "state", "found", "kept", "duplicate", "rejected/failed"):
             goals.add_column(col)
         for g in snap.goals:
-            counts = clip_counts(snap.clips_of(g["_id"]))
+            clips = snap.clips_of(g["_id"])
+            counts = clip_counts(clips)
             style = {"cancelled": "red", "done": "green", "pending": "yellow"}.get(
                 str(g.get("state")), "")
             goals.add_row(goal_label(g), f"[{style}]{g.get('state')}[/]" if style else
-                          str(g.get("state")), str(sum(counts.values())),
+                          str(g.get("state")), found_text(clips),
                           str(counts[records.CLIP_KEPT]), str(counts[records.CLIP_DUPLICATE]),
                           f"{counts[records.CLIP_REJECTED]}/{counts[records.CLIP_FAILED]}")
         self._live.update(Group(matches, goals))

@@ -12,7 +12,8 @@ from footyd.clients.store import Store
 from footyd.demo_script import DemoGoal, DemoScript
 from footyd.rules import minute_label
 
-CLIP_FIELDS = {"goal_id": 1, "state": 1, "reason": 1, "kept_at": 1, "source_url": 1, "blob_key": 1}
+CLIP_FIELDS = {"goal_id": 1, "state": 1, "reason": 1, "kept_at": 1, "source_url": 1, "blob_key": 1,
+               "source": 1}
 
 
 def _aware(at: Any) -> datetime | None:
@@ -74,6 +75,14 @@ def clip_counts(clips: list[dict[str, Any]]) -> Counter[str]:
     return Counter(c["state"] for c in clips)
 
 
+def found_text(clips: list[dict[str, Any]]) -> str:
+    """`8`, or `8 (fake 7, reddit 1)` when the clips came from more than one source."""
+    by_source = Counter(str(c.get("source")) for c in clips)
+    if len(by_source) < 2:
+        return str(len(clips))
+    return f"{len(clips)} (" + ", ".join(f"{s} {n}" for s, n in sorted(by_source.items())) + ")"
+
+
 def _short_reason(reason: str) -> str:
     """`filtered: aspect 0.56 (360x640) outside [1.6, 1.9]` -> `aspect 0.56`."""
     if reason.startswith("filtered: "):
@@ -102,6 +111,7 @@ class GoalRow:
     reasons: tuple[str, ...]  # rejected/failed reasons, "reason xN"
     first_kept_s: float | None
     doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    found: str = ""  # candidates, split by source when there are several
 
 
 def goal_row(goal: DemoGoal | None, doc: dict[str, Any], clips: list[dict[str, Any]],
@@ -123,7 +133,8 @@ def goal_row(goal: DemoGoal | None, doc: dict[str, Any], clips: list[dict[str, A
         rejected=counts[records.CLIP_REJECTED], failed=counts[records.CLIP_FAILED],
         retracted=counts[records.CLIP_RETRACTED],
         reasons=tuple(f"{r} x{n}" if n > 1 else r for r, n in sorted(why.items())),
-        first_kept_s=since(min(kept_times)) if kept_times else None, doc=doc)
+        first_kept_s=since(min(kept_times)) if kept_times else None, doc=doc,
+        found=found_text(clips))
 
 
 def match_goals(script: DemoScript, snap: Snapshot) -> list[tuple[DemoGoal | None, dict[str, Any]]]:

@@ -20,6 +20,7 @@ from footyd.sim.clipgen import CATALOGUE
 from footyd.sim.clips import ClipScript
 from footyd.sim.clock import SimClock
 from footyd.sim.football_script import FixtureScript, GoalStep, Script, is_scoring, render
+from footyd.sim.reddit import goal_title
 
 SCRIPTS_DIR = Path(__file__).parent / "sim" / "scripts"
 DEFAULT_SCRIPT = SCRIPTS_DIR / "demo_day.toml"
@@ -35,7 +36,7 @@ class KitPost(_Model):
     clip: str
     after_min: float = Field(ge=0)
     meta: bool = True  # the post says duration and size (so a portrait clip is filtered unseen)
-    via: Literal["media", "post"] = "media"
+    via: Literal["media", "post", "reddit"] = "media"  # reddit: on the fake Reddit's listing
     text: str = ""
 
     @model_validator(mode="after")
@@ -156,7 +157,7 @@ class DemoScript(_Model):
                     {"clip": c.clip, "delay_s": c.after_min * minute_s, "meta": c.meta,
                      "via": c.via, "text": c.text or f"GOAL {' '.join(p.match)}",
                      "id": f"{key}-{j}"}
-                    for j, c in enumerate(self.kits[p.kit])]})
+                    for j, c in enumerate(self.kits[p.kit]) if c.via != "reddit"]})
         return ClipScript.model_validate({"goals": goals})
 
     def team_goals(self, fixture_id: int, side: str) -> list[DemoGoal]:
@@ -165,6 +166,26 @@ class DemoScript(_Model):
         keys = [key for key, _at, g in scoring_steps(fx) if _final_side(fx, key, g) == side]
         mine = {g.key: g for g in self.goals if g.fixture == fixture_id}
         return [mine[k] for k in keys]
+
+
+def reddit_posts(script: DemoScript, clock: SimClock) -> list[tuple[str, str, datetime]]:
+    """(title, clip, when) of each `via = "reddit"` kit post: r/soccer-shaped, as posted then."""
+    out = []
+    for g in script.goals:
+        fx = script.fixture(g.fixture)
+        at = next(at for key, at, _g in scoring_steps(fx) if key == g.key)
+        view = render(fx, at)
+        goals = [e for e in view.events if is_scoring(e)]
+        event = goals[-1]  # the step's own goal: the last scoring event rendered at its minute
+        score = (sum(e["team"] == "home" for e in goals), sum(e["team"] == "away" for e in goals))
+        title = goal_title(fx.home.name, fx.away.name, score, event["team"], event.get("player"),
+                           event["elapsed"], event.get("extra"), event.get("detail", ""))
+        for p in g.posts:
+            for c in script.kits[p.kit]:
+                if c.via == "reddit":
+                    when = clock.to_datetime(script.goal_minute(g) + c.after_min)
+                    out.append((title, c.clip, when))
+    return out
 
 
 def host_key(goal: DemoGoal, index: int) -> str:

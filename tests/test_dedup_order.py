@@ -61,7 +61,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Copy]:
 def _matches(a: Copy, b: Copy) -> bool:
     dc = Config().dedup
     return compare(a.fp, b.fp, max_hamming=dc.max_hamming, min_consecutive=dc.min_consecutive,
-                   probe_fps=dc.sample_fps) is not None
+                   min_match_s=dc.min_match_s, min_match_ratio=dc.min_match_ratio,
+                   min_match_coverage=dc.min_match_coverage) is not None
 
 
 def test_corpus_has_the_bridge_shape(corpus: dict[str, Copy]) -> None:

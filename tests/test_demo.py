@@ -71,6 +71,16 @@ async def test_demo_short_day_runs_to_completion_and_matches_its_script(
             assert len(day["goals"]) == 3, day
             kept = [c for g in day["goals"] for c in g["clips"] if c["state"] == "kept"]
             assert kept, day
+            # 12' M. Striker is also on the fake r/soccer: clips from two sources, one kept per
+            # scene across both (the Reddit copy and the search copies of clip A are one clip)
+            first = next(g for g in day["goals"] if g["scorer"] == "M. Striker")
+            clips = first["clips"]
+            assert {c["source"] for c in clips} == {"fake", "reddit"}, clips
+            ours = next(c for c in clips if c["source"] == "reddit")
+            kept_a = ours["id"] if ours["state"] == "kept" else ours["duplicate_of"]
+            assert kept_a is not None and any(  # the other source's copies point at one keeper
+                c["source"] == "fake" and c["state"] == "duplicate" and c["duplicate_of"] == kept_a
+                for c in clips), clips
             async with http.get(demo.page_url + f"api/clips/{kept[0]['id']}/video") as resp:
                 body = await resp.read()
                 assert resp.status == 200 and len(body) > 10_000, (resp.status, body[:200])
@@ -88,12 +98,14 @@ async def test_demo_short_day_runs_to_completion_and_matches_its_script(
     assert var.state == "cancelled" and var.kept == 0 and var.cancelled_s is not None
     recredit = rows[(7002, "a2")]
     assert recredit.doc["scorer_name"] == "D. Defender" and recredit.doc["detail"] == "Own Goal"
-    for key in ("h1", "a2"):
+    # h1 also has the r/soccer copy of the HD clip: one more candidate, one more duplicate
+    for key, counts in (("h1", (8, 2, 4, 2)), ("a2", (7, 2, 3, 2))):
         row = rows[(7002, key)]
-        assert (row.candidates, row.kept, row.duplicates, row.rejected) == (7, 2, 3, 2)
+        assert (row.candidates, row.kept, row.duplicates, row.rejected) == counts
         assert row.detected_s is not None and row.first_kept_s is not None
     assert "OK: every goal, clip and result matches the script." in result.summary
     assert "7002 53' D. Defender (Own Goal)" in result.summary
+    assert "8 (fake 7, reddit 1)" in result.summary  # the goal's candidates, by source
     assert "SecantusDB" not in capsys.readouterr().out  # a MongoDB URI was given: none embedded
     # the kept clips are on disk, and they are H.264 (they play in a browser)
     kept = _videos(Path(result.clips_at))

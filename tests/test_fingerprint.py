@@ -1,4 +1,4 @@
-"""Probe and perceptual fingerprint of real generated clips (OpenCV, no mocks)."""
+"""Probe (OpenCV) and perceptual fingerprint (PyAV) of real generated clips, no mocks."""
 
 from __future__ import annotations
 
@@ -14,15 +14,19 @@ import cv2
 import numpy as np
 import pytest
 
+from footyd.config import Config
 from footyd.errors import DownloadFailed
 from footyd.media import Fingerprint, compare, fingerprint, hamming, probe
 from footyd.media.fingerprint import to_signed64
 from footyd.sim.clipgen import write_clip, write_garbage
 
 REF_FPS = 5.0
-PROBE_FPS = 2.0
-MAX_HAMMING = 10
-MIN_CONSECUTIVE = 3
+DEDUP = Config().dedup
+MAX_HAMMING = DEDUP.max_hamming
+MIN_CONSECUTIVE = DEDUP.min_consecutive
+RULE = {"max_hamming": MAX_HAMMING, "min_consecutive": MIN_CONSECUTIVE,
+        "min_match_s": DEDUP.min_match_s, "min_match_ratio": DEDUP.min_match_ratio,
+        "min_match_coverage": DEDUP.min_match_coverage}
 OVERLAY = "LEV 1-0 BAY"
 
 A = 41
@@ -60,8 +64,7 @@ def fps(clips: dict[str, Path]) -> dict[str, Fingerprint]:
 
 
 def _cmp(a: Fingerprint, b: Fingerprint) -> Any:
-    return compare(a, b, max_hamming=MAX_HAMMING, min_consecutive=MIN_CONSECUTIVE,
-                   probe_fps=PROBE_FPS)
+    return compare(a, b, **RULE)
 
 
 def test_probe_good_clip(clips: dict[str, Path]) -> None:
@@ -155,22 +158,22 @@ def test_trimmed_copy_reports_offset(name: str, trim_s: float,
     assert backward.run_length == forward.run_length
 
 
-def test_sparse_fingerprint_against_dense_one(clips: dict[str, Path],
-                                              fps: dict[str, Fingerprint]) -> None:
-    sparse = fingerprint(str(clips["a_trim05"]), sample_fps=PROBE_FPS)
-    assert sparse.sample_fps == PROBE_FPS
-    result = compare(fps["a"], sparse, max_hamming=MAX_HAMMING, min_consecutive=MIN_CONSECUTIVE)
-    assert result is not None and result.offset_s == pytest.approx(0.5, abs=0.2)
-    assert compare(fps["b"], sparse, max_hamming=MAX_HAMMING,
-                   min_consecutive=MIN_CONSECUTIVE) is None
+def test_sparser_fingerprint_is_compared_at_its_rate(clips: dict[str, Path],
+                                                      fps: dict[str, Fingerprint]) -> None:
+    sparse = fingerprint(str(clips["a_trim05"]), sample_fps=2.5)
+    assert sparse.sample_fps == 2.5
+    result = _cmp(fps["a"], sparse)
+    assert result is not None and result.offset_s == pytest.approx(0.5, abs=0.4)
+    assert _cmp(fps["b"], sparse) is None
 
 
-def test_min_consecutive_is_enforced(fps: dict[str, Fingerprint]) -> None:
-    # a trimmed 3 s copy has only ~6 probe samples at 2 frames/s
-    assert compare(fps["a"], fps["a_trim1"], max_hamming=MAX_HAMMING, min_consecutive=50,
-                   probe_fps=PROBE_FPS) is None
-    assert compare(fps["a"], fps["a_logo"], max_hamming=0, min_consecutive=MIN_CONSECUTIVE,
-                   probe_fps=PROBE_FPS) is None
+def test_match_thresholds_are_enforced(fps: dict[str, Fingerprint]) -> None:
+    # a trimmed 3 s copy has 15 samples at 5 frames/s
+    assert compare(fps["a"], fps["a_trim1"], **{**RULE, "min_consecutive": 50}) is None
+    assert compare(fps["a"], fps["a_trim1"], **{**RULE, "min_match_s": 3.2}) is None
+    assert compare(fps["a"], fps["a_logo"], **{**RULE, "max_hamming": 0}) is None
+    found = _cmp(fps["a"], fps["a_trim1"])
+    assert found is not None and found.matched >= 0.7 * found.overlap and found.overlap >= 14
 
 
 def test_flat_frames_never_match(tmp_path: Path) -> None:
@@ -197,8 +200,9 @@ def test_doc_round_trip_is_int64_and_bson_safe(fps: dict[str, Fingerprint]) -> N
 
 
 def test_subsample_never_below_requested_rate(fps: dict[str, Fingerprint]) -> None:
-    sub = fps["a"].subsample(PROBE_FPS)
+    sub = fps["a"].subsample(2.0)
     assert sub.sample_fps == 2.5 and sub.hashes == fps["a"].hashes[::2]
+    assert sub.zooms == tuple(z[::2] for z in fps["a"].zooms)
     assert fps["a"].subsample(10.0) is fps["a"]
 
 

@@ -36,6 +36,17 @@ def test_finished_and_missing_fixtures_ride_along_by_ids() -> None:
     assert (p.shape, p.calls, p.ids) == ("live_leagues", 2, [100, 101, 102])
 
 
+def test_fixtures_before_kickoff_ride_along_on_a_live_call() -> None:
+    now = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
+    soon = [Tracked(50 + i, 200, "NS", now + timedelta(minutes=3)) for i in range(4)]
+    late = [Tracked(60, 200, "NS", now - timedelta(minutes=1))]  # kickoff passed, still NS
+    p = plan(_tracked(25) + soon + late, Estimates(), now=now)
+    assert (p.shape, p.calls, p.ids) == ("live_leagues", 2, [60])
+    assert p.ride_along == frozenset(range(50, 54)) and p.live == "100-101-102-200"
+    alone = plan(soon, Estimates(), now=now)  # nothing in play: no live call to ride on
+    assert (alone.shape, alone.calls) == ("ids", 1)
+
+
 def test_many_leagues_use_live_all_and_ids_only_when_asked() -> None:
     p = plan(_tracked(30, leagues=25), Estimates())
     assert (p.shape, p.live) == ("live_all", "all")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from footyd.metrics import REGISTRY
-from footyd.sim.football_script import is_scoring, load_script, render, script_path
+from footyd.sim.football_script import is_scoring, load_script, matchday, render, script_path
 from footyd.stages.ingest import Scope
 from tests.plugins.monitoring import MatchFactory
 
@@ -102,3 +102,18 @@ async def test_quota_running_out_mid_day_stops_polling_until_midnight(
     report = await m.at(12 * 60 + 1)  # 00:01 UTC the next day: polling resumes
     assert report.calls >= 1 and len(m.sim.requests) > sent
     assert REGISTRY.get_sample_value("footyd_api_quota_exhausted") == 0.0
+
+
+async def test_next_kickoffs_ride_along_on_the_live_call(match_factory: MatchFactory) -> None:
+    script = matchday(8, 2, seed=3, spacing_min=15, start_min=10, per_slot=4)
+    m = await match_factory(script, config=FAST)
+    await m.ingest_day(Scope(leagues=tuple(sorted({f.league.id for f in script.fixtures}))))
+    await m.play(5, 19)  # slot 1 (kickoff 10) is live
+    second = [f.id for f in script.fixtures if f.kickoff_min == 25]
+    calls = len(m.sim.calls)
+    waiting = await m.play(21, 24)  # slot 2 active before kickoff: no ids= call of its own
+    assert all(r.shape == "live_leagues" and r.calls == 1 for r in waiting)
+    assert not any("ids" in c.params for c in m.sim.calls[calls:])
+    started = await m.play(26, 28)  # slot 2 kicked off: it came in the same live answer
+    assert all(r.calls == 1 and r.polled == 8 for r in started)
+    assert {(await m.fixture(fid))["status"] for fid in second} <= {"1H"}

@@ -23,7 +23,9 @@ def _cfg(host: ClipHost, scratch: Path, **search: Any) -> Config:
         "search": {"sources": ["fake"], "attempts": 10, "interval_s": 60, "window_margin_s": 120,
                    **search},
         "sources": {"fake": {"base_url": host.base_url}},
-        "download": {"scratch_dir": str(scratch), "max_size_mb": 20, "timeout_s": 3,
+        # the stalled mirror is bounded by socket_timeout_s; timeout_s only needs to outlast a
+        # yt-dlp start on a loaded machine
+        "download": {"scratch_dir": str(scratch), "max_size_mb": 20, "timeout_s": 30,
                      "socket_timeout_s": 1, "max_attempts": 2, "retry_backoff_s": 60,
                      "allow_private_addresses": True},  # the clip host is loopback
         "dedup": {"workers": 1},

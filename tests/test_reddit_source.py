@@ -117,6 +117,25 @@ async def test_one_listing_poll_serves_every_goal(reddit: FakeReddit) -> None:
     assert [len(f) for f in found] == [1 if q.minute in range(65, 70) else 0 for q in queries]
 
 
+async def test_several_subreddits_and_any_flair(reddit: FakeReddit) -> None:
+    clock = Clock()
+    title = "Arsenal [2] - 1 Chelsea - Bukayo Saka 67'"
+    reddit.add_post(title, MEDIA)
+    reddit.add_post(title, "https://streamff.com/v/b2", subreddit="footballhighlights",
+                    flair=None)
+    reddit.add_post(title, "https://streamff.com/v/c3", subreddit="elsewhere")
+    strict = source(reddit, clock, subreddits=["soccer", "footballhighlights"])
+    anyflair = source(reddit, clock, subreddits=["soccer", "footballhighlights"], flairs=[])
+    try:
+        assert [c.post_url for c in await strict.search(goal(), SINCE)] == [MEDIA]
+        assert reddit.listing_requests == 2  # one per subreddit per poll
+        found = await anyflair.search(goal(), SINCE)
+    finally:
+        await strict.aclose()
+        await anyflair.aclose()
+    assert sorted(c.post_url for c in found) == sorted([MEDIA, "https://streamff.com/v/b2"])
+
+
 async def test_token_refreshed_before_expiry_and_after_revocation(reddit: FakeReddit) -> None:
     clock = Clock()
     reddit.token_ttl_s = 600
@@ -156,6 +175,24 @@ async def test_429_with_reset_headers_holds_requests_until_reset(reddit: FakeRed
         assert src.health.state is SourceHealth.DEGRADED  # rate limits never open the circuit
         clock.t += 121
         assert [c.post_url for c in await src.search(goal(), SINCE)] == [MEDIA]
+    finally:
+        await src.aclose()
+
+
+async def test_spent_ratelimit_remaining_header_holds_the_next_poll(reddit: FakeReddit) -> None:
+    clock = Clock()
+    reddit.remaining = 0.0  # X-Ratelimit-Remaining: 0.0, X-Ratelimit-Reset: 300 (a 200 answer)
+    src = source(reddit, clock, poll_s=30)
+    try:
+        await src.search(goal(), SINCE)
+        clock.t += 31  # the window is stale, but Reddit said no more until the reset
+        with pytest.raises(RateLimited) as held:
+            await src.search(goal(), SINCE)
+        assert reddit.listing_requests == 1
+        assert held.value.retry_after_s == pytest.approx(269, abs=1)
+        clock.t += 270
+        await src.search(goal(), SINCE)
+        assert reddit.listing_requests == 2
     finally:
         await src.aclose()
 
@@ -255,8 +292,12 @@ def test_check_config_warns_when_enabled_without_credentials() -> None:
     cfg = Config.model_validate({"search": {"sources": ["reddit"]}})
     keys = [(f.key, f.problem) for f in judge(cfg, env={}).warnings]
     assert any(k == "sources.reddit.client_id" and "no client_id" in p for k, p in keys)
+    placeholder = Config.model_validate({"search": {"sources": ["reddit"]}, "sources": {
+        "reddit": {"client_id": "abc", "client_secret": "def"}}})
+    assert [f.key for f in judge(placeholder, env={}).warnings
+            if f.key.startswith("sources.reddit")] == ["sources.reddit.user_agent"]
     ok = Config.model_validate({"search": {"sources": ["reddit"]}, "sources": {"reddit": {
-        "client_id": "abc", "client_secret": "def"}}})
+        "client_id": "abc", "client_secret": "def", "user_agent": "linux:footyd:1.0 (by /u/al)"}}})
     assert not any(f.key.startswith("sources.reddit") for f in judge(ok, env={}).warnings)
 
 

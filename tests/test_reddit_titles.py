@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from footyd.sources import build_query
 from footyd.sources.base import GoalQuery
@@ -50,7 +52,7 @@ PARSE = [
     ("Ajax [2] – 0 PSV – 71' Brian Brobbey",
      ("Ajax", "PSV", 2, 0, "home", "Brian Brobbey", 71, None, False, False)),
     ("Celtic [1] - 0 Rangers - Kyogo Furuhashi 4' (great finish)",
-     ("Celtic", "Rangers", 1, 0, "home", "Kyogo Furuhashi (great finish", 4, None, False,
+     ("Celtic", "Rangers", 1, 0, "home", "Kyogo Furuhashi (great finish)", 4, None, False,
       False)),
 ]
 
@@ -135,3 +137,11 @@ def test_table_size() -> None:
     titles = {t for t, _ in PARSE} | set(NOT_GOALS) | {t for t, _, _ in MATCH}
     assert len(titles) >= 30
     assert sum(1 for _, _, want in MATCH if not want) >= 10
+
+
+@given(st.text(max_size=320))
+def test_any_text_parses_or_is_refused_without_raising(title: str) -> None:
+    p = parse_title(title)
+    if p is not None:
+        assert 0 <= p.home_score <= 30 and 0 <= p.away_score <= 30 and 0 <= p.minute <= 229
+        title_matches(title, ARS_2_1, minute_drift=2)

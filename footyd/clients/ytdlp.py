@@ -188,7 +188,10 @@ async def fetch_post(
     where = redact_url(url)
     policy = policy or AddressPolicy()
     try:
-        await check_url(url, policy)
+        async with asyncio.timeout(socket_timeout_s):  # a hung DNS lookup is a stalled connection
+            await check_url(url, policy)
+    except TimeoutError:
+        raise DownloadFailed("timeout", f"no DNS answer within {socket_timeout_s} s") from None
     except DownloadFailed as exc:
         log.info("ytdlp_refused", url=where, kind=exc.kind, reason=exc.reason)
         raise

@@ -1,28 +1,34 @@
-"""Perceptual video fingerprints (64-bit dHash per sampled frame) and their comparison.
+"""Perceptual video fingerprints (64-bit dHashes per sampled frame) and their comparison.
 
 Pure top-level functions with picklable arguments and results, run in a process pool; they read
 only the file they are given.
 
-What a caller stores per clip: ONE fingerprint taken at the dense reference rate
-(`fingerprint(path, sample_fps=dedup.reference_fps)`, e.g. 5 frames/s), as `to_doc()`. To
-compare two clips call `compare(a, b, ..., probe_fps=dedup.sample_fps)`: each side's sparse
-probe is derived from its stored dense fingerprint (`subsample`) and matched against the other
-side's dense samples, in both directions. Matching sparse samples against dense ones keeps a
-fractional-second trim within half a dense interval of alignment (0.1 s at 5 frames/s).
+A fingerprint holds, per sample taken at the reference rate (`dedup.reference_fps`), the dHash of
+the picture with black bars cropped off, and the dHashes of centre crops at ZOOMS (a re-poster's
+zoomed-in copy lines up with one of them). Two clips are compared sample against sample at every
+time offset (both sides at the same rate), a sample tolerating one sample of jitter on the other
+side (fractional trims land between samples). A match needs most of the overlap to agree, not
+just a short run: hard negatives (other goals of the match, other angles, same score bug and
+stadium) coincide only briefly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from footyd.media.decode import sample_frames
 
-DOC_VERSION = 1
+DOC_VERSION = 2
 # a sample whose 9x8 luminance grid is this uniform (black, fades) carries no identity
 FLAT_STD = 2.5
+ZOOMS = (0.06, 0.12)  # centre crops (fraction cut off each side) hashed besides the full picture
+# sampled frames are scaled by the decoder to this gray size: enough to find bars and crop zooms
+SMALL_W, SMALL_H = 72, 64
+BAR_LUMA = 28  # a column/row whose brightest pixel stays below this (on average) is a bar
 _NO_MATCH = 65  # larger than any 64-bit Hamming distance
 _U64 = 1 << 64
 _I64 = 1 << 63
@@ -38,14 +44,20 @@ def hamming(a: int, b: int) -> int:
     return ((a ^ b) & (_U64 - 1)).bit_count()
 
 
+def _signed(values: Any) -> tuple[int, ...]:
+    return tuple(to_signed64(int(h) & (_U64 - 1)) for h in values)
+
+
 @dataclass(frozen=True)
 class Fingerprint:
-    """dHashes of frames sampled at `sample_fps`; `flat` lists sample indexes that never match."""
+    """dHashes of frames sampled at `sample_fps`; `flat` lists sample indexes that never match;
+    `zooms[z][i]` hashes sample i's centre crop at ZOOMS[z]."""
 
     sample_fps: float
     hashes: tuple[int, ...]
     flat: tuple[int, ...] = ()
-    truncated: str = ""  # why decoding stopped before the end of the file, if it did
+    truncated: str = ""  # decode errors met (the samples cover what decoded)
+    zooms: tuple[tuple[int, ...], ...] = field(default=())
 
     @property
     def duration_s(self) -> float:
@@ -55,20 +67,21 @@ class Fingerprint:
     def to_doc(self) -> dict[str, Any]:
         """A MongoDB/JSON-safe document (hashes are signed int64)."""
         doc: dict[str, Any] = {"v": DOC_VERSION, "sample_fps": self.sample_fps,
-                               "hashes": list(self.hashes), "flat": list(self.flat)}
+                               "hashes": list(self.hashes), "flat": list(self.flat),
+                               "zooms": [list(z) for z in self.zooms]}
         if self.truncated:
             doc["truncated"] = self.truncated
         return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Fingerprint:
-        """Inverse of `to_doc`."""
+        """Inverse of `to_doc`; ValueError for another version (the caller fingerprints again)."""
         if doc.get("v") != DOC_VERSION:
             raise ValueError(f"unsupported fingerprint doc version {doc.get('v')!r}")
-        return cls(sample_fps=float(doc["sample_fps"]),
-                   hashes=tuple(to_signed64(int(h) & (_U64 - 1)) for h in doc["hashes"]),
+        return cls(sample_fps=float(doc["sample_fps"]), hashes=_signed(doc["hashes"]),
                    flat=tuple(int(i) for i in doc.get("flat", ())),
-                   truncated=str(doc.get("truncated") or ""))
+                   truncated=str(doc.get("truncated") or ""),
+                   zooms=tuple(_signed(z) for z in doc.get("zooms", ())))
 
     def subsample(self, sample_fps: float) -> Fingerprint:
         """Every n-th sample, n = floor(self.sample_fps / sample_fps) (>= 1), so the rate
@@ -79,7 +92,8 @@ class Fingerprint:
         flat = set(self.flat)
         return Fingerprint(sample_fps=self.sample_fps / stride, hashes=self.hashes[::stride],
                            flat=tuple(j for j, i in enumerate(range(0, len(self.hashes), stride))
-                                      if i in flat))
+                                      if i in flat),
+                           truncated=self.truncated, zooms=tuple(z[::stride] for z in self.zooms))
 
 
 @dataclass(frozen=True)
@@ -87,14 +101,10 @@ class MatchResult:
     """Best alignment of two clips: time in `a` = time in `b` + `offset_s`."""
 
     offset_s: float
-    run_length: int
-    mean_distance: float
-
-
-HASH_W, HASH_H = 9, 8
-# swscale shrinks each sampled frame to GRID_SCALE x the hash grid; a block mean finishes the area
-# average (one big swscale step straight to 9x8 drops too much of the picture)
-GRID_SCALE = 4
+    run_length: int  # longest run of consecutive matching samples
+    mean_distance: float  # over the matching samples
+    matched: int = 0  # matching samples in the overlap
+    overlap: int = 0  # samples of the overlap (flat ones excluded)
 
 
 def dhash_grid(grid: np.ndarray) -> tuple[int, bool]:
@@ -104,8 +114,28 @@ def dhash_grid(grid: np.ndarray) -> tuple[int, bool]:
     return to_signed64(value), float(grid.std()) < FLAT_STD
 
 
-def _grid(small: np.ndarray) -> np.ndarray:
-    return small.astype(np.float32).reshape(HASH_H, GRID_SCALE, HASH_W, GRID_SCALE).mean(axis=(1, 3))
+def _hash_region(small: np.ndarray) -> tuple[int, bool]:
+    grid = cv2.resize(small.astype(np.float32), (9, 8), interpolation=cv2.INTER_AREA)
+    return dhash_grid(grid)
+
+
+def content_box(frames: tuple[np.ndarray, ...]) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the picture inside black bars seen through the whole clip."""
+    stack = np.stack(frames)
+    col_dark = stack.max(axis=1).mean(axis=0) < BAR_LUMA  # per column
+    row_dark = stack.max(axis=2).mean(axis=0) < BAR_LUMA  # per row
+
+    def span(dark: np.ndarray) -> tuple[int, int]:
+        n = len(dark)
+        lo, hi = 0, n
+        while lo < n // 3 and dark[lo]:
+            lo += 1
+        while hi > n - n // 3 and dark[hi - 1]:
+            hi -= 1
+        return lo, hi
+
+    (top, bottom), (left, right) = span(row_dark), span(col_dark)
+    return top, bottom, left, right
 
 
 def fingerprint(path: str, *, sample_fps: float, max_megapixel_s: float | None = None,
@@ -115,92 +145,117 @@ def fingerprint(path: str, *, sample_fps: float, max_megapixel_s: float | None =
     A decode error midway fingerprints the part before it. Raises DownloadFailed("invalid_media")
     when nothing decodes, DownloadFailed("filtered") above `max_megapixel_s` of decoding.
     """
-    samples = sample_frames(path, sample_fps=sample_fps, width=HASH_W * GRID_SCALE,
-                            height=HASH_H * GRID_SCALE, max_megapixel_s=max_megapixel_s,
-                            allow_nonref=allow_nonref)
+    samples = sample_frames(path, sample_fps=sample_fps, width=SMALL_W, height=SMALL_H,
+                            max_megapixel_s=max_megapixel_s, allow_nonref=allow_nonref)
+    return fingerprint_frames(samples.frames, sample_fps=samples.sample_fps,
+                              truncated=samples.truncated)
+
+
+def fingerprint_frames(frames: tuple[np.ndarray, ...], *, sample_fps: float,
+                       truncated: str = "") -> Fingerprint:
+    """The fingerprint of small gray frames already sampled at `sample_fps`."""
+    top, bottom, left, right = content_box(frames)
     hashes: list[int] = []
     flat: list[int] = []
-    for small in samples.frames:
-        value, is_flat = dhash_grid(_grid(small))
+    zooms: list[list[int]] = [[] for _ in ZOOMS]
+    for small in frames:
+        picture = small[top:bottom, left:right]
+        value, is_flat = _hash_region(picture)
         if is_flat:
             flat.append(len(hashes))
         hashes.append(value)
-    return Fingerprint(sample_fps=samples.sample_fps, hashes=tuple(hashes), flat=tuple(flat),
-                       truncated=samples.truncated)
+        h, w = picture.shape
+        for z, frac in enumerate(ZOOMS):
+            dy, dx = round(h * frac), round(w * frac)
+            zooms[z].append(_hash_region(picture[dy:h - dy, dx:w - dx])[0])
+    return Fingerprint(sample_fps=sample_fps, hashes=tuple(hashes), flat=tuple(flat),
+                       truncated=truncated, zooms=tuple(tuple(z) for z in zooms))
 
 
-def _as_u64(fp: Fingerprint) -> np.ndarray:
-    return np.array([h & (_U64 - 1) for h in fp.hashes], dtype=np.uint64)
+def _as_u64(hashes: tuple[int, ...]) -> np.ndarray:
+    return np.array([h & (_U64 - 1) for h in hashes], dtype=np.uint64)
 
 
-def _match(probe: Fingerprint, ref: Fingerprint, max_hamming: int,
-           min_consecutive: int) -> MatchResult | None:
-    """Longest run of consecutive probe samples matching `ref` at one offset (ref = probe + off)."""
-    n_p, n_r = len(probe.hashes), len(ref.hashes)
-    if n_p < min_consecutive or n_r == 0:
-        return None
-    dist = np.bitwise_count(_as_u64(probe)[:, None] ^ _as_u64(ref)[None, :]).astype(np.int16)
-    if probe.flat:
-        dist[list(probe.flat), :] = _NO_MATCH
-    if ref.flat:
-        dist[:, list(ref.flat)] = _NO_MATCH
-    ratio = ref.sample_fps / probe.sample_fps
-    base = np.rint(np.arange(n_p) * ratio).astype(np.int64)
-    offsets = np.arange(-int(base[-1]), n_r, dtype=np.int64)
-    idx = base[None, :] + offsets[:, None]  # (offset, probe sample) -> ref sample
-    valid = (idx >= 0) & (idx < n_r)
-    d = np.where(valid, dist[np.arange(n_p)[None, :], np.clip(idx, 0, n_r - 1)], _NO_MATCH)
-    hit = d <= max_hamming
-    run = np.zeros(len(offsets), dtype=np.int64)
-    run_sum = np.zeros(len(offsets), dtype=np.int64)
-    best_run = np.zeros(len(offsets), dtype=np.int64)
-    best_sum = np.zeros(len(offsets), dtype=np.int64)
-    for j in range(n_p):
-        run = np.where(hit[:, j], run + 1, 0)
-        run_sum = np.where(hit[:, j], run_sum + d[:, j], 0)
-        better = (run > best_run) | ((run == best_run) & (run > 0) & (run_sum < best_sum))
-        best_run = np.where(better, run, best_run)
-        best_sum = np.where(better, run_sum, best_sum)
-    top = int(best_run.max())
-    if top < min_consecutive:
-        return None
-    candidates = np.flatnonzero(best_run == top)
-    k = int(candidates[np.argmin(best_sum[candidates])])
-    return MatchResult(offset_s=float(offsets[k]) / ref.sample_fps + 0.0, run_length=top,
-                       mean_distance=float(best_sum[k]) / top)
+def _distances(a: Fingerprint, b: Fingerprint) -> np.ndarray:
+    """(len a, len b) Hamming distances: full vs full and full vs the other side's zooms; flat
+    samples never match."""
+    fa, fb = _as_u64(a.hashes), _as_u64(b.hashes)
+    dist = np.bitwise_count(fa[:, None] ^ fb[None, :]).astype(np.int16)
+    for z in b.zooms:
+        dist = np.minimum(dist, np.bitwise_count(fa[:, None] ^ _as_u64(z)[None, :]))
+    for z in a.zooms:
+        dist = np.minimum(dist, np.bitwise_count(_as_u64(z)[:, None] ^ fb[None, :]))
+    if a.flat:
+        dist[list(a.flat), :] = _NO_MATCH
+    if b.flat:
+        dist[:, list(b.flat)] = _NO_MATCH
+    return dist
 
 
-def _better(x: MatchResult | None, y: MatchResult | None) -> MatchResult | None:
-    if x is None or y is None:
-        return x or y
-    if (y.run_length, -y.mean_distance) > (x.run_length, -x.mean_distance):
-        return y
-    return x
+def _with_jitter(dist: np.ndarray, jitter: int) -> np.ndarray:
+    """Each cell the nearest within `jitter` samples on either side's time axis."""
+    near = dist.copy()
+    for j in range(1, jitter + 1):
+        for axis in (0, 1):
+            lo = [slice(None), slice(None)]
+            hi = [slice(None), slice(None)]
+            lo[axis], hi[axis] = slice(j, None), slice(None, -j)
+            near[tuple(lo)] = np.minimum(near[tuple(lo)], dist[tuple(hi)])
+            near[tuple(hi)] = np.minimum(near[tuple(hi)], dist[tuple(lo)])
+    return near
+
+
+def _longest_run(hit: np.ndarray) -> int:
+    best = run = 0
+    for h in hit:
+        run = run + 1 if h else 0
+        best = max(best, run)
+    return best
 
 
 def compare(a: Fingerprint, b: Fingerprint, *, max_hamming: int, min_consecutive: int,
-            probe_fps: float | None = None) -> MatchResult | None:
-    """The best match of two clips, or None when they are not duplicates.
+            min_match_s: float = 2.0, min_match_ratio: float = 0.7,
+            min_match_coverage: float = 0.5, jitter: int = 1) -> MatchResult | None:
+    """The best match of two clips, or None when they are not copies of one clip.
 
-    Duplicates: at least `min_consecutive` consecutive probe samples lie within `max_hamming`
-    bits of the other clip's samples at one time offset. With `probe_fps`, each side's probe is
-    its own fingerprint subsampled to that rate, matched against the other side's full one (both
-    directions); without it, the sparser fingerprint is the probe (both ways when equally dense).
-    The result is symmetric: compare(b, a) gives the same run with the offset negated.
+    At one time offset, a sample of `a` matches when it lies within `max_hamming` bits of b's
+    sample at that time (or `jitter` samples around it). Copies: at least `min_match_s` seconds
+    of matching samples, `min_match_ratio` of the overlap's (non-flat) samples matching, matching
+    samples covering `min_match_coverage` of the shorter clip (a re-post is mostly contained in
+    the other copy; two goals' pans crossing at the clips' ends are not), and a run of
+    `min_consecutive` consecutive matching samples. The denser side is subsampled to the
+    sparser one's rate first. Symmetric: compare(b, a) gives the same match, offset negated.
     """
-    if probe_fps is not None:
-        pairs = [(a.subsample(probe_fps), b, -1.0), (b.subsample(probe_fps), a, 1.0)]
-    elif a.sample_fps < b.sample_fps:
-        pairs = [(a, b, -1.0)]
-    elif b.sample_fps < a.sample_fps:
-        pairs = [(b, a, 1.0)]
-    else:
-        pairs = [(a, b, -1.0), (b, a, 1.0)]
-    best: MatchResult | None = None
-    for probe, ref, sign in pairs:
-        found = _match(probe, ref, max_hamming, min_consecutive)
-        if found is not None:
-            found = MatchResult(offset_s=sign * found.offset_s + 0.0, run_length=found.run_length,
-                                mean_distance=found.mean_distance)
-        best = _better(best, found)
-    return best
+    if a.sample_fps != b.sample_fps:
+        rate = min(a.sample_fps, b.sample_fps)
+        a, b = a.subsample(rate), b.subsample(rate)
+    rate = a.sample_fps
+    n_a, n_b = len(a.hashes), len(b.hashes)
+    min_matched = max(min_consecutive, int(np.ceil(min_match_s * rate - 1e-9)),
+                      int(np.ceil(min_match_coverage * min(n_a, n_b) - 1e-9)))
+    if min(n_a, n_b) < min_matched:
+        return None
+    exact = _distances(a, b)
+    dist = _with_jitter(exact, jitter)
+    best: tuple[float, float] | None = None
+    found: MatchResult | None = None
+    for k in range(-(n_a - 1), n_b):  # diagonal k pairs a[i] with b[i + k]
+        d = np.diagonal(dist, offset=k)
+        usable = np.diagonal(exact, offset=k) < _NO_MATCH
+        overlap = int(usable.sum())
+        hit = (d <= max_hamming) & usable
+        matched = int(hit.sum())
+        if matched < min_matched or matched < min_match_ratio * overlap:
+            continue
+        run = _longest_run(hit)
+        if run < min_consecutive:
+            continue
+        # among qualifying offsets: most of the overlap matching, then the closest alignment
+        # without jitter (which picks the true offset of a fractional trim)
+        score = (matched / overlap, -float(np.diagonal(exact, offset=k)[usable].mean()))
+        if best is None or score > best:
+            best = score
+            found = MatchResult(offset_s=-k / rate + 0.0, run_length=run,
+                                mean_distance=float(d[hit].mean()), matched=matched,
+                                overlap=overlap)
+    return found

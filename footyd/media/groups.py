@@ -8,13 +8,15 @@ from footyd.media.fingerprint import Fingerprint, compare
 
 
 def match_pairs(prints: Sequence[Fingerprint], *, max_hamming: int, min_consecutive: int,
-                probe_fps: float) -> list[tuple[int, int, float]]:
+                min_match_s: float, min_match_ratio: float,
+                min_match_coverage: float) -> list[tuple[int, int, float]]:
     """Every matching pair (i, j, offset_s) with i < j: all pairs, never stopping at the first."""
     found = []
     for i in range(len(prints)):
         for j in range(i + 1, len(prints)):
             m = compare(prints[i], prints[j], max_hamming=max_hamming,
-                        min_consecutive=min_consecutive, probe_fps=probe_fps)
+                        min_consecutive=min_consecutive, min_match_s=min_match_s,
+                        min_match_ratio=min_match_ratio, min_match_coverage=min_match_coverage)
             if m is not None:
                 found.append((i, j, m.offset_s))
     return found

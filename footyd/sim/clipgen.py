@@ -7,20 +7,30 @@ import random
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 
-FOURCC = "mp4v"
+from footyd.sim.videowrite import (
+    FOURCC,
+    REFRAMES,
+    ClipWriteError,
+    H264Options,
+    degrade,
+    reframed,
+    source_size,
+    write_h264,
+    write_mp4v,
+)
+
+__all__ = ["CATALOGUE", "CODECS", "FOURCC", "ClipSpec", "ClipWriteError", "H264Options",
+           "expected_frames", "generate_catalogue", "write_clip", "write_garbage"]
+
 CODECS = ("mp4v", "h264")
 
 
-class ClipWriteError(RuntimeError):
-    """OpenCV could not write (or read back) a generated clip."""
 
 
 @dataclass(frozen=True)
@@ -70,11 +80,13 @@ PANORAMA_VIEWS = 4  # a stadium panorama is this many frame widths wide
 
 @dataclass(frozen=True)
 class _Camera:
-    """A camera panning over one stadium's panorama; odd angles see the play mirrored."""
+    """A camera following play over one stadium's panorama; odd angles see the play mirrored."""
 
     panorama: np.ndarray  # small float32 BGR grid shared by every clip of the stadium
     x0: float
-    speed: float  # panorama widths per second (bouncing at the ends)
+    # (amplitude, angular frequency, phase) per component: the camera speeds up, slows, turns;
+    # amplitude is in panorama ranges (3 frame widths): pans of up to ~1 frame width per second
+    sway: tuple[tuple[float, float, float], ...]
     mirror: bool
 
 
@@ -82,12 +94,15 @@ def _make_camera(stadium: int, scene: int, angle: int) -> _Camera:
     panorama = np.random.default_rng(stadium + 7_000_001).uniform(
         20, 235, size=(4, 6 * PANORAMA_VIEWS, 3)).astype(np.float32)
     rng = np.random.default_rng([scene, angle, 7_000_003])
-    return _Camera(panorama=panorama, x0=float(rng.uniform(0, 1)),
-                   speed=float(rng.uniform(0.05, 0.1) * rng.choice([-1, 1])), mirror=angle % 2 == 1)
+    sway = tuple((float(rng.uniform(0.03, 0.1)), float(2 * np.pi * rng.uniform(0.05, 0.2)),
+                  float(rng.uniform(0, 2 * np.pi))) for _ in range(3))
+    return _Camera(panorama=panorama, x0=float(rng.uniform(0, 1)), sway=sway,
+                   mirror=angle % 2 == 1)
 
 
 def _panned(wide: np.ndarray, cam: _Camera, t_s: float, width: int) -> np.ndarray:
-    off = int(_bounce(cam.x0 + cam.speed * t_s) * (wide.shape[1] - width))
+    x = cam.x0 + sum(a * np.sin(w * t_s + p) for a, w, p in cam.sway)
+    off = int(_bounce(x) * (wide.shape[1] - width))
     view = wide[:, off:off + width]
     return np.ascontiguousarray(view[:, ::-1] if cam.mirror else view)
 
@@ -161,107 +176,12 @@ def _frames(*, seed: int, scene: int, seconds: float, width: int, height: int, f
         yield frame
 
 
-def _write(path: Path, frames: Iterator[np.ndarray], *, width: int, height: int, fps: float) -> int:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*FOURCC), fps, (width, height))
-    if not writer.isOpened():
-        raise ClipWriteError(f"VideoWriter failed to open {path} ({FOURCC} {width}x{height})")
-    count = 0
-    try:
-        for frame in frames:
-            if frame.shape[:2] != (height, width):
-                raise ClipWriteError(f"frame {frame.shape[:2]} != {(height, width)}")
-            writer.write(frame)
-            count += 1
-    finally:
-        writer.release()
-    if count == 0 or not path.exists() or path.stat().st_size == 0:
-        raise ClipWriteError(f"nothing written to {path}")
-    return count
-
-
-@dataclass(frozen=True)
-class H264Options:
-    """Broadcaster-like libx264 settings: CRF (or a capped bitrate), fixed GOP, faststart mp4."""
-
-    preset: str = "veryfast"
-    crf: int = 23
-    bitrate_kbps: int | None = None  # set: ABR with maxrate/bufsize instead of CRF
-    gop_s: float = 2.0
-    profile: str = "high"
-
-
-def _frame_rate(fps: float) -> Fraction:
-    """Exact stream rate: NTSC-style 29.97/59.94/23.976 become N*1000/1001, others a near fraction."""
-    ntsc = round(fps * 1.001)
-    if abs(fps - ntsc / 1.001) < 1e-3 and abs(fps - ntsc) > 1e-3:
-        return Fraction(ntsc * 1000, 1001)
-    return Fraction(fps).limit_denominator(1001)
-
-
-def _write_h264(path: Path, frames: Iterator[np.ndarray], *, width: int, height: int, fps: float,
-                opts: H264Options) -> int:
-    """Encode BGR frames as H.264 yuv420p in an mp4 with the moov atom up front (browser-playable)."""
-    if width % 2 or height % 2:
-        raise ValueError(f"h264/yuv420p needs even width and height, got {width}x{height}")
-    rate = _frame_rate(fps)
-    count = 0
-    # +faststart: moov before mdat, so a <video> element starts playing before the whole file arrives
-    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        ctx = stream.codec_context
-        ctx.gop_size = max(1, round(opts.gop_s * fps))
-        ctx.profile = opts.profile
-        options = {"preset": opts.preset, "sc_threshold": "0"}  # sc_threshold 0: GOP stays fixed
-        if opts.bitrate_kbps is None:
-            options["crf"] = str(opts.crf)
-        else:
-            ctx.bit_rate = opts.bitrate_kbps * 1000
-            options |= {"maxrate": f"{opts.bitrate_kbps}k", "bufsize": f"{2 * opts.bitrate_kbps}k"}
-        ctx.options = options
-        for frame in frames:
-            if frame.shape[:2] != (height, width):
-                raise ClipWriteError(f"frame {frame.shape[:2]} != {(height, width)}")
-            vf = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
-            vf.pts = count
-            vf.time_base = 1 / rate
-            container.mux(stream.encode(vf))
-            count += 1
-        container.mux(stream.encode(None))
-    if count == 0 or path.stat().st_size == 0:
-        raise ClipWriteError(f"nothing written to {path}")
-    return count
-
-
-def _degrade(src: Path, *, quality: int, width: int, height: int) -> Iterator[np.ndarray]:
-    """Read a written clip back and JPEG-degrade + down/upscale each frame (a lossy re-encode)."""
-    cap = cv2.VideoCapture(str(src))
-    if not cap.isOpened():
-        raise ClipWriteError(f"cannot read back {src}")
-    factor = 0.5 if quality < 50 else 0.75
-    small = (max(2, int(width * factor)), max(2, int(height * factor)))
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frame = cv2.resize(frame, small, interpolation=cv2.INTER_AREA)
-            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
-            if not ok:
-                raise ClipWriteError("jpeg encode failed")
-            decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-            if decoded is None:
-                raise ClipWriteError("jpeg decode failed")
-            yield cv2.resize(decoded, (width, height), interpolation=cv2.INTER_LINEAR)
-    finally:
-        cap.release()
-
-
 def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640, height: int = 360,
                fps: float = 25.0, quality: int | None = None, overlay: str | None = None,
                trim_start_s: float = 0.0, scene: int | None = None, codec: str = "mp4v",
                h264: H264Options | None = None, stadium: int | None = None,
-               angle: int = 0) -> Path:
+               angle: int = 0, reframe: str = "none", zoom_frac: float = 0.08,
+               watermark: str | None = None) -> Path:
     """Write a seeded synthetic clip; `scene` (default `seed`) fixes the content shared by variants.
 
     Content is a function of content time, so the same scene at another size, fps, start
@@ -269,24 +189,32 @@ def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640,
     `codec` "mp4v" writes with OpenCV; "h264" writes libx264 yuv420p with PyAV (`h264` settings).
     With `stadium`, the background is a camera panning over that stadium's panorama (shared by
     every clip of the stadium), and `angle` picks another camera on the same play (mirrored when
-    odd): a hard negative for dedup.
+    odd): a hard negative for dedup. `reframe` cuts a re-poster's copy from the broadcast frame
+    ("zoom": `zoom_frac` off each side; "portrait": the centre 9:16 column of a 16:9 frame;
+    "pillarbox": the centre 4:3 with black bars) and `watermark` adds their text.
     """
     if width < 16 or height < 16 or fps <= 0 or seconds <= 0:
         raise ValueError("width/height >= 16, fps > 0 and seconds > 0 required")
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
+    if reframe not in REFRAMES or not 0 <= zoom_frac < 0.5:
+        raise ValueError(f"reframe must be one of {REFRAMES} and 0 <= zoom_frac < 0.5")
     opts = h264 or H264Options()
 
     def write(dest: Path, frames: Iterator[np.ndarray]) -> int:
         if codec == "h264":
-            return _write_h264(dest, frames, width=width, height=height, fps=fps, opts=opts)
-        return _write(dest, frames, width=width, height=height, fps=fps)
+            return write_h264(dest, frames, width=width, height=height, fps=fps, opts=opts)
+        return write_mp4v(dest, frames, width=width, height=height, fps=fps)
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    src_w, src_h = source_size(reframe, width, height)
     frames = _frames(seed=seed, scene=seed if scene is None else scene, seconds=seconds,
-                     width=width, height=height, fps=fps, overlay=overlay,
+                     width=src_w, height=src_h, fps=fps, overlay=overlay,
                      trim_start_s=trim_start_s, stadium=stadium, angle=angle)
+    if reframe != "none" or watermark:
+        frames = reframed(frames, reframe=reframe, zoom_frac=zoom_frac, width=width,
+                           height=height, watermark=watermark)
     if quality is None:
         write(path, frames)
         return path
@@ -294,8 +222,8 @@ def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640,
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        expected = _write(tmp, frames, width=width, height=height, fps=fps)
-        written = write(path, _degrade(tmp, quality=quality, width=width, height=height))
+        expected = write_mp4v(tmp, frames, width=width, height=height, fps=fps)
+        written = write(path, degrade(tmp, quality=quality, width=width, height=height))
     finally:
         tmp.unlink(missing_ok=True)
     if abs(written - expected) > 1:

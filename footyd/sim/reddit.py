@@ -20,6 +20,15 @@ def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")[:50] or "post"
 
 
+def goal_title(home: str, away: str, score: tuple[int, int], side: str, scorer: str | None,
+               elapsed: int, extra: int | None, detail: str = "Normal Goal") -> str:
+    """An r/soccer goal-post title: `Home [1] - 0 Away - M. Striker 12'` (bracket: scoring side)."""
+    h, a = (f"[{score[0]}]", str(score[1])) if side == "home" else (str(score[0]), f"[{score[1]}]")
+    mark = {"Own Goal": " (OG)", "Penalty": " pen."}.get(detail, "")
+    minute = f"{elapsed}+{extra}'" if extra else f"{elapsed}'"
+    return f"{home} {h} - {a} {away} - {scorer or 'Unknown'}{mark} {minute}"
+
+
 class FakeReddit:
     """Just enough of Reddit's API for the reddit source: app-only tokens and a listing."""
 
@@ -36,6 +45,7 @@ class FakeReddit:
         self.user_agents: list[str] = []
         self.fail_status: int | None = None  # every listing answers this status
         self.rate_limited_for_s: float | None = None  # the next listing answers 429 with reset
+        self.remaining: float | None = None  # X-Ratelimit-Remaining to send (None: 100 - used)
         self._ids = itertools.count(0x1A2B3C)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -44,13 +54,14 @@ class FakeReddit:
 
     def add_post(self, title: str, url: str, *, flair: str | None = "Media",
                  age_s: float = 0.0, subreddit: str = "soccer", removed: bool = False,
-                 crosspost_of: str | None = None) -> str:
-        """Add a link post (or a crosspost of the post `crosspost_of`); return its id."""
+                 crosspost_of: str | None = None, at: float | None = None) -> str:
+        """Add a link post (or a crosspost of `crosspost_of`), listed from `at` (epoch s) on."""
         post_id = format(next(self._ids), "x")
+        created = float(int(self.clock() - age_s)) if at is None else at
         data: dict[str, Any] = {
             "id": post_id, "name": f"t3_{post_id}", "title": title, "subreddit": subreddit,
             "subreddit_name_prefixed": f"r/{subreddit}", "author": "goalbot_fan",
-            "created_utc": float(int(self.clock() - age_s)), "link_flair_text": flair,
+            "created_utc": created, "link_flair_text": flair,
             "link_flair_css_class": flair.lower() if flair else None, "is_self": False,
             "is_video": False, "over_18": False, "stickied": False, "spoiler": False,
             "score": 1, "num_comments": 0, "upvote_ratio": 1.0,
@@ -101,7 +112,8 @@ class FakeReddit:
 
     def _rate_headers(self) -> dict[str, str]:
         used = self.listing_requests
-        return {"x-ratelimit-used": str(used), "x-ratelimit-remaining": f"{max(0, 100 - used):.1f}",
+        left = max(0, 100 - used) if self.remaining is None else self.remaining
+        return {"x-ratelimit-used": str(used), "x-ratelimit-remaining": f"{left:.1f}",
                 "x-ratelimit-reset": "300"}
 
     async def _listing(self, req: web.Request) -> web.StreamResponse:
@@ -120,8 +132,10 @@ class FakeReddit:
             return web.Response(status=self.fail_status, text="upstream error")
         sub = req.match_info["sub"]
         limit = min(100, int(req.query.get("limit", "25")))
-        newest = [p for p in reversed(self.posts) if p["subreddit"] == sub][:limit]
-        children = [{"kind": "t3", "data": p} for p in newest]
+        now = self.clock()
+        newest = sorted((p for p in self.posts if p["subreddit"] == sub and p["created_utc"] <= now),
+                        key=lambda p: -p["created_utc"])[:limit]
+        children: list[dict[str, Any]] = [{"kind": "t3", "data": p} for p in newest]
         body = {"kind": "Listing", "data": {
             "after": children[-1]["data"]["name"] if children else None, "dist": len(children),
             "modhash": "", "geo_filter": "", "children": children, "before": None}}

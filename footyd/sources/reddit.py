@@ -23,7 +23,7 @@ from footyd.errors import Permanent, RateLimited, Retryable
 from footyd.sources.base import MAX_URL_CHARS, Candidate, GoalQuery, is_fetchable_url
 from footyd.sources.guard import Clock, RateLimiter, Sleep
 from footyd.sources.plumbing import HttpSource, read_json_capped, standard_guard
-from footyd.sources.reddit_titles import title_matches
+from footyd.sources.reddit_titles import ParsedTitle, mismatch, parse_title
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +46,7 @@ class RedditPost:
     permalink: str
     created_at: datetime
     flair: str | None
+    parsed: ParsedTitle  # parsed once per post, matched against every goal
 
 
 def _linked_url(data: Mapping[str, Any]) -> str | None:
@@ -71,7 +72,7 @@ def _is_reddit_page(url: str) -> bool:
 
 
 def parse_listing(body: Any, *, flairs: Sequence[str], source: str = "reddit") -> list[RedditPost]:
-    """The listing's usable posts: flaired as configured, not removed, linking to media."""
+    """The listing's goal posts: flaired as configured, not removed, linking to media."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise Retryable(f"{source}: listing is not a JSON object")
     children = body["data"].get("children")
@@ -103,9 +104,12 @@ def parse_listing(body: Any, *, flairs: Sequence[str], source: str = "reddit") -
             created_at = datetime.fromtimestamp(float(created), UTC)
         except (OverflowError, ValueError, OSError):
             continue
-        out.append(RedditPost(post_id[:20], title[:300], url,
+        parsed = parse_title(title)
+        if parsed is None:
+            continue  # not a goal post (a match thread, news, a transfer rumour)
+        out.append(RedditPost(post_id[:20], title, url,
                               "https://www.reddit.com" + permalink[:MAX_URL_CHARS], created_at,
-                              flair))
+                              flair, parsed))
     return out
 
 
@@ -149,7 +153,7 @@ class RedditSource(HttpSource):
         for post in sorted(self._posts.values(), key=lambda p: p.created_at, reverse=True):
             if post.created_at < since:
                 continue
-            if not title_matches(post.title, query, minute_drift=self._cfg.minute_drift_min):
+            if mismatch(post.parsed, query, minute_drift=self._cfg.minute_drift_min) is not None:
                 continue
             out.append(Candidate(source=self.name, post_url=post.url, media_url=None,
                                  posted_at=post.created_at, text=post.title,

@@ -54,7 +54,12 @@ def _score(raw: str) -> tuple[int, bool]:
 
 def _tidy(text: str) -> str:
     text = re.sub(r"\(\s*\)|\[\s*\]", " ", text)
-    return " ".join(text.strip(" \t-–—|,;:()[]").split())
+    text = " ".join(text.strip(" \t-–—|,;:").split())
+    if text.startswith("(") and ")" not in text:
+        text = text[1:]
+    if text.endswith(")") and "(" not in text:
+        text = text[:-1]
+    return text.strip()
 
 
 def parse_title(title: str) -> ParsedTitle | None:

@@ -185,7 +185,8 @@ class DedupStage:
             docs = [d for d in docs if d["_id"] in prints]
             pairs = [] if len(docs) < 2 else await self._pool.run(
                 match_pairs, [prints[d["_id"]] for d in docs], max_hamming=dc.max_hamming,
-                min_consecutive=dc.min_consecutive, probe_fps=dc.sample_fps,
+                min_consecutive=dc.min_consecutive, min_match_s=dc.min_match_s,
+                min_match_ratio=dc.min_match_ratio, min_match_coverage=dc.min_match_coverage,
                 timeout_s=MATCH_TIMEOUT_S)
         except StoreError:
             raise

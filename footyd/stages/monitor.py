@@ -113,10 +113,12 @@ class Monitor:
             grace = timedelta(seconds=self.cfg.monitor.complete_grace_s)
             tracked: list[Tracked] = []
             async for doc in self._store.fixtures.find(
-                    {"stage": "active"}, {"terminal_since": 1, "league_id": 1, "status": 1}):
+                    {"stage": "active"},
+                    {"terminal_since": 1, "league_id": 1, "status": 1, "kickoff": 1}):
                 since = doc.get("terminal_since")
                 if since is None or now - since < grace:
-                    tracked.append(Tracked(doc["_id"], doc.get("league_id", 0), doc.get("status")))
+                    tracked.append(Tracked(doc["_id"], doc.get("league_id", 0), doc.get("status"),
+                                           doc.get("kickoff")))
             await self._poll_tracked(tracked, report, now)
             await self._complete_finished(now, report)
             report.took_s = time.monotonic() - started
@@ -158,7 +160,7 @@ class Monitor:
     async def _poll_tracked(self, tracked: list[Tracked], report: CycleReport,
                             now: datetime) -> None:
         """Poll the active fixtures with the cheapest shape; whatever `live` lacks goes by ids."""
-        plan = monitor_plan.plan(tracked, self._estimates,
+        plan = monitor_plan.plan(tracked, self._estimates, now=now,
                                  allow_live=self.cfg.monitor.poll_shape == "auto")
         report.shape = plan.shape
         ids = list(plan.ids)
@@ -194,9 +196,10 @@ class Monitor:
             by_league[fx.league_id] = by_league.get(fx.league_id, 0) + 1
         self._estimates.learn(plan.shape, len(page.items) + len(page.malformed),
                               page.size_bytes, by_league if plan.shape == "live_leagues" else None)
-        wanted = [fx for fx in page.items if fx.id in plan.expect_live]
-        bad = [b for b in page.malformed if b.fixture_id in plan.expect_live]
-        await self._apply(wanted, bad, plan.expect_live, report, now)
+        ours = plan.expect_live | plan.ride_along
+        wanted = [fx for fx in page.items if fx.id in ours]
+        bad = [b for b in page.malformed if b.fixture_id in ours]
+        await self._apply(wanted, bad, ours, report, now)
         # a malformed item was answered for: asking again by ids would fail the same way
         return {fx.id for fx in wanted} | {b.fixture_id for b in bad if b.fixture_id is not None}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from footyd import rules
@@ -27,10 +28,16 @@ class Tracked:
     id: int
     league_id: int
     status: str | None
+    kickoff: datetime | None = None
 
     @property
     def expect_live(self) -> bool:
         return rules.classify_status(self.status) == "live"
+
+    def before_kickoff(self, now: datetime | None) -> bool:
+        """Not started and not due yet: nothing but an early kickoff can change soon."""
+        return (now is not None and self.kickoff is not None and self.kickoff > now
+                and rules.classify_status(self.status) == "scheduled")
 
 
 @dataclass
@@ -71,6 +78,7 @@ class PollPlan:
     expect_live: frozenset[int]
     calls: int
     est_bytes: int
+    ride_along: frozenset[int] = frozenset()  # not kicked off: taken from the answer if there
 
 
 def chunks(ids: Sequence[int], size: int = MAX_IDS) -> list[list[int]]:
@@ -83,12 +91,17 @@ def _ids_plan(tracked: Sequence[Tracked], est: Estimates) -> PollPlan:
                     int(len(ids) * est.ids_item_bytes))
 
 
-def _live_plan(tracked: Sequence[Tracked], est: Estimates) -> PollPlan | None:
+def _live_plan(tracked: Sequence[Tracked], est: Estimates, now: datetime | None
+               ) -> PollPlan | None:
     live = [t for t in tracked if t.expect_live]
     if not live:
         return None
-    rest = [t.id for t in tracked if not t.expect_live]
-    leagues = sorted({t.league_id for t in live})
+    # fixtures before their kickoff need no ids= call of their own while a live= call is made
+    # anyway: a kickoff shows in the answer; a postponement is seen by ids= once kickoff passes
+    ride = [t for t in tracked if not t.expect_live and t.before_kickoff(now)]
+    riders = {t.id for t in ride}
+    rest = [t.id for t in tracked if not t.expect_live and t.id not in riders]
+    leagues = sorted({t.league_id for t in live + ride})
     calls = 1 + math.ceil(len(rest) / MAX_IDS)
     rest_bytes = len(rest) * est.ids_item_bytes
     if len(leagues) <= MAX_LIVE_LEAGUES:
@@ -96,17 +109,18 @@ def _live_plan(tracked: Sequence[Tracked], est: Estimates) -> PollPlan | None:
         items = sum(max(per_league[lg], est.live_items_by_league.get(lg, 0)) for lg in leagues)
         return PollPlan("live_leagues", "-".join(map(str, leagues)), rest,
                         frozenset(t.id for t in live), calls,
-                        int(items * est.live_item_bytes + rest_bytes))
+                        int(items * est.live_item_bytes + rest_bytes), frozenset(riders))
     items_all = max(est.live_all_items, len(live))
     return PollPlan("live_all", "all", rest, frozenset(t.id for t in live), calls,
-                    int(items_all * est.live_item_bytes + rest_bytes))
+                    int(items_all * est.live_item_bytes + rest_bytes), frozenset(riders))
 
 
-def plan(tracked: Iterable[Tracked], est: Estimates, *, allow_live: bool = True) -> PollPlan:
+def plan(tracked: Iterable[Tracked], est: Estimates, *, allow_live: bool = True,
+         now: datetime | None = None) -> PollPlan:
     """The plan with the fewest calls, then the fewest bytes; `ids` when they tie."""
     tracked = list(tracked)
     options = [_ids_plan(tracked, est)]
-    live = _live_plan(tracked, est) if allow_live else None
+    live = _live_plan(tracked, est, now) if allow_live else None
     if live is not None:
         options.append(live)
     return min(options, key=lambda p: (p.calls, p.est_bytes))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from footyd import demo_script
-from footyd.demo import clip_cache_dir
+from footyd.demo_config import clip_cache_dir
 from footyd.sim.clipgen import generate_catalogue
 
 

@@ -1,0 +1,91 @@
+"""Matching on a small harsh H.264 corpus with hard negatives (footyd.sim.corpus, real PyAV)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+import pytest
+
+from footyd.config import Config
+from footyd.media.decode import sample_frames
+from footyd.media.fingerprint import SMALL_H, SMALL_W, Fingerprint, compare, content_box, fingerprint
+from footyd.sim.corpus import CorpusClip, build_corpus, corpus_specs
+
+DC = Config().dedup
+RULE = {"max_hamming": DC.max_hamming, "min_consecutive": DC.min_consecutive,
+        "min_match_s": DC.min_match_s, "min_match_ratio": DC.min_match_ratio,
+        "min_match_coverage": DC.min_match_coverage}
+# 2 goals x 13 files, 5 s, quarter size: the full-size version is bench/dedup_quality.py
+SPECS = corpus_specs(goals=2, seconds=5.0, scale=0.25)
+BY_NAME = {s.name: s for s in SPECS}
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_corpus(tmp_path_factory.mktemp("harsh"), SPECS)
+
+
+@pytest.fixture(scope="module")
+def prints(paths: dict[str, Path]) -> dict[str, Fingerprint]:
+    return {n: fingerprint(str(p), sample_fps=DC.reference_fps) for n, p in paths.items()}
+
+
+def _match(prints: dict[str, Fingerprint], a: str, b: str) -> bool:
+    return compare(prints[a], prints[b], **RULE) is not None
+
+
+def _pairs(kind: str) -> list[tuple[CorpusClip, CorpusClip]]:
+    out = []
+    for a, b in itertools.combinations(SPECS, 2):
+        same = a.label == b.label
+        if kind == "positive" and same and a.scored and b.scored:
+            out.append((a, b))
+        elif kind == "negative" and not same:
+            out.append((a, b))
+    return out
+
+
+def test_every_copy_pair_matches(prints: dict[str, Fingerprint]) -> None:
+    pairs = _pairs("positive")
+    missed = [(a.name, b.name) for a, b in pairs if not _match(prints, a.name, b.name)]
+    assert len(pairs) == 74
+    assert len(missed) <= 0.05 * len(pairs), missed  # recall >= 0.95
+
+
+def test_no_hard_negative_matches(prints: dict[str, Fingerprint]) -> None:
+    """Other goals of the match, other angles of the same goal, portrait and pillarboxed cuts:
+    same stadium, same score bug, never a match."""
+    false = [(a.name, b.name) for a, b in _pairs("negative") if _match(prints, a.name, b.name)]
+    assert false == []
+
+
+def test_crop_overlay_trim_reencode_combo_matches_at_its_offset(prints: dict[str, Fingerprint]) -> None:
+    for combo, trim_s in (("g0_combo", 0.7), ("g0_combo2", 1.3)):
+        found = compare(prints["g0_hd"], prints[combo], **RULE)
+        assert found is not None, combo
+        assert found.offset_s == pytest.approx(trim_s, abs=0.2 + 1e-9)
+        assert found.matched >= DC.min_match_ratio * found.overlap
+
+
+def test_zoom_hashes_are_what_matches_the_cropped_copy(prints: dict[str, Fingerprint]) -> None:
+    plain = {n: dataclasses.replace(fp, zooms=()) for n, fp in prints.items()}
+    assert _match(prints, "g0_hd", "g0_combo2")
+    assert not _match(plain, "g0_hd", "g0_combo2")  # 12% cut off each side: only a zoom lines up
+
+
+def test_other_angle_is_its_own_clip(prints: dict[str, Fingerprint]) -> None:
+    assert _match(prints, "g0_angle", "g0_angle_low")
+    assert not any(_match(prints, "g0_angle", f"g0_{k}") for k in ("hd", "p480", "combo"))
+
+
+def test_pillarbox_bars_are_cropped_before_hashing(paths: dict[str, Path]) -> None:
+    frames = sample_frames(str(paths["g0_pillar"]), sample_fps=5.0, width=SMALL_W,
+                           height=SMALL_H).frames
+    top, bottom, left, right = content_box(frames)
+    # 4:3 inside 16:9: an eighth of the width is black on each side
+    assert (top, bottom) == (0, SMALL_H)
+    assert abs(left - SMALL_W / 8) <= 1.5 and abs(SMALL_W - right - SMALL_W / 8) <= 1.5
+    full = sample_frames(str(paths["g0_hd"]), sample_fps=5.0, width=SMALL_W, height=SMALL_H).frames
+    assert content_box(full) == (0, SMALL_H, 0, SMALL_W)
