@@ -8,8 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
-from footyd.errors import ExitCode
+from footyd.clients.netguard import AddressPolicy
+from footyd.clients.ytdlp import fetch_post
+from footyd.errors import DownloadFailed, ExitCode
+from footyd.sim.net import free_port
+from tests.plugins import secrets
 from tests.plugins.daemon import DaemonFactory, base_config, run_cli, write_toml
 from tests.plugins.secrets import SECRETS, find_leaks, scan_process_tree
 from tests.plugins.servers import MongoServer, S3Server
@@ -70,3 +75,21 @@ async def test_daemon_and_cli_with_every_secret_leak_none(
     code, out, err = await run_cli("status", "-c", str(tmp_path / "bad.toml"), env=_env())
     assert code != 0
     assert not find_leaks("status against an unreachable MongoDB", out + err)
+
+
+async def test_yt_dlp_child_gets_no_secret_from_the_daemon_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for var, name in (("FOOTYD_API_FOOTBALL__API_KEY", "api_key"),
+                      ("FOOTYD_SOURCES__X_API__BEARER_TOKEN", "x_token"),
+                      ("FOOTYD_STORAGE__SECRET_ACCESS_KEY", "s3_secret"),
+                      ("AWS_SECRET_ACCESS_KEY", "s3_secret"),
+                      ("FOOTYD_MONGO__URI", "mongo_password")):
+        monkeypatch.setenv(var, SECRETS[name])
+    before, spawned = len(secrets.LEAKS), len(secrets.SPAWNED)
+    with pytest.raises(DownloadFailed):  # nothing listens there: the child runs and fails
+        await fetch_post(f"http://127.0.0.1:{free_port()}/post/1", tmp_path, timeout_s=20.0,
+                         socket_timeout_s=2.0, max_size_mb=1.0,
+                         policy=AddressPolicy(allow_private=True))
+    assert secrets.SPAWNED[spawned:] == ["footyd.clients.ytdlp"]  # the spy saw the child start
+    assert secrets.LEAKS[before:] == []

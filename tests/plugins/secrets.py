@@ -32,6 +32,7 @@ SECRETS = {
 }
 MONGO_USER = "footyd"
 LEAKS: list[str] = []
+SPAWNED: list[str] = []  # modules of footyd that started a child process (the spy saw them)
 
 
 # A presigned S3 URL names its access key id by design (X-Amz-Credential=, AWSAccessKeyId=): that
@@ -73,6 +74,7 @@ def secrets_scan() -> Iterator[None]:
     async def spy(*args: Any, **kwargs: Any) -> Any:
         caller = sys._getframe(1).f_globals.get("__name__", "")
         if caller.startswith("footyd"):
+            SPAWNED.append(caller)
             env = kwargs.get("env")
             text = "\n".join(f"{k}={v}" for k, v in (env if env is not None else os.environ).items())
             find_leaks(f"environment of {args[:2]} spawned by {caller}", text)
