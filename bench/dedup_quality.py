@@ -36,7 +36,7 @@ RESULTS = Path(__file__).parent / "results"
 STORED_AT = datetime(2026, 1, 1, tzinfo=UTC)  # equal: ties fall to the clip id, as in the stage
 SWEEP_HAMMING = [8, 10, 12, 14, 16]
 SWEEP_RATIO = [0.3, 0.5, 0.7, 0.9]
-SWEEP_MATCH_S = [1.0, 2.0]
+SWEEP_COVERAGE = [0.0, 0.5]
 
 
 def _cpu() -> float:
@@ -142,12 +142,12 @@ def main() -> None:
     with_old_decode = pairwise(specs, old, **rule)
     legacy = {s.name: fingerprint_legacy(str(paths[s.name]), sample_fps=dc.reference_fps) for s in specs}
     before = pairwise(specs, legacy, matcher=compare_legacy)
-    sweep = [{"max_hamming": mh, "min_match_ratio": r, "min_match_s": ms,
+    sweep = [{"max_hamming": mh, "min_match_ratio": r, "min_match_coverage": cov,
               **{k: v for k, v in pairwise(specs, prints, max_hamming=mh, min_consecutive=dc.min_consecutive,
-                                           min_match_s=ms, min_match_ratio=r,
-                                           min_match_coverage=dc.min_match_coverage).items()
+                                           min_match_s=dc.min_match_s, min_match_ratio=r,
+                                           min_match_coverage=cov).items()
                  if k in ("precision", "recall", "fp", "fn")}}
-             for mh in SWEEP_HAMMING for r in SWEEP_RATIO for ms in SWEEP_MATCH_S]
+             for mh in SWEEP_HAMMING for r in SWEEP_RATIO for cov in SWEEP_COVERAGE]
 
     quality = {}
     for s in specs:
@@ -210,12 +210,12 @@ def _markdown(r: dict[str, Any]) -> str:
         f"| fingerprint CPU s (PyAV / old OpenCV decode) | {cpu['fingerprint_pyav']} / {cpu['fingerprint_opencv_decode']} ({cpu['video_s_per_cpu_s_pyav']} / {cpu['video_s_per_cpu_s_opencv']} s of video per CPU-s) |",
         f"| compare all pairs / one goal ({cpu['one_goal_clips']} clips) | {cpu['compare_all_pairs']} CPU s / {cpu['compare_one_goal_ms']} ms |",
         "",
-        "Threshold sweep (max_hamming x min_match_ratio x min_match_s):",
+        "Threshold sweep (max_hamming x min_match_ratio x min_match_coverage, other keys at defaults):",
         "",
-        "| max_hamming | min_match_ratio | min_match_s | precision | recall | fp | fn |",
+        "| max_hamming | min_match_ratio | min_match_coverage | precision | recall | fp | fn |",
         "|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {s['max_hamming']} | {s['min_match_ratio']} | {s['min_match_s']} | {s['precision']} | "
+    lines += [f"| {s['max_hamming']} | {s['min_match_ratio']} | {s['min_match_coverage']} | {s['precision']} | "
               f"{s['recall']} | {s['fp']} | {s['fn']} |" for s in r["sweep"]]
     return "\n".join(lines) + "\n"
 

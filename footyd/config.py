@@ -223,6 +223,7 @@ class StorageConfig(Section):
     secret_access_key: SecretStr | None = None
     local_dir: Path | None = None  # required for kind = "local"
     create_bucket: bool = False
+    timeout_s: float = Field(300.0, gt=0)  # deadline of one S3 operation (a whole clip upload)
 
 
 class HealthConfig(Section):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # order matters: a plugin is registered before any plugin that imports it
 pytest_plugins = [
+    "tests.plugins.secrets",
     "tests.plugins.servers",
     "tests.plugins.sim",
     "tests.plugins.clips",

@@ -68,8 +68,8 @@ class S3BlobStore:
             "endpoint_url": cfg.endpoint_url,
             "config": BotoConfig(
                 retries={"mode": "standard", "max_attempts": 5},
-                connect_timeout=10,
-                read_timeout=60,
+                connect_timeout=min(10.0, cfg.timeout_s),
+                read_timeout=min(60.0, cfg.timeout_s),
             ),
         }
         if cfg.access_key_id and cfg.secret_access_key:
@@ -113,14 +113,16 @@ class S3BlobStore:
     async def put_file(
         self, key: str, path: Path, *, content_type: str, metadata: dict[str, str]
     ) -> None:
+        # TimeoutError (the deadline) is an OSError: retryable like any other transport failure
         try:
-            size = (await asyncio.to_thread(path.stat)).st_size
-            if size <= PART_SIZE_BYTES:
-                body = await asyncio.to_thread(path.read_bytes)
-                await self._s3.put_object(Bucket=self.bucket, Key=key, Body=body,
-                                          ContentType=content_type, Metadata=metadata)
-            else:
-                await self._put_multipart(key, path, content_type, metadata)
+            async with asyncio.timeout(self._cfg.timeout_s):
+                size = (await asyncio.to_thread(path.stat)).st_size
+                if size <= PART_SIZE_BYTES:
+                    body = await asyncio.to_thread(path.read_bytes)
+                    await self._s3.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                              ContentType=content_type, Metadata=metadata)
+                else:
+                    await self._put_multipart(key, path, content_type, metadata)
         except (ClientError, BotoCoreError, OSError) as exc:
             raise Retryable(f"S3 upload of {key} failed: {exc}") from exc
 
@@ -158,7 +160,8 @@ class S3BlobStore:
 
     async def get_file(self, key: str, path: Path) -> None:
         try:
-            await self._s3.download_file(self.bucket, key, str(path))
+            async with asyncio.timeout(self._cfg.timeout_s):
+                await self._s3.download_file(self.bucket, key, str(path))
         except ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}:
                 raise Permanent(f"S3 object {key} does not exist") from None
@@ -168,13 +171,15 @@ class S3BlobStore:
 
     async def delete(self, key: str) -> None:
         try:
-            await self._s3.delete_object(Bucket=self.bucket, Key=key)
+            async with asyncio.timeout(self._cfg.timeout_s):
+                await self._s3.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError, OSError) as exc:
             raise Retryable(f"S3 delete of {key} failed: {exc}") from exc
 
     async def exists(self, key: str) -> bool:
         try:
-            await self._s3.head_object(Bucket=self.bucket, Key=key)
+            async with asyncio.timeout(self._cfg.timeout_s):
+                await self._s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound"}:
                 return False

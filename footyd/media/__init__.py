@@ -1,4 +1,9 @@
-"""Pure media analysis (OpenCV): probe a file, fingerprint it, compare fingerprints."""
+"""Pure media analysis: probe a file (OpenCV), fingerprint it (PyAV decode), compare fingerprints.
+
+OpenCV stays for the probe: it reads 3 frames (cheap), has bounded open/read timeouts and
+applies display rotation, and it is proven against hostile files here; the full sampled decode,
+where the CPU goes, is PyAV's (media/decode.py).
+"""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from footyd.sim.net import free_port
+from tests.plugins.secrets import find_leaks, scan_process_tree
 from tests.plugins.servers import MongoServer, S3Server
 
 START_TIMEOUT_S = 60.0
@@ -164,11 +165,14 @@ class DaemonProcess:
 
     async def close(self) -> None:
         if self.proc is not None:
+            if self.proc.returncode is None:
+                scan_process_tree(f"daemon {self.config_path.name}", self.proc.pid)
             self.kill_all()  # also reaps pool workers a crashed daemon may have left behind
             await self.proc.wait()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        find_leaks(f"daemon {self.config_path.name} stdout/stderr", "\n".join(self.raw) + self.stderr)
         if self._sock is not None:
             self._sock.close()
 
@@ -206,6 +210,7 @@ async def run_cli(*args: str, env: dict[str, str] | None = None,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     assert proc.returncode is not None
+    find_leaks(f"footyd {' '.join(args[:1])} output", out.decode() + err.decode())
     return proc.returncode, out.decode(), err.decode()
 
 

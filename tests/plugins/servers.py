@@ -6,21 +6,23 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pymongo
 import pytest
 
 from footyd.clients.blobs import LocalBlobStore, S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import MongoConfig, StorageConfig
 from footyd.sim.mongo import start_secantus, stop_secantus
+from tests.plugins.secrets import MONGO_USER, SECRETS
 
 
 @dataclass(frozen=True)
 class MongoServer:
-    uri: str
+    uri: str = field(repr=False)  # carries the password: kept out of failure reports
     pid: int | None  # None when FOOTYD_TEST_MONGO_URI points at an external server
 
     def uri_for(self) -> str:
@@ -30,9 +32,9 @@ class MongoServer:
 @dataclass(frozen=True)
 class S3Server:
     endpoint_url: str
-    access_key_id: str
-    secret_access_key: str
-    region: str
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    region: str = "us-east-1"
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +47,11 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServ
     tmp = tmp_path_factory.mktemp("secantus")
     proc, uri = start_secantus(tmp)
     try:
+        # every client authenticates with the secrets scan's distinctive password
+        with pymongo.MongoClient(uri) as admin:
+            admin.admin.command("createUser", MONGO_USER, pwd=SECRETS["mongo_password"],
+                                roles=["root"])
+        uri = uri.replace("mongodb://", f"mongodb://{MONGO_USER}:{SECRETS['mongo_password']}@", 1)
         yield MongoServer(uri=uri, pid=proc.pid)
     finally:
         stop_secantus(proc)
@@ -69,7 +76,9 @@ def s3_server() -> Iterator[S3Server]:
     server.start()
     host, port = server.get_host_and_port()
     try:
-        yield S3Server(f"http://{host}:{port}", "testing", "testing", "us-east-1")
+        # moto accepts any credentials: distinctive ones for the secrets scan
+        yield S3Server(f"http://{host}:{port}", SECRETS["s3_access"], SECRETS["s3_secret"],
+                       "us-east-1")
     finally:
         server.stop()
 
