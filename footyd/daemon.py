@@ -184,10 +184,7 @@ class Daemon:
             try:
                 new = await asyncio.to_thread(config_mod.load, self.config_path)
             except ConfigError as exc:
-                CONFIG_RELOAD_SUCCESS.set(0)
-                CONFIG_RELOADS.labels("failed").inc()
-                await self._record_reload(ok=False, errors=exc.errors)
-                log.error("config_reload_failed", errors=exc.errors, path=str(self.config_path))
+                await self._reload_failed(errors=exc.errors)
                 return False
             changed = config_mod.diff(self.cfg, new)
             hot = [k for k in changed if config_mod.is_hot(k)]
@@ -196,15 +193,13 @@ class Daemon:
                 merged = _merge_hot(self.cfg, new, cold)
             except ValidationError as exc:
                 # a hot key validated against a restart-only key that keeps its running value
-                CONFIG_RELOAD_SUCCESS.set(0)
-                CONFIG_RELOADS.labels("failed").inc()
                 errors = {".".join(str(p) for p in err["loc"]): err["msg"] for err in exc.errors()}
                 keys = [k for k in changed if any(k == loc or k.startswith(loc + ".") for loc in errors)]
-                log.error("config_reload_failed", keys=keys, restart_only=[k for k in cold if k in keys],
-                          errors=[f"{loc}: {msg}" for loc, msg in errors.items()],
-                          reason="with restart-only keys kept at their running values the config is "
-                                 "invalid; change them together at the next restart",
-                          path=str(self.config_path))
+                await self._reload_failed(
+                    errors=[f"{loc}: {msg}" for loc, msg in errors.items()],
+                    keys=keys, restart_only=[k for k in cold if k in keys],
+                    reason="with restart-only keys kept at their running values the config is "
+                           "invalid; change them together at the next restart")
                 return False
             self.cfg = merged
             logs.set_level(self.cfg.log.level, self.cfg.log.libraries)
@@ -221,6 +216,13 @@ class Daemon:
             return True
         finally:
             self.notifier.ready("running")
+
+    async def _reload_failed(self, **fields: object) -> None:
+        """Keep the running config: count, record and log why the new file was refused."""
+        CONFIG_RELOAD_SUCCESS.set(0)
+        CONFIG_RELOADS.labels("failed").inc()
+        await self._record_reload(ok=False, **fields)
+        log.error("config_reload_failed", path=str(self.config_path), **fields)
 
     async def _record_reload(self, **fields: object) -> None:
         """Remember the reload's result and publish it in the heartbeat before it is logged."""
