@@ -27,7 +27,7 @@ CLIP_ORDER = {
     records.CLIP_RETRACTED: 6,
 }
 # Fields never needed by a view; left out of every query (the raw API snapshot is large).
-HEAVY_FIELDS = {"api": 0, "fingerprint": 0, "text": 0, "scorer_history": 0,
+HEAVY_FIELDS = {"api": 0, "api_raw": 0, "fingerprint": 0, "text": 0, "scorer_history": 0,
                 "seen_poll_ids": 0, "missing_poll_ids": 0}
 
 
