@@ -1,386 +1,67 @@
-"""Configuration: pydantic models, TOML loading, FOOTYD_* env overrides, *_file secrets, diff()."""
+"""Configuration: TOML loading, FOOTYD_* env overrides, *_file secrets, hot keys, diff().
+
+The models live in config_models.py and are re-exported here (`from footyd.config import Config`).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
-import re
 import tomllib
 import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, SecretStr, ValidationError
 
+from footyd.config_models import (
+    WEBHOOK_EVENTS,
+    ApiFootballConfig,
+    Config,
+    DedupConfig,
+    DownloadConfig,
+    FakeSourceConfig,
+    GoalsConfig,
+    HealthConfig,
+    IngestConfig,
+    LevelName,
+    LogConfig,
+    MongoConfig,
+    MonitorConfig,
+    NotifyConfig,
+    RedditConfig,
+    RetentionConfig,
+    ScopeConfig,
+    SearchConfig,
+    SearchServiceConfig,
+    Section,
+    ShutdownConfig,
+    SnscrapeConfig,
+    SourceName,
+    SourcesConfig,
+    StorageConfig,
+    WebConfig,
+    WebhookConfig,
+    WebhookEvent,
+    XApiConfig,
+    is_loopback,
+)
 from footyd.errors import ConfigError
 
+__all__ = [  # the models are re-exported: callers import them from here
+    "ENV_PREFIX", "HOT_KEYS", "MASK", "WEBHOOK_EVENTS", "ApiFootballConfig", "Config",
+    "DedupConfig", "DownloadConfig", "FakeSourceConfig", "GoalsConfig", "HealthConfig",
+    "IngestConfig", "LevelName", "LogConfig", "MongoConfig", "MonitorConfig", "NotifyConfig",
+    "RedditConfig", "RetentionConfig", "ScopeConfig", "SearchConfig", "SearchServiceConfig",
+    "Section", "ShutdownConfig", "SnscrapeConfig", "SourceName", "SourcesConfig", "StorageConfig",
+    "WebConfig", "WebhookConfig", "WebhookEvent", "XApiConfig", "build", "config_hash", "diff",
+    "env_field_kind", "is_hot", "is_loopback", "load", "masked", "secret_values",
+]
+
 ENV_PREFIX = "FOOTYD_"
-SourceName = Literal["x_api", "search_service", "snscrape", "fake", "reddit"]
-LevelName = Literal["debug", "info", "warning", "error"]
 MASK = "**********"
-
-
-class Section(BaseModel):
-    """Base for every config section: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ApiFootballConfig(Section):
-    base_url: str = "https://v3.football.api-sports.io"
-    api_key: SecretStr | None = None
-    mode: Literal["direct", "rapidapi"] = "direct"
-    rapidapi_host: str = "api-football-v1.p.rapidapi.com"
-    timeout_s: float = Field(10.0, gt=0, le=120)
-    max_retries: int = Field(3, ge=0, le=10)
-    backoff_base_s: float = Field(2.0, gt=0, le=60)
-    daily_reserve: int = Field(100, ge=0)
-    daily_limit: int | None = Field(None, ge=1)  # None: learn it from /status and headers
-    per_minute_limit: int | None = Field(None, ge=1)
-    # a body past this is refused unread as malformed (a hostile or broken upstream)
-    max_response_mb: float = Field(16.0, gt=0, le=256)
-
-
-class ScopeConfig(Section):
-    teams: list[int] = Field(default_factory=list)
-    leagues: list[int] = Field(default_factory=list)
-    season: int | None = None  # None: the season in progress, resolved per league
-
-
-class IngestConfig(Section):
-    days_ahead: int = Field(1, ge=0, le=14)
-    at: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # UTC
-    on_startup: bool = True
-
-
-class MonitorConfig(Section):
-    poll_interval_s: float = Field(30.0, gt=0)
-    poll_floor_s: float = Field(15.0, gt=0)  # lower only against the simulator
-    staging_check_interval_s: float = Field(900.0, gt=0)
-    activate_before_s: float = Field(300.0, ge=0)
-    complete_grace_s: float = Field(600.0, ge=0)
-    max_poll_interval_s: float = Field(300.0, gt=0)
-    keep_raw: bool = False  # also store each polled item's raw JSON (debugging; costs writes)
-    poll_shape: Literal["auto", "ids"] = "auto"  # auto: `live=` when it costs fewer calls
-
-    @model_validator(mode="after")
-    def _floor(self) -> MonitorConfig:
-        if self.poll_interval_s < self.poll_floor_s:
-            raise ValueError(
-                f"poll_interval_s ({self.poll_interval_s}) is below poll_floor_s "
-                f"({self.poll_floor_s}); API-Football refreshes every 15 s"
-            )
-        return self
-
-
-class GoalsConfig(Section):
-    confirm_polls: int = Field(2, ge=1, le=20)
-    cancel_polls: int = Field(3, ge=1, le=50)
-    match_window_min: int = Field(5, ge=0, le=30)
-    on_cancel: Literal["delete", "keep"] = "delete"
-
-
-class SearchConfig(Section):
-    attempts: int = Field(10, ge=1, le=100)
-    interval_s: float = Field(60.0, gt=0)
-    window_margin_s: float = Field(120.0, ge=0)
-    sources: list[SourceName] = Field(default_factory=list)  # none: goals are not searched
-    team_aliases: dict[str, list[str]] = Field(default_factory=dict)
-    max_candidates_per_attempt: int = Field(50, ge=1, le=500)
-    workers: int = Field(4, ge=1, le=64)
-    source_timeout_s: float = Field(45.0, gt=0)
-    due_scan_s: float = Field(5.0, gt=0)
-
-
-class XApiConfig(Section):
-    base_url: str = "https://api.x.com/2"
-    bearer_token: SecretStr | None = None
-    requests_per_15min: int = Field(60, ge=1)
-    max_results: int = Field(50, ge=10, le=100)
-    timeout_s: float = Field(10.0, gt=0)
-    max_response_mb: float = Field(16.0, gt=0, le=256)  # a larger body is refused as malformed
-
-
-class SearchServiceConfig(Section):
-    base_url: str = "http://127.0.0.1:8080"
-    token: SecretStr | None = None
-    limit: int = Field(50, ge=1, le=500)
-    timeout_s: float = Field(15.0, gt=0)
-    requests_per_min: int = Field(30, ge=1)
-    max_response_mb: float = Field(16.0, gt=0, le=256)  # a larger body is refused as malformed
-
-
-class SnscrapeConfig(Section):
-    timeout_s: float = Field(20.0, gt=0)
-    max_results: int = Field(50, ge=1)
-    backoff_max_s: float = Field(3600.0, gt=0)
-
-
-class FakeSourceConfig(Section):
-    base_url: str = "http://127.0.0.1:8099"
-    timeout_s: float = Field(5.0, gt=0)
-
-
-class RedditConfig(Section):
-    client_id: SecretStr | None = None  # of a reddit.com/prefs/apps app ("script" type)
-    client_secret: SecretStr | None = None
-    # Reddit throttles generic agents: <platform>:<app id>:<version> (by /u/<reddit user>)
-    user_agent: str = Field("linux:footyd:1.0 (by /u/CHANGE_ME)", min_length=8, max_length=256)
-    subreddits: list[str] = Field(default_factory=lambda: ["soccer"], min_length=1, max_length=10)
-    flairs: list[str] = Field(default_factory=lambda: ["Media"])  # empty: any flair
-    # one listing fetch per interval serves every goal (below 30 only against the simulator;
-    # requests_per_min caps the rate whatever this says)
-    poll_s: float = Field(30.0, ge=0.1, le=600)
-    max_age_min: float = Field(20.0, gt=0, le=240)  # older posts are ignored
-    minute_drift_min: int = Field(2, ge=0, le=10)  # title minute vs the API's
-    timeout_s: float = Field(10.0, gt=0, le=120)
-    requests_per_min: int = Field(60, ge=1, le=1000)  # Reddit allows 100 per client id
-    max_response_mb: float = Field(8.0, gt=0, le=64)
-    auth_url: str = "https://www.reddit.com/api/v1/access_token"
-    api_base_url: str = "https://oauth.reddit.com"
-
-    @model_validator(mode="after")
-    def _names(self) -> RedditConfig:
-        bad = [s for s in self.subreddits if not re.fullmatch(r"[A-Za-z0-9_]{2,21}", s)]
-        if bad:
-            raise ValueError(f"not subreddit names: {bad}")
-        return self
-
-
-class SourcesConfig(Section):
-    x_api: XApiConfig = Field(default_factory=XApiConfig)
-    search_service: SearchServiceConfig = Field(default_factory=SearchServiceConfig)
-    snscrape: SnscrapeConfig = Field(default_factory=SnscrapeConfig)
-    fake: FakeSourceConfig = Field(default_factory=FakeSourceConfig)
-    reddit: RedditConfig = Field(default_factory=RedditConfig)
-
-
-class DownloadConfig(Section):
-    concurrency: int = Field(3, ge=1, le=32)
-    timeout_s: float = Field(120.0, gt=0)
-    socket_timeout_s: float = Field(15.0, gt=0)
-    max_size_mb: float = Field(100.0, gt=0)
-    min_duration_s: float = Field(3.0, ge=0)
-    max_duration_s: float = Field(180.0, gt=0)
-    min_short_side_px: int = Field(360, ge=1)
-    aspect_min: float = Field(1.6, gt=0)
-    aspect_max: float = Field(1.9, gt=0)
-    max_attempts: int = Field(4, ge=1, le=20)
-    retry_backoff_s: float = Field(60.0, ge=0)
-    scratch_dir: Path = Path("/tmp/footyd-scratch")
-    cookies_file: Path | None = None
-    ffmpeg_location: Path | None = None
-    # Media and post URLs come from the internet: loopback, private, link-local (cloud metadata)
-    # and other non-public addresses are refused unless this is on (simulator, tests, a LAN).
-    allow_private_addresses: bool = False
-    allowed_networks: tuple[str, ...] = ()  # CIDRs fetched even with the flag off (a LAN host)
-
-    @model_validator(mode="after")
-    def _ranges(self) -> DownloadConfig:
-        for net in self.allowed_networks:
-            try:
-                ipaddress.ip_network(net, strict=False)
-            except ValueError:
-                raise ValueError(f"allowed_networks: {net!r} is not an IP network") from None
-        if self.min_duration_s >= self.max_duration_s:
-            raise ValueError("min_duration_s must be below max_duration_s")
-        if self.aspect_min >= self.aspect_max:
-            raise ValueError("aspect_min must be below aspect_max")
-        return self
-
-
-class DedupConfig(Section):
-    workers: int = Field(2, ge=1, le=32)
-    sample_fps: float = Field(2.0, gt=0, le=30)  # unused since both sides compare at reference_fps
-    reference_fps: float = Field(5.0, gt=0, le=30)
-    max_hamming: int = Field(12, ge=0, le=64)
-    min_consecutive: int = Field(3, ge=1, le=100)
-    min_match_s: float = Field(2.0, gt=0, le=60)
-    min_match_ratio: float = Field(0.7, gt=0, le=1)
-    min_match_coverage: float = Field(0.5, ge=0, le=1)
-    timeout_s: float = Field(120.0, gt=0)
-    retry_backoff_s: float = Field(60.0, ge=0)
-    max_decode_megapixel_s: float = Field(400.0, gt=0)  # duration x width x height cap per clip
-    max_fingerprint_failures: int = Field(2, ge=1, le=20)  # then the clip is kept undeduplicated
-
-
-class MongoConfig(Section):
-    uri: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
-    database: str = "footyd"
-    server_selection_timeout_s: float = Field(5.0, gt=0)
-
-
-class StorageConfig(Section):
-    kind: Literal["s3", "local"] = "s3"
-    bucket: str = "footyd-clips"
-    prefix: str = "clips"
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
-    local_dir: Path | None = None  # required for kind = "local"
-    create_bucket: bool = False
-    timeout_s: float = Field(300.0, gt=0)  # deadline of one S3 operation (a whole clip upload)
-
-
-class HealthConfig(Section):
-    listen: str = Field("127.0.0.1:9464", pattern=r"^[^:]+:\d{1,5}$")
-    enabled: bool = True
-    stale_tick_s: float = Field(120.0, gt=0)
-
-    @property
-    def host(self) -> str:
-        return self.listen.rsplit(":", 1)[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
-
-
-class WebConfig(Section):
-    """The read-only page and its JSON API + SSE stream (footyd/web)."""
-
-    enabled: bool = False
-    listen: str = Field("127.0.0.1:8464", pattern=r"^(\[[0-9a-fA-F:]+\]|[^:\[\]]+):\d{1,5}$")
-    token: SecretStr | None = None  # bearer or ?token=; required off loopback
-    presign_ttl_s: int = Field(300, ge=10, le=3600)  # S3 clips: lifetime of the redirect URL
-    keepalive_s: float = Field(15.0, gt=0, le=300)  # SSE comment when nothing else was sent
-    feed: Literal["auto", "change_stream", "poll"] = "auto"  # auto: change streams if supported
-    poll_interval_s: float = Field(2.0, gt=0, le=60)  # the poll feed's period
-    poll_window_days: int = Field(2, ge=0, le=14)  # the poll feed watches kickoffs within this
-    resume_buffer: int = Field(2000, ge=10, le=100_000)  # events kept for Last-Event-ID resume
-    max_streams: int = Field(100, ge=1, le=10_000)  # concurrent SSE clients
-
-    @property
-    def host(self) -> str:
-        return self.listen.rsplit(":", 1)[0].strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
-
-    @model_validator(mode="after")
-    def _token_off_loopback(self) -> WebConfig:
-        if self.enabled and not is_loopback(self.host) and not (
-            self.token and self.token.get_secret_value()
-        ):
-            raise ValueError(
-                f"listen {self.listen} is not a loopback address: set web.token (or web.token_file)"
-            )
-        return self
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1 (what only this machine can reach)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve anywhere
-
-
-class LogConfig(Section):
-    level: LevelName = "info"
-    format: Literal["auto", "json", "console"] = "auto"
-    libraries: dict[str, LevelName] = Field(
-        default_factory=lambda: dict[str, LevelName]({
-            "pymongo": "warning",
-            "apscheduler": "warning",
-            "aiohttp": "warning",
-            "botocore": "warning",
-            "aiobotocore": "warning",
-        })
-    )
-
-
-class ShutdownConfig(Section):
-    """Drain budgets, in stage order; their sum must fit inside TimeoutStopSec."""
-
-    intake_s: float = Field(2.0, ge=0)
-    search_s: float = Field(5.0, ge=0)
-    download_s: float = Field(20.0, ge=0)
-    dedup_s: float = Field(15.0, ge=0)
-    close_s: float = Field(5.0, ge=0)
-
-    @property
-    def total_s(self) -> float:
-        return self.intake_s + self.search_s + self.download_s + self.dedup_s + self.close_s
-
-
-WebhookEvent = Literal["clip_kept", "clip_replaced", "goal_confirmed", "goal_cancelled"]
-WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("clip_kept", "clip_replaced", "goal_confirmed",
-                                            "goal_cancelled")
-
-
-class WebhookConfig(Section):
-    """One webhook receiver; its URL is a secret (Discord/Slack URLs carry their token)."""
-
-    url: SecretStr
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,40}$")  # logs; default: URL digest
-    format: Literal["json", "discord", "slack"] = "json"
-    events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
-    secret: SecretStr | None = None  # HMAC-SHA256 of the body in X-Footyd-Signature
-    timeout_s: float = Field(10.0, gt=0, le=120)
-
-    @model_validator(mode="after")
-    def _http_url(self) -> WebhookConfig:
-        if not self.url.get_secret_value().startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
-        return self
-
-    @property
-    def key(self) -> str:
-        """Stable id of this receiver in MongoDB and logs (never the URL itself)."""
-        if self.name:
-            return self.name
-        return "wh-" + hashlib.sha256(self.url.get_secret_value().encode()).hexdigest()[:10]
-
-
-class NotifyConfig(Section):
-    webhooks: list[WebhookConfig] = Field(default_factory=list)
-    workers: int = Field(2, ge=1, le=16)
-    max_attempts: int = Field(8, ge=1, le=50)
-    backoff_base_s: float = Field(10.0, gt=0)
-    backoff_max_s: float = Field(3600.0, gt=0)
-    max_event_age_s: float = Field(86400.0, gt=0)  # older events are not announced
-    url_ttl_s: int = Field(86400, ge=60, le=604800)  # lifetime of presigned clip URLs
-
-    @model_validator(mode="after")
-    def _unique_keys(self) -> NotifyConfig:
-        keys = [w.key for w in self.webhooks]
-        if len(keys) != len(set(keys)):
-            raise ValueError("two webhooks share a name or URL")
-        return self
-
-
-class RetentionConfig(Section):
-    days: int | None = Field(None, ge=1)  # None: keep everything
-    at: str = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # UTC
-    stale_upload_s: float = Field(86400.0, gt=0)  # abort multipart uploads older than this
-
-
-class Config(Section):
-    api_football: ApiFootballConfig = Field(default_factory=ApiFootballConfig)
-    scope: ScopeConfig = Field(default_factory=ScopeConfig)
-    ingest: IngestConfig = Field(default_factory=IngestConfig)
-    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
-    goals: GoalsConfig = Field(default_factory=GoalsConfig)
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    sources: SourcesConfig = Field(default_factory=SourcesConfig)
-    download: DownloadConfig = Field(default_factory=DownloadConfig)
-    dedup: DedupConfig = Field(default_factory=DedupConfig)
-    mongo: MongoConfig = Field(default_factory=MongoConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-    health: HealthConfig = Field(default_factory=HealthConfig)
-    web: WebConfig = Field(default_factory=WebConfig)
-    log: LogConfig = Field(default_factory=LogConfig)
-    shutdown: ShutdownConfig = Field(default_factory=ShutdownConfig)
-    notify: NotifyConfig = Field(default_factory=NotifyConfig)
-    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 # Keys that change behaviour live; everything else is applied on the next start.
