@@ -42,8 +42,11 @@ async def test_goal_appears_live_and_its_kept_clip_plays(
     await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {"score.home": 3, "elapsed": 78}})
     goal_sel = f'[data-goal-id="{gid}"]'
     await browser.wait_js(f"return document.querySelector('{goal_sel}')", what="new goal appears")
-    head = await browser.js(f"return document.querySelector('{goal_sel} .goal-head').textContent")
-    assert "78'" in head and "Martin Ødegaard" in head and "searching" in head and "1 kept" in head
+    # the goal and its clip arrive as separate stream events: wait for the count to follow
+    head = await browser.wait_js(
+        f"const t = document.querySelector('{goal_sel} .goal-head').textContent;"
+        " return t.includes('1 kept') ? t : null", what="kept count follows the clip event")
+    assert "78'" in head and "Martin Ødegaard" in head and "searching" in head
     await browser.wait_js(f"return document.querySelector('[data-fixture-id=\"{FX_LIVE}\"] .score')"
                           ".textContent === '3 – 1'", what="live score")
     assert await browser.js(f"return {NO_RELOAD_MARK} === true"), "the page reloaded"
