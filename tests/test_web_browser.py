@@ -63,8 +63,11 @@ async def test_goal_appears_live_and_its_kept_clip_plays(
     # duplicates and rejected of the seeded goal expand with their reasons
     seeded_sel = f'[data-goal-id="{seeded.goals["searching"]}"]'
     await browser.js(f"document.querySelector('{seeded_sel} .goal-head').click()")
-    dups = await browser.wait_js(f"return document.querySelector('{seeded_sel} details.dups')",
-                                 what="duplicates listed")
+    # the body (and its lists) exist hidden from the start: wait for the click's render to show them
+    dups = await browser.wait_js(
+        f"const d = document.querySelector('{seeded_sel} details.dups');"
+        f" return d && !d.hidden && !document.querySelector('{seeded_sel} .goal-body').hidden",
+        what="duplicates listed")
     assert dups
     text = await browser.js(f"""
         const g = document.querySelector('{seeded_sel}');
