@@ -244,6 +244,19 @@ class WebConfig(Section):
     poll_window_days: int = Field(2, ge=0, le=14)  # the poll feed watches kickoffs within this
     resume_buffer: int = Field(2000, ge=10, le=100_000)  # events kept for Last-Event-ID resume
     max_streams: int = Field(100, ge=1, le=10_000)  # concurrent SSE clients
+    write_timeout_s: float = Field(10.0, gt=0, le=300)  # a stream client slower than this is cut
+    # Host header names served (DNS-rebinding guard); [] = loopback names and the listen host,
+    # or any name when a token guards the API; "*" = any
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
+
+    def host_allowed(self, host_header: str) -> bool:
+        """Whether a request's Host (name[:port]) is one this server answers to."""
+        name = _host_name(host_header)
+        if self.allowed_hosts:
+            return "*" in self.allowed_hosts or name in {h.lower() for h in self.allowed_hosts}
+        if self.token and self.token.get_secret_value():
+            return True
+        return name in LOOPBACK_NAMES or name == self.host.lower()
 
     @property
     def host(self) -> str:
@@ -255,13 +268,32 @@ class WebConfig(Section):
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> WebConfig:
-        if self.enabled and not is_loopback(self.host) and not (
-            self.token and self.token.get_secret_value()
-        ):
+        if not self.enabled or is_loopback(self.host):
+            return self
+        token = self.token.get_secret_value() if self.token else ""
+        if not token:
             raise ValueError(
                 f"listen {self.listen} is not a loopback address: set web.token (or web.token_file)"
             )
+        if len(token) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"web.token guards a non-loopback listen ({self.listen}) and is shorter than "
+                f"{MIN_TOKEN_CHARS} characters: use a long random one "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            )
         return self
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+MIN_TOKEN_CHARS = 16
+
+
+def _host_name(host_header: str) -> str:
+    """The name part of a Host header value, lower-case, without port or IPv6 brackets."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def is_loopback(host: str) -> bool:

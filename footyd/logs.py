@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
@@ -12,6 +13,7 @@ import structlog
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
 _REDACTED = "[redacted]"
+SHORT_SECRET_CHARS = 4
 
 
 class _Redactor:
@@ -19,9 +21,12 @@ class _Redactor:
 
     def __init__(self) -> None:
         self.secrets: tuple[str, ...] = ()
+        # a secret of 1-3 characters also occurs inside ordinary words: redact it where it
+        # stands alone (between non-alphanumerics), so it still never reaches a line whole
+        self.short: re.Pattern[str] | None = None
 
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
-        if not self.secrets:
+        if not self.secrets and self.short is None:
             return event
         for key, value in event.items():
             if isinstance(value, str):
@@ -34,6 +39,8 @@ class _Redactor:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, _REDACTED)
+        if self.short is not None:
+            text = self.short.sub(_REDACTED, text)
         return text
 
 
@@ -100,5 +107,11 @@ def set_level(level: str, libraries: Mapping[str, str] | None = None) -> None:
 
 
 def set_secrets(secrets: Iterable[str]) -> None:
-    """Values that must never reach a log line (long enough to be unambiguous)."""
-    _redactor.secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
+    """Values that must never reach a log line (short ones where they stand alone)."""
+    values = {s for s in secrets if s}
+    _redactor.secrets = tuple(sorted((s for s in values if len(s) >= SHORT_SECRET_CHARS),
+                                     key=len, reverse=True))
+    short = sorted((s for s in values if len(s) < SHORT_SECRET_CHARS), key=len, reverse=True)
+    _redactor.short = re.compile(
+        "(?<![A-Za-z0-9])(?:" + "|".join(re.escape(s) for s in short) + ")(?![A-Za-z0-9])"
+    ) if short else None

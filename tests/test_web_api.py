@@ -188,7 +188,7 @@ def test_token_required_off_loopback(listen: str) -> None:
     with pytest.raises(ConfigError) as err:
         config_mod.build({"web": {"enabled": True, "listen": listen}}, env={})
     assert "web.token" in str(err.value)
-    cfg = config_mod.build({"web": {"enabled": True, "listen": listen, "token": "t"}}, env={})
+    cfg = config_mod.build({"web": {"enabled": True, "listen": listen, "token": "t" * 16}}, env={})
     assert cfg.web.listen == listen
     for ok in ("127.0.0.1:8464", "[::1]:8464", "localhost:1"):
         assert config_mod.build({"web": {"enabled": True, "listen": ok}}, env={}).web.enabled
@@ -197,7 +197,7 @@ def test_token_required_off_loopback(listen: str) -> None:
 @pytest.mark.parametrize("command", ["check-config", "run"])
 async def test_off_loopback_without_token_exits_78(tmp_path: Path, command: str) -> None:
     token_file = tmp_path / "token"
-    token_file.write_text("from-a-file\n")
+    token_file.write_text("from-a-file-0123456789\n")
     bad = write_toml(tmp_path / "bad.toml", {"web": {"enabled": True, "listen": "0.0.0.0:8464"}})
     good = write_toml(tmp_path / "good.toml", {"web": {"enabled": True, "listen": "0.0.0.0:8464",
                                                         "token_file": str(token_file)}})

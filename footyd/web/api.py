@@ -16,7 +16,7 @@ from footyd.clients.blobs import BlobStore
 from footyd.clients.store import Store
 from footyd.config import WebConfig
 from footyd.errors import Retryable
-from footyd.web.feed import ChangeFeed, Event
+from footyd.web.feed import ChangeFeed, Event, Subscriber
 from footyd.web.views import (
     HEAVY_FIELDS,
     BadParam,
@@ -26,6 +26,7 @@ from footyd.web.views import (
     goal_view,
     parse_day,
     parse_doc_id,
+    parse_event_id,
     parse_fixture_id,
     sort_clips,
 )
@@ -155,27 +156,38 @@ class Api:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """GET /api/stream: Server-Sent Events; resumes after `Last-Event-ID`."""
         last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-        if last_id is not None and (len(last_id) > 64 or "-" not in last_id):
-            raise BadParam("Last-Event-ID is malformed")
+        if last_id is not None:
+            last_id = parse_event_id(last_id)
         if self._feed.subscribers >= self._cfg.max_streams:
             return json_error(503, "too many open streams")
-        sub, backlog = self._feed.subscribe(last_id)
+        resp = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no"})
+        sub: Subscriber | None = None
         try:
-            resp = web.StreamResponse(headers={
-                "Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                "X-Accel-Buffering": "no"})
+            sub, backlog = self._feed.subscribe(last_id)
             await resp.prepare(request)
             hello = Event(0, "", "hello",
                           {"last_id": self._feed.last_id, "source": self._feed.source})
-            await resp.write(f"retry: {SSE_RETRY_MS}\n\n".encode() + hello.encode())
+            await self._write(resp, f"retry: {SSE_RETRY_MS}\n\n".encode() + hello.encode())
             for event in backlog:
-                await resp.write(event.encode())
+                await self._write(resp, event.encode())
             await self._pump(resp, sub.queue)
-        except ConnectionResetError:
-            pass  # the client went away
+        except TimeoutError:
+            # a client that stops reading must not hold its slot (and its queue) forever
+            log.info("web_stream_client_too_slow", write_timeout_s=self._cfg.write_timeout_s)
+            if request.transport is not None:
+                request.transport.abort()
+        except ConnectionError:
+            pass  # the client went away (reset, or the connection was lost mid-write)
         finally:
-            self._feed.unsubscribe(sub)
+            if sub is not None:
+                self._feed.unsubscribe(sub)
         return resp
+
+    async def _write(self, resp: web.StreamResponse, data: bytes) -> None:
+        """One write to a stream, within `write_timeout_s` (TimeoutError past it)."""
+        await asyncio.wait_for(resp.write(data), self._cfg.write_timeout_s)
 
     async def _pump(self, resp: web.StreamResponse, queue: asyncio.Queue[Event | None]) -> None:
         closing = asyncio.ensure_future(self._closing.wait())
@@ -189,12 +201,12 @@ class Api:
                     await asyncio.gather(getter, return_exceptions=True)
                     if closing in done:
                         return
-                    await resp.write(b": keep-alive\n\n")
+                    await self._write(resp, b": keep-alive\n\n")
                     continue
                 event = getter.result()
                 if event is None:
                     return
-                await resp.write(event.encode())
+                await self._write(resp, event.encode())
         finally:
             closing.cancel()
             await asyncio.gather(closing, return_exceptions=True)

@@ -129,7 +129,7 @@ class ChangeFeed:
         if last_event_id is None:
             return []
         epoch, _, seq_raw = last_event_id.partition("-")
-        seq = int(seq_raw) if seq_raw.isdigit() else -1
+        seq = int(seq_raw) if seq_raw.isascii() and seq_raw.isdigit() else -1
         oldest = self._buffer[0].seq if self._buffer else self._seq + 1
         if epoch != self.epoch or seq < 0 or seq > self._seq or seq < oldest - 1:
             # another process, or too far behind: the client reloads, then follows from here

@@ -62,7 +62,7 @@ class WebServer:
         self.feed = ChangeFeed(self._cfg, self._store)
         await self.feed.__aenter__()
         self._api = Api(self._cfg, self._store, self._blobs, self.feed)
-        app = web.Application(middlewares=[self._errors, self._auth], client_max_size=4096)
+        app = web.Application(middlewares=[self._hosts, self._errors, self._auth], client_max_size=4096)
         self._api.routes(app)
         app.router.add_get("/", self._index)
         app.router.add_static("/static/", STATIC_DIR, append_version=False)
@@ -122,6 +122,19 @@ class WebServer:
         except PyMongoError as exc:
             log.warning("web_store_error", path=request.path, error=type(exc).__name__)
             return json_error(503, "database unavailable")
+        except (ValueError, OverflowError) as exc:
+            # a parameter shape the parsers missed: still the client's input, still JSON
+            log.warning("web_bad_input_unparsed", path=request.path, error=type(exc).__name__,
+                        exc_info=True)
+            return json_error(400, "malformed request")
+
+    @web.middleware
+    async def _hosts(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Only the configured host names are served: a DNS-rebinding page names its own."""
+        if not self._cfg.host_allowed(request.host):
+            log.info("web_host_refused", host=request.host[:100])
+            return json_error(421, "this server does not answer to that host name")
+        return await handler(request)
 
 
 async def _security_headers(_request: web.Request, response: web.StreamResponse) -> None:

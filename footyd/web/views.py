@@ -14,6 +14,11 @@ Doc = dict[str, Any]
 View = dict[str, Any]
 
 GOAL_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+# ASCII only: str.isdigit() and \d accept digits like "²" that int() or dates then refuse
+FIXTURE_ID_RE = re.compile(r"[0-9]{1,16}")
+DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+EVENT_ID_RE = re.compile(r"[0-9a-f]{1,32}-[0-9]{1,18}")
+MIN_DAY, MAX_DAY = date(1970, 1, 1), date(9998, 12, 31)  # a day and its end fit a datetime
 MAX_FIXTURE_ID = 2**53  # what a JavaScript number holds exactly
 
 # The order clips are listed in: what a viewer wants first.
@@ -145,20 +150,29 @@ def parse_day(raw: str | None, now: datetime) -> tuple[date, datetime, datetime]
         day = now.astimezone(UTC).date()
     else:
         try:
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            if not DAY_RE.fullmatch(raw):
                 raise ValueError(raw)
             day = date.fromisoformat(raw)
         except ValueError:
             raise BadParam("date must be YYYY-MM-DD") from None
+    if not MIN_DAY <= day <= MAX_DAY:
+        raise BadParam(f"date must be between {MIN_DAY} and {MAX_DAY}")
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return day, start, start + timedelta(days=1)
 
 
 def parse_fixture_id(raw: str) -> int:
     """A fixture id from a path: a positive integer."""
-    if not raw.isdigit() or not 0 < int(raw) < MAX_FIXTURE_ID:
+    if not FIXTURE_ID_RE.fullmatch(raw) or not 0 < int(raw) < MAX_FIXTURE_ID:
         raise BadParam("fixture id must be a positive integer")
     return int(raw)
+
+
+def parse_event_id(raw: str) -> str:
+    """A stream resume point (`Last-Event-ID`): `<epoch hex>-<seq>` in ASCII, bounded."""
+    if not EVENT_ID_RE.fullmatch(raw):
+        raise BadParam("Last-Event-ID is malformed")
+    return raw
 
 
 def parse_doc_id(raw: str, what: str) -> str:
