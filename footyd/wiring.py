@@ -40,6 +40,7 @@ STAGING_JOB = "monitor_staging"
 INGEST_JOB = "daily_ingest"
 STALE_SWEEP_TIMEOUT_S = 30.0
 RETENTION_JOB = "daily_retention"
+FEED_JOB = "feed_push"
 
 
 def utcnow() -> datetime:
@@ -65,6 +66,7 @@ class Runtime:
     ingest: Ingest | None = None
     monitor: Monitor | None = None
     stages: list[Stage] = field(default_factory=list)
+    search: SearchStage | None = None
     intake_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
@@ -101,6 +103,10 @@ class Runtime:
     async def run_staging_check(self) -> None:
         if self.monitor is not None:
             await self._intake(STAGING_JOB, self.monitor.check_staging())
+
+    async def run_feeds(self) -> None:
+        if self.search is not None:
+            await self._intake(FEED_JOB, self.search.push_feeds())
 
     async def run_retention(self) -> None:
         if self.cfg.retention.days is not None:
@@ -263,8 +269,11 @@ async def wire(
     await _release_leftovers(store, blobs)
     pipeline, stages = await open_video_pipeline(stack, cfg, store=store, blobs=blobs, pool=pool)
     scheduler = await stack.enter_async_context(Scheduler())
+    search = next(s for s in stages if isinstance(s, SearchStage))
     rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,
-                 scheduler=scheduler, client=client, stages=stages)
+                 scheduler=scheduler, client=client, stages=stages, search=search)
+    if search.feed_interval_s is not None:  # feeds push: their posts reach goals as they are read
+        scheduler.add_interval(FEED_JOB, rt.run_feeds, search.feed_interval_s)
     scheduler.add_daily(RETENTION_JOB, rt.run_retention, cfg.retention.at)  # off: days unset
     if client is not None:
         rt.spawn(_log_api_status(client), "api-status")  # retries must not delay READY

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from footyd.sources.base import Candidate, GoalQuery, Source, SourceHealth, SourceHealthState
+from footyd.sources.base import (
+    Candidate,
+    GoalQuery,
+    Source,
+    SourceHealth,
+    SourceHealthState,
+    feed_interval_s,
+)
 from footyd.sources.guard import SourceUnavailable
 from footyd.sources.query import build_query, x_query_string
 from footyd.sources.registry import build_sources
@@ -16,5 +23,6 @@ __all__ = [
     "SourceUnavailable",
     "build_query",
     "build_sources",
+    "feed_interval_s",
     "x_query_string",
 ]

@@ -115,6 +115,18 @@ _X_HOSTS = frozenset({"x.com", "twitter.com", "mobile.twitter.com", "mobile.x.co
 MIN_TWEET_ID_DIGITS = 18  # snowflake ids are 18-19 digits; shorter ones were truncated
 
 
+def feed_interval_s(source: object) -> float | None:
+    """How often a feed (a source whose one request serves every goal) is read; None: a search.
+
+    A feed's posts are pushed to every searchable goal as they are read (SearchStage.push_feeds)
+    instead of waiting for each goal's next attempt.
+    """
+    value = getattr(source, "feed_interval_s", None)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
 def is_truncated_tweet_url(url: str) -> bool:
     """True for an x.com/twitter.com status URL whose id is too short to be real (lesson 24)."""
     parts = urlsplit(url)

@@ -141,6 +141,7 @@ class RedditSource(HttpSource):
         self._fetched_at: float | None = None  # monotonic time of the last good listing
         self._inflight: asyncio.Future[None] | None = None
         self.listing_fetches = 0  # listing requests sent (the shared poll is measured by it)
+        self.feed_interval_s = cfg.poll_s  # a feed: its posts are pushed to goals as they arrive
         self.token_fetches = 0
 
     # -- the shared window -----------------------------------------------------------------
@@ -162,9 +163,14 @@ class RedditSource(HttpSource):
                  candidates=len(out))
         return out
 
-    async def _fresh_window(self) -> None:
+    async def refresh_feed(self) -> None:
+        """Read the listing now (the feed pass, every poll_s); a read in flight is shared."""
+        await self._fresh_window(max_age_s=0.0)
+
+    async def _fresh_window(self, max_age_s: float | None = None) -> None:
         """Refresh the window when it is older than poll_s; concurrent callers share one fetch."""
-        if self._fetched_at is not None and self._clock() - self._fetched_at < self._cfg.poll_s:
+        max_age_s = self._cfg.poll_s if max_age_s is None else max_age_s
+        if self._fetched_at is not None and self._clock() - self._fetched_at < max_age_s:
             return
         if self._inflight is None:
             # owned by the source: cancelled in aclose, never outlives it

@@ -10,7 +10,14 @@ from prometheus_client import Counter, Gauge
 from footyd.config import Config
 from footyd.errors import Permanent, RateLimited
 from footyd.metrics import REGISTRY
-from footyd.sources.base import Candidate, GoalQuery, Source, SourceHealth, SourceHealthState
+from footyd.sources.base import (
+    Candidate,
+    GoalQuery,
+    Source,
+    SourceHealth,
+    SourceHealthState,
+    feed_interval_s,
+)
 from footyd.sources.fake import fake_source
 from footyd.sources.guard import SourceUnavailable
 from footyd.sources.reddit import RedditSource
@@ -51,6 +58,7 @@ class InstrumentedSource:
     def __init__(self, inner: Source) -> None:
         self.inner = inner
         self.name = inner.name
+        self.feed_interval_s = feed_interval_s(inner)
 
     @property
     def health(self) -> SourceHealthState:
@@ -75,6 +83,19 @@ class InstrumentedSource:
         SOURCE_REQUESTS.labels(self.name, "ok" if found else "empty").inc()
         SOURCE_CANDIDATES.labels(self.name).inc(len(found))
         return found
+
+    async def refresh_feed(self) -> None:
+        """A feed: read it now (counted like a search); a plain search source: nothing to do."""
+        refresh = getattr(self.inner, "refresh_feed", None)
+        if refresh is None:
+            return
+        try:
+            await refresh()
+        except Exception as exc:
+            SOURCE_REQUESTS.labels(self.name, _outcome(exc)).inc()
+            raise
+        finally:
+            self.export_health()
 
     async def aclose(self) -> None:
         """Close the wrapped source."""

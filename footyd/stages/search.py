@@ -12,6 +12,13 @@ tagged "a{k}" are re-read from MongoDB, so the rerun records and hands off the s
 between 3 and 4 leaves discovered clips with next_attempt_at <= now: download's due scan finds them.
 Retraction (search_retract.py) deletes a blob before writing the clip's "retracted" state.
 
+Feeds push, searches pull: a feed source (one request serves every goal, e.g. the Reddit
+listing) is also read every `feed_interval_s` by `push_feeds`, which matches the posts against
+every searchable goal at once and inserts new ones tagged `search_attempt` = "feed" (same unique
+index, same write-then-hand-off order; download's due scan finds any whose hand-off a crash lost).
+No attempt is spent, so a post reaches download one feed interval after it is read, not one
+attempt interval. A goal cancelled meanwhile has its pushed clips retracted as in step 3.
+
 A deferred attempt (no source answered, at least one said "rate limited", the rest unavailable)
 is not spent: one guarded update ($inc search_deferrals, $push search_log {deferred: true},
 next_search_at soon) replaces step 3, only while "a{k}" is unrecorded and no clip is tagged "a{k}"
@@ -37,7 +44,14 @@ from footyd.config import Config
 from footyd.errors import FootydError, Permanent, RateLimited
 from footyd.media.filters import rejection
 from footyd.metrics import REGISTRY
-from footyd.sources import Candidate, GoalQuery, Source, SourceUnavailable, build_query
+from footyd.sources import (
+    Candidate,
+    GoalQuery,
+    Source,
+    SourceUnavailable,
+    build_query,
+    feed_interval_s,
+)
 from footyd.stages.base import Clock, Handoff
 from footyd.stages.search_retract import retract_goal
 from footyd.stages.search_rules import (
@@ -53,6 +67,8 @@ from footyd.stages.search_rules import (
 
 log = structlog.get_logger(__name__)
 
+FEED_ATTEMPT = "feed"  # the search_attempt tag of clips a feed pushed (no attempt is spent)
+FEED_MAX_GOALS = 500  # goals one feed pass matches against (newest first)
 DONE_RECHECK_MAX_S = 30.0  # attempts spent, clips still in flight: look again this soon
 TEXT_MAX_CHARS = 1000
 ERROR_MAX_CHARS = 300
@@ -64,6 +80,10 @@ SEARCH_ATTEMPTS = Counter(
 )
 GOALS_DONE = Counter(
     "footyd_goals_done", "Goals whose search ended, by outcome.", ["outcome"], registry=REGISTRY
+)
+FEED_CLIPS = Counter(
+    "footyd_feed_clips", "Clips a feed source pushed to a goal between its attempts.",
+    registry=REGISTRY,
 )
 SEARCH_CANDIDATES = Counter(
     "footyd_search_candidates", "Candidates seen by search: new, seen (skipped) or filtered.",
@@ -104,6 +124,69 @@ class SearchStage:
         self._sources = list(sources)
         self._to_download = to_download
         self._clock = clock
+
+    @property
+    def feed_interval_s(self) -> float | None:
+        """How often push_feeds should run (the fastest feed's interval); None without feeds."""
+        intervals = [i for i in map(feed_interval_s, self._sources) if i is not None]
+        return min(intervals) if intervals else None
+
+    async def push_feeds(self) -> int:
+        """Match every feed's current posts against each searchable goal; new clips go to download.
+
+        A feed reads its listing at most once per interval however many goals ask, so this costs
+        one request per feed whatever the number of goals. Returns the clips pushed.
+        """
+        feeds = [s for s in self._sources if feed_interval_s(s) is not None]
+        if not feeds:
+            return 0
+        feeds = [s for s in feeds if await self._refresh_feed(s)]
+        if not feeds:
+            return 0
+        cursor = self._store.goals.find({"state": {"$in": list(records.GOAL_SEARCHABLE)}}).sort(
+            "first_seen_at", -1).limit(FEED_MAX_GOALS)
+        pushed = 0
+        async for goal in cursor:
+            with structlog.contextvars.bound_contextvars(goal_id=goal["_id"]):
+                pushed += await self._push_goal(goal, feeds)
+        return pushed
+
+    async def _refresh_feed(self, source: Source) -> bool:
+        """Read a feed now, so this pass sees what was posted since the last one."""
+        refresh = getattr(source, "refresh_feed", None)
+        if refresh is None:
+            return True
+        try:
+            await asyncio.wait_for(refresh(), self._cfg.search.source_timeout_s)
+        except Exception as exc:  # one feed failing skips this pass for it; attempts go on
+            log.info("feed_refresh_failed", source=source.name, error=f"{type(exc).__name__}: {exc}"[
+                :ERROR_MAX_CHARS])
+            return False
+        return True
+
+    async def _push_goal(self, goal: dict[str, Any], feeds: Sequence[Source]) -> int:
+        now = self._clock()
+        first_seen = aware(goal.get("first_seen_at")) or now
+        since = first_seen - timedelta(seconds=self._cfg.search.window_margin_s)
+        query = self._query(goal)
+        results = await asyncio.gather(*(self._run_source(s, query, since) for s in feeds))
+        candidates = newest_first(results)
+        if not candidates:
+            return 0
+        _seen, new_ids = await self._insert_candidates(goal, FEED_ATTEMPT, candidates, now)
+        if not new_ids:
+            return 0
+        current = await self._store.goals.find_one({"_id": goal["_id"]}, {"state": 1})
+        if current is None or current.get("state") not in records.GOAL_SEARCHABLE:
+            await self._attempt_lost(goal["_id"], FEED_ATTEMPT, now)  # cancelled meanwhile
+            return 0
+        FEED_CLIPS.inc(len(new_ids))
+        log.info("feed_clips_pushed", clips=len(new_ids),
+                 sources=sorted({c.source for c in candidates}))
+        for clip_id in new_ids:
+            if not await self._to_download(clip_id):
+                log.info("clip_handoff_refused", clip_id=clip_id)  # download's due scan has it
+        return len(new_ids)
 
     @property
     def sources(self) -> list[Source]:
@@ -225,13 +308,16 @@ class SearchStage:
         return doc
 
     async def _insert_candidates(self, goal: dict[str, Any], attempt_id: str,
-                                 candidates: Sequence[Candidate], now: datetime) -> int:
-        """Insert unseen candidates (capped per attempt); return how many were already seen."""
+                                 candidates: Sequence[Candidate], now: datetime
+                                 ) -> tuple[int, list[str]]:
+        """Insert unseen candidates (capped per attempt): how many were already seen, and the
+        ids of the new ones still to download (not filtered)."""
         clips = self._store.clips
         urls = list(dict.fromkeys(source_url(c) for c in candidates))
         seen_urls = {d["source_url"] async for d in clips.find(
             {"goal_id": goal["_id"], "source_url": {"$in": urls}}, {"source_url": 1})}
         seen = inserted = 0
+        new_ids: list[str] = []
         for c in candidates:
             url = source_url(c)
             if url in seen_urls:
@@ -240,13 +326,16 @@ class SearchStage:
             if inserted >= self._cfg.search.max_candidates_per_attempt:
                 break
             seen_urls.add(url)
+            doc = self._clip_doc(goal, c, attempt_id, now)
             try:
-                await clips.insert_one(self._clip_doc(goal, c, attempt_id, now))
+                await clips.insert_one(doc)
             except DuplicateKey:
                 seen += 1
                 continue
             inserted += 1
-        return seen
+            if doc["state"] == records.CLIP_DISCOVERED:
+                new_ids.append(doc["_id"])
+        return seen, new_ids
 
     async def _attempt(self, goal: dict[str, Any], now: datetime) -> None:
         cfg = self._cfg.search
@@ -257,7 +346,7 @@ class SearchStage:
         since = first_seen - timedelta(seconds=cfg.window_margin_s)
         results = await asyncio.gather(*(self._run_source(s, query, since) for s in self._sources))
         candidates = newest_first(results)
-        seen = await self._insert_candidates(goal, attempt_id, candidates, now)
+        seen, _new = await self._insert_candidates(goal, attempt_id, candidates, now)
         mine = [d async for d in self._store.clips.find(
             {"goal_id": goal_id, "search_attempt": attempt_id}, {"state": 1})]
         retry_s = deferral_s(results, cfg.interval_s)
