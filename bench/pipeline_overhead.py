@@ -52,7 +52,7 @@ async def one_run(uri: str, s3: dict[str, Any], host: ClipHost, scratch: Path,
                   goal_at: datetime) -> dict[str, float]:
     """Seconds from hand-off to: first clip stored, best clip kept, goal's clips all terminal."""
     cfg = Config.model_validate({
-        "search": {"sources": ["fake"], "attempts": 1, "interval_s": 60},
+        "search": {"sources": ["fake"], "attempts": 1, "interval_s": 60, "schedule": []},
         "sources": {"fake": {"base_url": host.base_url}},
         "download": {"scratch_dir": str(scratch), "max_size_mb": 20, "timeout_s": 30,
                      "socket_timeout_s": 1, "max_attempts": 1,

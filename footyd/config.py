@@ -85,6 +85,7 @@ HOT_KEYS: frozenset[str] = frozenset(
         "goals.on_cancel",
         "search.attempts",
         "search.interval_s",
+        "search.schedule",
         "search.window_margin_s",
         "search.team_aliases",
         "search.max_candidates_per_attempt",

@@ -74,9 +74,16 @@ class GoalsConfig(Section):
     on_cancel: Literal["delete", "keep"] = "delete"
 
 
+DEFAULT_SCHEDULE = [(60.0, 20.0), (300.0, 120.0), (3000.0, 900.0)]
+
+
 class SearchConfig(Section):
-    attempts: int = Field(10, ge=1, le=100)
+    attempts: int = Field(10, ge=1, le=100)  # the most attempts a goal gets from the schedule
     interval_s: float = Field(60.0, gt=0)
+    # [until_s, every_s] steps after the goal was first seen: dense while clips appear, sparse
+    # for late HD copies; [] = every interval_s (the flat cadence of earlier versions)
+    schedule: list[tuple[float, float]] = Field(
+        default_factory=lambda: list(DEFAULT_SCHEDULE), max_length=20)
     window_margin_s: float = Field(120.0, ge=0)
     sources: list[SourceName] = Field(default_factory=list)  # none: goals are not searched
     team_aliases: dict[str, list[str]] = Field(default_factory=dict)
@@ -84,6 +91,29 @@ class SearchConfig(Section):
     workers: int = Field(4, ge=1, le=64)
     source_timeout_s: float = Field(45.0, gt=0)
     due_scan_s: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _schedule_steps(self) -> SearchConfig:
+        untils = [until for until, _ in self.schedule]
+        if untils != sorted(set(untils)) or any(
+                until <= 0 or not 1 <= every <= 86_400 or until > 7 * 86_400
+                for until, every in self.schedule):
+            raise ValueError("schedule: [until_s, every_s] steps with until_s increasing, "
+                             "every_s between 1 and 86400")
+        return self
+
+    def attempt_offsets_s(self) -> list[float]:
+        """When attempts 1..n run, in seconds after the goal was first seen (n <= attempts)."""
+        if not self.schedule:
+            return [k * self.interval_s for k in range(self.attempts)]
+        offsets, t = [0.0], 0.0
+        while len(offsets) < self.attempts:
+            every = next((e for until, e in self.schedule if t < until), None)
+            if every is None or t + every > self.schedule[-1][0]:
+                break
+            t += every
+            offsets.append(t)
+        return offsets
 
 
 class XApiConfig(Section):

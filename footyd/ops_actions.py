@@ -53,7 +53,7 @@ async def _reopen_goal(store: Store, goal: dict[str, Any], now: datetime, *,
     attempts_made = len(goal.get("search_attempt_ids") or [])
     update: dict[str, Any] = {"state": records.GOAL_SEARCHING, "next_search_at": now,
                               "redriven_at": now}
-    if fresh_round:  # budget = attempts + extra: exactly search.attempts are left
+    if fresh_round:  # budget = scheduled attempts + extra: a full schedule's count is left
         update.update(extra_attempts=attempts_made, search_deferrals=0)
     done = await store.goals.update_one(
         {"_id": goal["_id"], "state": goal.get("state"), "outcome": goal.get("outcome")},

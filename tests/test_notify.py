@@ -242,7 +242,7 @@ async def test_real_pipeline_announces_kept_and_replaced_clips_once(
         "confirmed_at": CLIP_T0, "next_search_at": CLIP_T0, "search_attempt_ids": []})
     async with receiver() as rx, AsyncExitStack() as stack:
         cfg = Config.model_validate({
-            "search": {"sources": ["fake"], "attempts": 10, "interval_s": 60},
+            "search": {"sources": ["fake"], "attempts": 10, "interval_s": 60, "schedule": []},
             "sources": {"fake": {"base_url": host.base_url}},
             "download": {"scratch_dir": str(tmp_path / "scratch"), "max_size_mb": 20,
                          "timeout_s": 3, "socket_timeout_s": 1, "max_attempts": 1,

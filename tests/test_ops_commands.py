@@ -112,7 +112,8 @@ async def test_commands_against_a_running_daemon(
     database = f"ops_{uuid.uuid4().hex[:10]}"
     tree = base_config(mongo_server, s3_server, tmp_path, database)
     tree["health"]["stale_tick_s"] = 4.0
-    tree["search"] = {"attempts": 1, "interval_s": 1.0, "due_scan_s": 0.2, "sources": ["fake"]}
+    tree["search"] = {"attempts": 1, "interval_s": 1.0, "schedule": [], "due_scan_s": 0.2,
+                      "sources": ["fake"]}
     tree["sources"] = {"fake": {"base_url": "http://127.0.0.1:9", "timeout_s": 1.0}}
     tree["download"].update(max_attempts=1, timeout_s=5.0)
     async with Store(MongoConfig(uri=SecretStr(mongo_server.uri), database=database)) as store:

@@ -20,7 +20,8 @@ SCENE_A = {"a_720p", "a_low", "a_480p", "a_trim1", "a_logo"}
 
 def _cfg(host: ClipHost, scratch: Path, **search: Any) -> Config:
     return Config.model_validate({
-        "search": {"sources": ["fake"], "attempts": 10, "interval_s": 60, "window_margin_s": 120,
+        "search": {"sources": ["fake"], "attempts": 10, "interval_s": 60, "schedule": [],
+                   "window_margin_s": 120,
                    **search},
         "sources": {"fake": {"base_url": host.base_url}},
         # the stalled mirror is bounded by socket_timeout_s; timeout_s only needs to outlast a

@@ -24,7 +24,7 @@ SCRIPT = ClipScript.model_validate({"goals": [{
 
 def _cfg(host: ClipHost, reddit: dict[str, Any], scratch: Path) -> Config:
     return Config.model_validate({
-        "search": {"sources": ["fake", "reddit"], "attempts": 3, "interval_s": 60},
+        "search": {"sources": ["fake", "reddit"], "attempts": 3, "interval_s": 60, "schedule": []},
         "sources": {"fake": {"base_url": host.base_url}, "reddit": reddit},
         "download": {"scratch_dir": str(scratch), "max_size_mb": 20, "timeout_s": 20,
                      "socket_timeout_s": 5, "max_attempts": 2, "retry_backoff_s": 60,

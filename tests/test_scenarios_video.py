@@ -35,7 +35,8 @@ async def _setup(tree: dict[str, Any], factory: ClipHostFactory, **download: Any
     host = await factory("demo", clock=lambda: datetime.now(UTC))
     now = datetime.now(UTC)
     host.goal_at("demo-1", now - timedelta(minutes=10))  # every candidate is out already
-    tree["search"] = {"sources": ["fake"], "attempts": 2, "interval_s": 1.0, "due_scan_s": 0.2}
+    tree["search"] = {"sources": ["fake"], "attempts": 2, "interval_s": 1.0, "schedule": [],
+                      "due_scan_s": 0.2}
     tree["sources"] = {"fake": {"base_url": host.base_url}}
     tree["download"].update({"max_size_mb": 20, "timeout_s": 3.0, "socket_timeout_s": 1.0,
                              "max_attempts": 1, **download})

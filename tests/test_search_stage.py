@@ -38,7 +38,8 @@ FIXTURE_ID = 1001
 def make_cfg(*, attempts: int = 3, interval_s: float = 60, on_cancel: str = "delete",
              aliases: dict[str, list[str]] | None = None, source_timeout_s: float = 45) -> Config:
     return Config.model_validate({
-        "search": {"attempts": attempts, "interval_s": interval_s, "window_margin_s": 120,
+        "search": {"attempts": attempts, "interval_s": interval_s, "schedule": [],
+                   "window_margin_s": 120,
                    "team_aliases": aliases or {}, "source_timeout_s": source_timeout_s},
         "goals": {"on_cancel": on_cancel},
     })
@@ -278,6 +279,33 @@ async def test_attempts_run_on_schedule_and_skip_seen_urls(
     assert len(host.searches) == 3 and g["state"] == "searching"
     assert g["next_search_at"] == clock() + timedelta(seconds=30)
     assert len(downloads.ids) == 5  # every discovered clip once, the portrait never
+
+
+async def test_default_schedule_is_dense_then_sparse_and_lasts_past_45_minutes(
+    store: Store, s3_store: S3BlobStore, host: ClipHost, fake: SearchServiceSource,
+    downloads: Downloads, clock: ManualClock,
+) -> None:
+    cfg = Config.model_validate({"search": {"window_margin_s": 120}})  # the shipped schedule
+    offsets = cfg.search.attempt_offsets_s()
+    assert len(offsets) <= cfg.search.attempts == 10  # no more requests per goal than before
+    assert offsets[:4] == [0, 20, 40, 60] and offsets[-1] >= 45 * 60  # late HD copies
+    stage = stage_for(cfg, store, s3_store, [fake], downloads, clock)
+    await insert_goal(store)
+    clock.advance(15)  # confirmed one poll after the goal was first seen
+    seen_at: list[float] = []
+    while (await goal(store))["state"] != "done" and clock() < CLIP_T0 + timedelta(hours=2):
+        g = await goal(store)
+        due = g.get("next_search_at")
+        if due is not None and due > clock():
+            clock.advance((due - clock()).total_seconds())
+        before = len(host.searches)
+        await stage.handle("g1")
+        if len(host.searches) > before:
+            seen_at.append((clock() - CLIP_T0).total_seconds())
+    assert len(seen_at) == len(offsets)
+    assert seen_at[0] == 15 and seen_at[1] == 25  # never two attempts closer than 10 s
+    assert seen_at[2:] == offsets[2:]  # then on the goal's own clock
+    assert len(host.searches) == len(offsets)
 
 
 async def test_portrait_hint_is_rejected_before_download(

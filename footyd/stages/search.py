@@ -62,6 +62,7 @@ from footyd.stages.search_rules import (
     deferral_s,
     goal_outcome,
     newest_first,
+    next_attempt_at,
     source_url,
 )
 
@@ -231,7 +232,7 @@ class SearchStage:
             if next_at is not None and next_at > now:
                 return
             # extra_attempts: granted by `footyd search` / `footyd redrive`
-            budget = self._cfg.search.attempts + int(doc.get("extra_attempts") or 0)
+            budget = len(self._cfg.search.attempt_offsets_s()) + int(doc.get("extra_attempts") or 0)
             if len(doc.get("search_attempt_ids") or []) < budget:
                 await self._attempt(doc, now)
             else:
@@ -372,7 +373,8 @@ class SearchStage:
             {"$addToSet": {"search_attempt_ids": attempt_id},
              "$push": {"search_log": entry},
              "$set": {"state": records.GOAL_SEARCHING,
-                      "next_search_at": now + timedelta(seconds=cfg.interval_s)}},
+                      "next_search_at": next_attempt_at(cfg, first_seen, done=len(
+                          goal.get("search_attempt_ids") or []) + 1, now=now)}},
         )
         if written.matched_count == 0:
             await self._attempt_lost(goal_id, attempt_id, now)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from footyd import records
+from footyd.config import SearchConfig
 from footyd.sources import Candidate
 
 ANSWERED = ("ok", "empty")
@@ -59,6 +60,17 @@ def deferral_s(results: Sequence[SourceResult], interval_s: float) -> float | No
              if r.outcome == "rate_limited" and r.retry_after_s is not None]
     retry_s = min(hints) if hints else interval_s
     return min(interval_s, max(DEFER_MIN_S, retry_s))
+
+
+def next_attempt_at(cfg: SearchConfig, first_seen: datetime, *, done: int, now: datetime) -> datetime:
+    """When the attempt after `done` attempts runs: on the schedule, counted from the goal's
+    first sighting, never sooner than half the densest step from now (a late attempt does not
+    make the next one follow at once); past the schedule (extra attempts), interval_s from now."""
+    offsets = cfg.attempt_offsets_s()
+    if not cfg.schedule or done >= len(offsets):
+        return now + timedelta(seconds=cfg.interval_s)
+    gap_s = min(every for _, every in cfg.schedule) / 2
+    return max(first_seen + timedelta(seconds=offsets[done]), now + timedelta(seconds=gap_s))
 
 
 def source_url(c: Candidate) -> str:
