@@ -1,4 +1,4 @@
-"""`footyd status`, `footyd redrive` and `footyd search`: see and steer a running or stopped daemon."""
+"""`footyd status`, `redrive`, `search` and `explain`: see and steer a running or stopped daemon."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from footyd.cli_common import AddCommand, load, oneshot
 from footyd.config import Config
 from footyd.errors import ExitCode
 from footyd.ops_actions import Moved, redrive_failed, redrive_goal, search_now
+from footyd.ops_explain import explain_report
+from footyd.ops_explain import render as render_explain
 from footyd.ops_status import status_report
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -156,6 +158,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    report = oneshot(cfg, _with_store(cfg, explain_report, cfg.dedup, args.goal_id))
+    if report is None:
+        print(f"footyd: goal {args.goal_id} is not stored", file=sys.stderr)
+        return ExitCode.ERROR
+    print(json.dumps(report, indent=2, default=str) if args.json else render_explain(report))
+    return ExitCode.OK
+
+
 def register(add: AddCommand) -> None:
     p = add("status", cmd_status, "fixtures, goals, failures, quota, sources and the running "
             "daemon, from MongoDB")
@@ -167,3 +179,7 @@ def register(add: AddCommand) -> None:
                    help="with --failed: only those that failed after this (ISO time or 90m/6h/2d)")
     p = add("search", cmd_search, "schedule one extra search attempt for a goal, now")
     p.add_argument("goal_id")
+    p = add("explain", cmd_explain, "a goal's clip groups and why each clip was judged the same "
+            "as or different from the others")
+    p.add_argument("goal_id")
+    p.add_argument("--json", action="store_true", help="print JSON")

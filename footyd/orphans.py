@@ -29,6 +29,7 @@ async def release_leftover_uploads(store: Store, blobs: BlobStore) -> int:
             # a storing clip owns the object; a downloading one still owns its intent
             holder = await clips.find_one(
                 {"$or": [{"blob_key": key, "state": {"$in": list(records.CLIP_HOLDS_BLOB)}},
+                         {"blob_key": key, "state": records.CLIP_DUPLICATE, "blob_held": True},
                          {"upload_keys": key, "state": records.CLIP_DISCOVERED}]}, {"_id": 1})
             if holder is None:
                 await blobs.delete(key)

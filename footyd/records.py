@@ -55,12 +55,22 @@ GOAL_SEARCHABLE = (GOAL_CONFIRMED, GOAL_SEARCHING)
 CLIP_DISCOVERED = "discovered"  # found by a source; download pending (retry: next_attempt_at)
 CLIP_DOWNLOADED = "downloaded"  # validated and stored in the blob store; dedup pending
 CLIP_KEPT = "kept"  # best copy of a distinct clip of its goal
-CLIP_DUPLICATE = "duplicate"  # lost to `duplicate_of`; its blob is deleted
+CLIP_DUPLICATE = "duplicate"  # lost to `duplicate_of`; blob held (`blob_held`) until the goal ends
 CLIP_REJECTED = "rejected"  # filtered or invalid media (`reason`); nothing stored
 CLIP_FAILED = "failed"  # could not be fetched (`reason`: not_found, forbidden, attempts spent ...)
 CLIP_RETRACTED = "retracted"  # its goal was cancelled; blob deleted or kept by goals.on_cancel
 CLIP_TERMINAL = (CLIP_KEPT, CLIP_DUPLICATE, CLIP_REJECTED, CLIP_FAILED, CLIP_RETRACTED)
 CLIP_HOLDS_BLOB = (CLIP_DOWNLOADED, CLIP_KEPT)
+# a duplicate keeps its blob while its goal may still regroup (it can be kept again), released
+# by dedup once the goal is done or failed: a filter for "some clip still needs this object"
+HOLDS_BLOB = {"$or": [{"state": {"$in": list(CLIP_HOLDS_BLOB)}},
+                      {"state": CLIP_DUPLICATE, "blob_held": True}]}
+
+
+def holds_blob(doc: dict[str, Any]) -> bool:
+    """Whether this clip document still needs its blob (see HOLDS_BLOB)."""
+    return doc.get("state") in CLIP_HOLDS_BLOB or (
+        doc.get("state") == CLIP_DUPLICATE and bool(doc.get("blob_held")))
 
 
 def clip_key(fixture_id: int, goal_id: str, sha256: str) -> str:

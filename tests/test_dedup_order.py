@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,16 +15,21 @@ import pytest
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
+from footyd.errors import ExitCode
 from footyd.media import Fingerprint, VideoInfo, compare, fingerprint, probe
+from footyd.media.groups import group_clips, match_pairs
 from footyd.procpool import ProcessPool
 from footyd.sim.clipgen import write_clip
-from footyd.stages.dedup import ClipQuality, pick_best
+from footyd.stages.dedup import ClipQuality, pick_best, representative
+from tests.plugins.daemon import write_toml
 from tests.test_dedup_stage import World, new_world
 
 OVERLAY = "LEV 1-0 BAY"  # the same score bug on every clip: a hard negative across scenes
 # content-time segments of one 9.5 s goal clip: (name, start_s, end_s, width, height)
 # "best" wins on resolution among the 6 s copies; "bridge" (5.5 s, shorter by >15%) is the only
-# copy overlapping "tail" (3.5 s, sharpest but shortest): tail reaches the group only through it
+# copy overlapping "tail" (3.5 s, sharpest but shortest). Tail shares no frame with best: it
+# matches one member of best's group (bridge) and neither the kept copy nor most members, so
+# under the grouping rule it is a clip of its own (under union-find it was merged away)
 COPIES = (
     ("best", 0.0, 6.0, 426, 240),
     ("sd", 0.0, 6.0, 320, 180),
@@ -97,9 +104,9 @@ async def _arrive(w: World, goal: str, corpus: dict[str, Copy], batches: list[li
         await w.stage.handle(goal)
 
 
-async def test_bridge_copy_joins_through_an_earlier_duplicate(world: World,
-                                                              corpus: dict[str, Copy]) -> None:
-    """C matches only B, B is already a duplicate of A: C becomes a duplicate of A."""
+async def test_copy_matching_only_a_duplicate_stays_its_own_clip(world: World,
+                                                                  corpus: dict[str, Copy]) -> None:
+    """C matches only B, B is already a duplicate of A, C shares no frame with A: C is kept."""
     a, b, c = "s31_best", "s31_bridge", "s31_tail"
     g = await world.goal("g_bridge")
     await _arrive(world, g, corpus, [[a], [b]])
@@ -107,48 +114,83 @@ async def test_bridge_copy_joins_through_an_earlier_duplicate(world: World,
 
     await _arrive(world, g, corpus, [[c]])
 
-    assert await world.states(g) == {a: ("kept", None), b: ("duplicate", a), c: ("duplicate", a)}
-    doc = (await world.clips(g))[c]
-    assert "matched through another copy" in doc["reason"] and "shorter" in doc["reason"]
+    assert await world.states(g) == {a: ("kept", None), b: ("duplicate", a), c: ("kept", None)}
     await world.assert_consistent(g)
 
 
-async def test_better_copy_via_bridge_takes_over_and_old_duplicates_follow(
+async def test_better_copy_takes_over_and_old_duplicates_follow(
         world: World, corpus: dict[str, Copy]) -> None:
-    """sd kept, bridge its duplicate; best arrives and wins: every duplicate points at best."""
+    """sd kept, bridge its duplicate, tail its own clip; best arrives and wins its group: every
+    duplicate points at best, tail stays kept."""
     g = await world.goal("g_takeover")
     await _arrive(world, g, corpus, [["s32_sd"], ["s32_bridge"], ["s32_tail"], ["s32_best"]])
     assert await world.states(g) == {"s32_best": ("kept", None), "s32_sd": ("duplicate", "s32_best"),
                                      "s32_bridge": ("duplicate", "s32_best"),
-                                     "s32_tail": ("duplicate", "s32_best")}
+                                     "s32_tail": ("kept", None)}
     await world.assert_consistent(g)
+
+
+async def test_a_later_clip_can_bring_a_duplicate_back(world: World,
+                                                      corpus: dict[str, Copy]) -> None:
+    """Tail and bridge arrive first (tail loses to the longer bridge); best arrives and takes
+    bridge into its group, where tail does not belong: tail, whose blob was held, is kept
+    again. With blobs deleted at once it would be lost."""
+    g = await world.goal("g_back")
+    await _arrive(world, g, corpus, [["s33_tail", "s33_bridge"]])
+    assert await world.states(g) == {"s33_bridge": ("kept", None),
+                                     "s33_tail": ("duplicate", "s33_bridge")}
+    await _arrive(world, g, corpus, [["s33_best"]])
+    assert await world.states(g) == {"s33_best": ("kept", None),
+                                     "s33_bridge": ("duplicate", "s33_best"),
+                                     "s33_tail": ("kept", None)}
+    assert (await world.clips(g))["s33_tail"]["reason"] == "kept again: its group changed"
+    await world.assert_consistent(g)
+    await world.finish(g)
+    await world.assert_consistent(g)
+
+
+def _one_run_over_all_clips(corpus: dict[str, Copy]) -> dict[str, tuple[str, str | None]]:
+    """The states one dedup run over every copy of each scene gives (footyd's pure functions)."""
+    dc = Config().dedup
+    out: dict[str, tuple[str, str | None]] = {}
+    for sc in SCENES:
+        names = [f"s{sc}_{n}" for n, *_ in COPIES]
+        quality = [ClipQuality.from_doc({"_id": n, "duration_s": corpus[n].info.duration_s,
+                                         "width": corpus[n].info.width,
+                                         "height": corpus[n].info.height}) for n in names]
+        pairs = match_pairs([corpus[n].fp for n in names], max_hamming=dc.max_hamming,
+                            min_consecutive=dc.min_consecutive, min_match_s=dc.min_match_s,
+                            min_match_ratio=dc.min_match_ratio,
+                            min_match_coverage=dc.min_match_coverage, mirrored=dc.match_mirrored)
+        for group in group_clips(names, pairs, representative=representative(quality)).groups:
+            win = pick_best([quality[i] for i in group]).clip_id
+            out.update({names[i]: ("kept", None) if names[i] == win else ("duplicate", win)
+                        for i in group})
+    return out
 
 
 async def test_any_arrival_order_and_batching_keeps_exactly_the_best_copy(
         world: World, corpus: dict[str, Copy]) -> None:
-    """K=3 clips x M=4 copies, 50 seeded random orders and batch splits: one kept copy per clip,
-    the one pick_best chooses among all copies, every other copy a duplicate of it."""
+    """K=3 scenes x M=4 copies, 50 seeded random orders and batch splits: once the goal is over,
+    every order ends as one run over all the copies does (duplicates hold their blobs until
+    then, so a regrouping loses nothing), and only the kept copies' objects are left in S3."""
     rng = random.Random(9)
-    best = {}
-    for s in SCENES:
-        names = [f"s{s}_{n}" for n, *_ in COPIES]
-        quality = [ClipQuality.from_doc({"_id": n, "duration_s": corpus[n].info.duration_s,
-                                         "width": corpus[n].info.width,
-                                         "height": corpus[n].info.height}) for n in names]
-        best[s] = pick_best(quality).clip_id
-    assert set(best.values()) == {f"s{s}_best" for s in SCENES}
+    expected = _one_run_over_all_clips(corpus)
+    for sc in SCENES:  # what the copies were made for; tail and bridge follow the rule
+        assert expected[f"s{sc}_best"] == ("kept", None)
+        assert expected[f"s{sc}_sd"] == ("duplicate", f"s{sc}_best")
     plans = []
     for _ in range(ORDERS):
         names = list(corpus)
         rng.shuffle(names)
         cuts = sorted(rng.sample(range(1, len(names)), rng.randint(0, 3)))  # 1-4 batches
         plans.append([names[i:j] for i, j in zip([0, *cuts], [*cuts, len(names)], strict=True)])
-    expected = {n: ("kept", None) if n == best[int(n[1:3])] else ("duplicate", best[int(n[1:3])])
-                for n in corpus}
 
     async def run(k: int) -> str | None:
         g = await world.goal(f"g_order{k}")
         await _arrive(world, g, corpus, plans[k])
+        await world.assert_consistent(g)
+        await world.finish(g)
         await world.assert_consistent(g)
         states = await world.states(g)
         diff = {n: v for n, v in states.items() if v != expected[n]}
@@ -159,3 +201,46 @@ async def test_any_arrival_order_and_batching_keeps_exactly_the_best_copy(
         results = await asyncio.gather(*(run(k) for k in range(first, min(ORDERS, first + CONCURRENT_GOALS))))
         wrong += [r for r in results if r]
     assert not wrong, f"{len(wrong)}/{ORDERS} orders wrong, first: {wrong[0]}"
+
+
+async def test_explain_shows_groups_evidence_and_how_close_kept_clips_came(
+        world: World, corpus: dict[str, Copy], tmp_path: Path) -> None:
+    """`footyd explain GOAL_ID` as a command against the same MongoDB: each duplicate with the
+    rule and numbers that joined it, each pair of kept clips with the checks that kept them
+    apart."""
+    g = await world.goal("g_explain", scorer_name="A. Striker", minute=12)
+    await _arrive(world, g, corpus, [["s31_best", "s31_sd", "s31_bridge", "s31_tail", "s32_best"]])
+    states = await world.states(g)
+    assert states["s31_sd"] == ("duplicate", "s31_best") and states["s32_best"] == ("kept", None)
+    cfg = write_toml(tmp_path / "c.toml", {"mongo": {
+        "uri": world.store._cfg.uri.get_secret_value(), "database": world.store._cfg.database}})
+
+    code, out, err = await _footyd("explain", "-c", str(cfg), g, "--json")
+    assert code == ExitCode.OK, err
+    report = json.loads(out)
+    kept = {grp["kept"]["clip_id"]: grp for grp in report["groups"]}
+    assert set(kept) == {f"{g}-{n}" for n, (st, _) in states.items() if st == "kept"}
+    (sd,) = [d for d in kept[f"{g}-s31_best"]["duplicates"] if d["clip_id"] == f"{g}-s31_sd"]
+    ev = sd["evidence"]
+    assert ev["kept"] == f"{g}-s31_best" and ev["rule"] == "kept_copies_match"
+    assert ev["matched_s"] >= Config().dedup.min_match_s and ev["offset_s"] == pytest.approx(0, abs=0.25)
+    # another scene: judged different, with what failed
+    (miss,) = [m for m in report["judged_different"]
+               if {m["a"], m["b"]} == {f"{g}-s31_best", f"{g}-s32_best"}]
+    assert miss["pair_matches"] is False and miss["failed"]
+
+    code, text, err = await _footyd("explain", "-c", str(cfg), g)
+    assert code == ExitCode.OK, err
+    assert "A. Striker 12'" in text and f"duplicate {g}-s31_sd" in text
+    assert "rule kept_copies_match" in text and "kept apart by" in text
+    code, _, err = await _footyd("explain", "-c", str(cfg), "no-such-goal")
+    assert code == ExitCode.ERROR and "not stored" in err
+
+
+async def _footyd(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "footyd", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -19,7 +19,6 @@ from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.media import Fingerprint, VideoInfo, fingerprint, probe
-from footyd.media.groups import connected_groups
 from footyd.procpool import POOL_REBUILDS, ProcessPool
 from footyd.records import clip_key
 from footyd.sim.clipgen import write_clip, write_garbage
@@ -137,10 +136,19 @@ class World:
     async def objects(self) -> set[str]:
         return set(await self.blobs.list_keys(""))
 
+    async def finish(self, goal_id: str) -> None:
+        """The goal is over (search done): dedup releases the blobs its duplicates held."""
+        await self.store.goals.update_one({"_id": goal_id}, {"$set": {"state": "done"}})
+        assert goal_id in await self.stage.due(self.clock(), 100)
+        await self.stage.handle(goal_id)
+        assert goal_id not in await self.stage.due(self.clock(), 100)
+
     async def assert_consistent(self, goal_id: str) -> None:
-        """Every stored object belongs to a kept/downloaded clip and every kept clip has one."""
+        """Every stored object belongs to a clip holding it (kept, downloaded, or a duplicate
+        holding its blob while the goal lasts) and every kept clip has one."""
         docs = (await self.clips(goal_id)).values()
-        holding = {d["blob_key"] for d in docs if d["state"] in ("kept", "downloaded")}
+        holding = {d["blob_key"] for d in docs if d["state"] in ("kept", "downloaded")
+                   or (d["state"] == "duplicate" and d.get("blob_held"))}
         kept = {d["blob_key"] for d in docs if d["state"] == "kept"}
         prefix = self.blobs.key_for(str(FIXTURE_ID), goal_id) + "/"
         objects = set(await self.blobs.list_keys(prefix))
@@ -229,13 +237,9 @@ def test_best_of_is_a_total_order_even_where_pairwise_would_cycle() -> None:
     assert winners == {"b"}
 
 
-def test_connected_groups_is_transitive() -> None:
-    assert connected_groups(5, [(0, 3, 0.0), (3, 4, 1.0)]) == [[0, 3, 4], [1], [2]]
-
-
 # ---- the stage -------------------------------------------------------------------------------
 
-async def test_variants_collapse_to_best_copy_and_losers_are_deleted(
+async def test_variants_collapse_to_best_copy_and_losers_are_deleted_when_the_goal_ends(
         world: World, clip_dir: Path) -> None:
     g = await world.goal("g1")
     for name in ("a_low", "a_480p", "a_trim1", "a_720p", "b_540p"):
@@ -250,10 +254,15 @@ async def test_variants_collapse_to_best_copy_and_losers_are_deleted(
         "a_low": ("duplicate", "a_720p"), "a_480p": ("duplicate", "a_720p"),
         "a_trim1": ("duplicate", "a_720p")}
     after = await world.clips(g)
-    assert await world.objects() == {before["a_720p"]["blob_key"], before["b_540p"]["blob_key"]}
-    assert sorted(world.blobs.deleted) == sorted(before[n]["blob_key"]
-                                                 for n in ("a_low", "a_480p", "a_trim1"))
+    # duplicates hold their blobs while the goal can still regroup
+    assert world.blobs.deleted == [] and await world.objects() == {
+        d["blob_key"] for d in before.values()}
+    assert all(after[n]["blob_held"] for n in ("a_low", "a_480p", "a_trim1"))
     assert "offset +1.0s" in after["a_trim1"]["reason"] and "shorter" in after["a_trim1"]["reason"]
+    evidence = after["a_trim1"]["dedup_evidence"]
+    assert evidence["kept"] == "g1-a_720p" and evidence["offset_s"] == pytest.approx(1.0, abs=0.21)
+    assert evidence["rule"] == "kept_copies_match" and evidence["matched_s"] >= 2.0
+    assert 0 <= evidence["mean_distance"] <= world.cfg.dedup.max_hamming
     assert "lower resolution" in after["a_480p"]["reason"]
     assert all(d["fingerprint"]["sample_fps"] == 5.0 for d in after.values())
     assert after["a_720p"]["kept_at"] == world.clock()
@@ -261,6 +270,13 @@ async def test_variants_collapse_to_best_copy_and_losers_are_deleted(
     assert goal is not None and "dedup_next_at" not in goal and goal["deduped_at"] == world.clock()
     assert await world.stage.due(world.clock(), 10) == []
     assert scratch_empty(world)
+
+    await world.finish(g)
+    assert await world.objects() == {before["a_720p"]["blob_key"], before["b_540p"]["blob_key"]}
+    assert sorted(world.blobs.deleted) == sorted(before[n]["blob_key"]
+                                                 for n in ("a_low", "a_480p", "a_trim1"))
+    assert not any("blob_held" in d for d in (await world.clips(g)).values())
+    await world.assert_consistent(g)
 
 
 async def test_better_copy_arriving_later_replaces_the_kept_one(world: World,
@@ -275,6 +291,9 @@ async def test_better_copy_arriving_later_replaces_the_kept_one(world: World,
     await world.stage.handle(g)
 
     assert await world.states(g) == {"a_720p": ("kept", None), "a_480p": ("duplicate", "a_720p")}
+    assert world.blobs.deleted == [] and await world.blobs.exists(old_key)
+    await world.assert_consistent(g)
+    await world.finish(g)
     assert world.blobs.deleted == [old_key] and not await world.blobs.exists(old_key)
     await world.assert_consistent(g)
 
@@ -366,31 +385,28 @@ async def test_handle_twice_is_idempotent(world: World, clip_dir: Path) -> None:
     assert CLIPS_DEDUPLICATED.labels("duplicate")._value.get() == dups
 
 
-async def crashed_after_first_delete(store: Store, s3_store: S3BlobStore, pool: ProcessPool,
-                                     ladder: dict[str, Path], tmp_path: Path) -> World:
-    """Goal g1 with w (kept) and l, killed between deleting l's blob and marking it duplicate."""
+async def marked_by_an_older_footyd(store: Store, s3_store: S3BlobStore, pool: ProcessPool,
+                                    ladder: dict[str, Path], tmp_path: Path) -> World:
+    """Goal g1 as a footyd that deleted losers at once left it when killed mid-drop: w kept,
+    l marked `dropping_at` with its blob already deleted, still "downloaded"."""
     cfg = make_cfg(tmp_path)
     clock = ManualClock(T0 + timedelta(minutes=10))
-    crashing = CountingBlobs(s3_store, crash_after_deletes=1)
-    w = World(store, crashing, DedupStage(cfg, store, crashing, pool, clock=clock), clock, cfg)
+    blobs = CountingBlobs(s3_store)
+    w = World(store, blobs, DedupStage(cfg, store, blobs, pool, clock=clock), clock, cfg)
     g = await w.goal("g1")
-    await w.add(g, "w", ladder["w"])
-    await w.add(g, "l", ladder["l"])
-    with pytest.raises(CountingBlobs.Crash):
-        await w.stage.handle(g)
-    docs = await w.clips(g)
-    assert docs["w"]["state"] == "kept" and docs["l"]["state"] == "downloaded"
-    assert docs["l"]["dropping_at"] and not await s3_store.exists(docs["l"]["blob_key"])
-    assert scratch_empty(w)
-    w.blobs = CountingBlobs(s3_store)
-    w.stage = DedupStage(cfg, store, w.blobs, pool, clock=clock)
+    for name in ("w", "l"):  # that footyd stored fingerprints before any state change
+        await w.add(g, name, ladder[name],
+                    fp=fingerprint(str(ladder[name]), sample_fps=cfg.dedup.reference_fps))
+    await store.clips.update_one({"_id": "g1-w"}, {"$set": {"state": "kept", "kept_at": T0}})
+    await store.clips.update_one({"_id": "g1-l"}, {"$set": {"dropping_at": T0}})
+    await s3_store.delete((await w.clips(g))["l"]["blob_key"])
     return w
 
 
-async def test_crash_after_deleting_a_loser_converges_and_it_never_wins(
+async def test_a_loser_marked_mid_delete_never_wins_and_holds_nothing(
         store: Store, s3_store: S3BlobStore, pool: ProcessPool, ladder: dict[str, Path],
         tmp_path: Path) -> None:
-    w = await crashed_after_first_delete(store, s3_store, pool, ladder, tmp_path)
+    w = await marked_by_an_older_footyd(store, s3_store, pool, ladder, tmp_path)
     # a longer copy arrives: by the rule alone l (within 15% of it, sharper) would now win
     await w.add("g1", "n", ladder["n"])
     assert pick_best([ClipQuality.from_doc(d) for d in (await w.clips("g1")).values()]).clip_id \
@@ -399,18 +415,64 @@ async def test_crash_after_deleting_a_loser_converges_and_it_never_wins(
 
     assert await w.states("g1") == {"n": ("kept", None), "w": ("duplicate", "n"),
                                     "l": ("duplicate", "n")}
+    docs = await w.clips("g1")
+    assert docs["w"]["blob_held"] and not docs["l"]["blob_held"] and "dropping_at" not in docs["l"]
     await w.assert_consistent("g1")
 
 
 async def test_marked_loser_whose_winner_vanished_is_checked_against_the_store(
         store: Store, s3_store: S3BlobStore, pool: ProcessPool, ladder: dict[str, Path],
         tmp_path: Path) -> None:
-    w = await crashed_after_first_delete(store, s3_store, pool, ladder, tmp_path)
+    w = await marked_by_an_older_footyd(store, s3_store, pool, ladder, tmp_path)
     await store.clips.update_one({"_id": "g1-w"}, {"$set": {"state": "retracted"}})
     await w.stage.handle("g1")
     # l's blob is gone: it cannot be kept, it is failed visibly instead
     assert await w.states("g1") == {"w": ("retracted", None), "l": ("failed", None)}
     assert (await w.clips("g1"))["l"]["reason"] == "blob missing"
+
+
+async def test_killed_mid_release_converges_and_the_released_copy_is_never_kept_again(
+        store: Store, s3_store: S3BlobStore, pool: ProcessPool, ladder: dict[str, Path],
+        tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    clock = ManualClock(T0 + timedelta(minutes=10))
+    crashing = CountingBlobs(s3_store, crash_after_deletes=1)
+    w = World(store, crashing, DedupStage(cfg, store, crashing, pool, clock=clock), clock, cfg)
+    g = await w.goal("g1")
+    for name in ("w", "l", "n"):
+        await w.add(g, name, ladder[name])
+    await w.stage.handle(g)
+    states = await w.states(g)
+    (kept,) = [n for n, (state, _) in states.items() if state == "kept"]
+    held = sorted(n for n in states if n != kept)
+    assert all(states[n] == ("duplicate", kept) for n in held)
+    await store.goals.update_one({"_id": g}, {"$set": {"state": "done"}})
+    with pytest.raises(CountingBlobs.Crash):
+        await w.stage.handle(g)
+    docs = await w.clips(g)
+    (cut,) = [n for n in held if docs[n]["blob_key"] == crashing.deleted[0]]
+    (other,) = [n for n in held if n != cut]
+    assert docs[cut]["releasing_at"] and docs[cut]["blob_held"] and docs[other]["blob_held"]
+    # the goal reopens (a redrive) without its kept copy, and a poorer copy arrives: the
+    # half-released copy lost its blob and is never kept again; the other held copy is
+    await store.clips.update_one({"_id": f"g1-{kept}"}, {"$set": {"state": "retracted"}})
+    await s3_store.delete(docs[kept]["blob_key"])
+    await store.goals.update_one({"_id": g}, {"$set": {"state": "searching"}})
+    poor = write_clip(tmp_path / "poor.mp4", seed=73, scene=7, seconds=4.0, width=320, height=180)
+    await w.add(g, "poor", poor)
+    w.blobs = CountingBlobs(s3_store)
+    w.stage = DedupStage(cfg, store, w.blobs, pool, clock=clock)
+    await w.stage.handle(g)
+    states = await w.states(g)
+    assert states[other] == ("kept", None) and states[cut] == ("duplicate", other)
+    assert states["poor"] == ("duplicate", other)
+    assert (await w.clips(g))[other]["reason"] == "kept again: its group changed"
+
+    await w.finish(g)  # the interrupted release completes
+    docs = await w.clips(g)
+    assert not any(d.get("blob_held") or d.get("releasing_at") for d in docs.values())
+    assert not await s3_store.exists(docs[cut]["blob_key"])
+    await w.assert_consistent(g)
 
 
 async def test_due_lists_goals_with_downloaded_clips_respecting_backoff_and_cancel(

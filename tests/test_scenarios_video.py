@@ -67,7 +67,11 @@ def _scratch_files(scratch: Path) -> list[Path]:
 
 
 async def _until_done(proc: DaemonProcess) -> dict[str, Any]:
-    return await proc.wait_log("goal_search_done", timeout_s=90)
+    """The goal is over: search done, then its duplicates' held objects released by dedup."""
+    done = await proc.wait_log("goal_search_done", timeout_s=90)
+    await proc.wait_log("dedup_duplicates_released", timeout_s=90,
+                        where=lambda ln: ln.get("goal_id") == GOAL_ID)
+    return done
 
 
 async def _assert_converged(store: Store, blobs: S3BlobStore) -> None:

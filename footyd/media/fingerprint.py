@@ -14,6 +14,7 @@ stadium) coincide only briefly.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +106,18 @@ class MatchResult:
     mean_distance: float  # over the matching samples
     matched: int = 0  # matching samples in the overlap
     overlap: int = 0  # samples of the overlap (flat ones excluded)
+    mirrored: bool = False  # b matched as a left-right mirror image
+    sample_fps: float = 0.0  # the rate compared at
+
+    @property
+    def matched_s(self) -> float:
+        """Seconds of matching samples."""
+        return self.matched / self.sample_fps if self.sample_fps else 0.0
+
+    @property
+    def ratio(self) -> float:
+        """Share of the overlap that matched."""
+        return self.matched / self.overlap if self.overlap else 0.0
 
 
 def dhash_grid(grid: np.ndarray) -> tuple[int, bool]:
@@ -176,6 +189,23 @@ def _as_u64(hashes: tuple[int, ...]) -> np.ndarray:
     return np.array([h & (_U64 - 1) for h in hashes], dtype=np.uint64)
 
 
+# a dHash row is 8 "right brighter than left" bits, MSB first: the mirror image's row is that
+# byte reversed and inverted (ties aside), so a mirrored copy is matched without re-decoding
+_MIRROR_BYTE = np.array([(~int(f"{b:08b}"[::-1], 2)) & 0xFF for b in range(256)], dtype=np.uint8)
+
+
+def _mirror(hashes: tuple[int, ...]) -> tuple[int, ...]:
+    raw = _as_u64(hashes).astype(">u8").view(np.uint8)
+    flipped = _MIRROR_BYTE[raw].view(">u8").astype(np.uint64)
+    return tuple(to_signed64(int(h)) for h in flipped)
+
+
+def mirror_print(fp: Fingerprint) -> Fingerprint:
+    """The fingerprint a left-right mirror image of the clip would have (up to ties)."""
+    return Fingerprint(sample_fps=fp.sample_fps, hashes=_mirror(fp.hashes), flat=fp.flat,
+                       truncated=fp.truncated, zooms=tuple(_mirror(z) for z in fp.zooms))
+
+
 def _distances(a: Fingerprint, b: Fingerprint) -> np.ndarray:
     """(len a, len b) Hamming distances: full vs full and full vs the other side's zooms; flat
     samples never match."""
@@ -215,7 +245,8 @@ def _longest_run(hit: np.ndarray) -> int:
 
 def compare(a: Fingerprint, b: Fingerprint, *, max_hamming: int, min_consecutive: int,
             min_match_s: float = 2.0, min_match_ratio: float = 0.7,
-            min_match_coverage: float = 0.5, jitter: int = 1) -> MatchResult | None:
+            min_match_coverage: float = 0.5, jitter: int = 1,
+            mirrored: bool = False) -> MatchResult | None:
     """The best match of two clips, or None when they are not copies of one clip.
 
     At one time offset, a sample of `a` matches when it lies within `max_hamming` bits of b's
@@ -225,7 +256,26 @@ def compare(a: Fingerprint, b: Fingerprint, *, max_hamming: int, min_consecutive
     the other copy; two goals' pans crossing at the clips' ends are not), and a run of
     `min_consecutive` consecutive matching samples. The denser side is subsampled to the
     sparser one's rate first. Symmetric: compare(b, a) gives the same match, offset negated.
+    With `mirrored`, b's mirror image is tried too and the better match is returned.
     """
+    straight = _compare(a, b, max_hamming=max_hamming, min_consecutive=min_consecutive,
+                        min_match_s=min_match_s, min_match_ratio=min_match_ratio,
+                        min_match_coverage=min_match_coverage, jitter=jitter)
+    if not mirrored:
+        return straight
+    flipped = _compare(a, mirror_print(b), max_hamming=max_hamming,
+                       min_consecutive=min_consecutive, min_match_s=min_match_s,
+                       min_match_ratio=min_match_ratio, min_match_coverage=min_match_coverage,
+                       jitter=jitter)
+    if flipped is None or (straight is not None and (straight.ratio, -straight.mean_distance)
+                           >= (flipped.ratio, -flipped.mean_distance)):
+        return straight
+    return dataclasses.replace(flipped, mirrored=True)
+
+
+def _compare(a: Fingerprint, b: Fingerprint, *, max_hamming: int, min_consecutive: int,
+             min_match_s: float, min_match_ratio: float, min_match_coverage: float,
+             jitter: int) -> MatchResult | None:
     if a.sample_fps != b.sample_fps:
         rate = min(a.sample_fps, b.sample_fps)
         a, b = a.subsample(rate), b.subsample(rate)
@@ -257,5 +307,31 @@ def compare(a: Fingerprint, b: Fingerprint, *, max_hamming: int, min_consecutive
             best = score
             found = MatchResult(offset_s=-k / rate + 0.0, run_length=run,
                                 mean_distance=float(d[hit].mean()), matched=matched,
-                                overlap=overlap)
+                                overlap=overlap, sample_fps=rate)
+    return found
+
+
+def nearest(a: Fingerprint, b: Fingerprint, *, max_hamming: int, jitter: int = 1,
+            mirrored: bool = False) -> MatchResult | None:
+    """The offset where most samples agree, with no threshold applied: how close two clips
+    judged different came (for `footyd explain`). None when they share no usable sample."""
+    if a.sample_fps != b.sample_fps:
+        rate = min(a.sample_fps, b.sample_fps)
+        a, b = a.subsample(rate), b.subsample(rate)
+    sides = [(b, False), (mirror_print(b), True)] if mirrored else [(b, False)]
+    found: MatchResult | None = None
+    for other, flipped in sides:
+        exact = _distances(a, other)
+        dist = _with_jitter(exact, jitter)
+        for k in range(-(len(a.hashes) - 1), len(other.hashes)):
+            d = np.diagonal(dist, offset=k)
+            usable = np.diagonal(exact, offset=k) < _NO_MATCH
+            hit = (d <= max_hamming) & usable
+            matched = int(hit.sum())
+            if matched == 0 or (found is not None and matched <= found.matched):
+                continue
+            found = MatchResult(offset_s=-k / a.sample_fps + 0.0, run_length=_longest_run(hit),
+                                mean_distance=float(d[hit].mean()), matched=matched,
+                                overlap=int(usable.sum()), mirrored=flipped,
+                                sample_fps=a.sample_fps)
     return found

@@ -1,40 +1,185 @@
-"""Grouping of a goal's clips by fingerprint: all matching pairs, then connected groups (pure)."""
+"""Grouping of a goal's clips by fingerprint: all matching pairs, then groups one false pair
+cannot collapse (pure).
+
+The rule. Groups grow by agglomeration, the most similar pair of groups first. Two groups G and
+H merge only on evidence about them as wholes:
+
+- **kept copies match**: the best copy of G (the one dedup would keep) matches the best copy
+  of H; or
+- **most members match**: more than half of all G x H pairs match.
+
+Either way the offsets must agree: every member has a position in its group's time frame, each
+cross pair implies an offset between the two frames, and only pairs within OFFSET_TOL_S of the
+deciding offset (the kept copies' pair, else the median) count as support. Merge candidates are
+ranked by the mean Hamming distance of their supporting pairs (then support, then clip ids).
+
+Why. Single-link (union-find) turns ONE wrong pair into the merge of two whole groups, and a
+merge is the worst error dedup can make: every copy of one replay is marked a duplicate of
+another and the fan never sees it. Wrong pairs happen between degraded copies of different
+replays of one broadcast (same pitch, score bug and logo): a crop + watermark + low-bitrate copy
+of one against an end cut of the other, mean distance near the threshold. Such a pair is weak:
+each of its clips matches copies of its own replay far more closely, so ranking by distance
+settles it into its own group first, and the two replays' groups then share one or two pairs
+out of dozens and their best (cleanest) copies do not match. Heavy re-encodes match the clean
+best copy better than they match each other, so "kept copies match" keeps them joining.
+
+Deterministic and independent of arrival order: the result depends only on the set of clips,
+their pairs and `keys` (ties break on keys, never on list position), given a `representative`
+that does not depend on order either.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from footyd.media.fingerprint import Fingerprint, compare
+from footyd.media.fingerprint import Fingerprint, MatchResult, compare
+
+OFFSET_TOL_S = 0.6  # three samples at 5/s: fractional trims and jitter move an offset this much
+KEPT_COPIES = "kept_copies_match"
+MOST_MEMBERS = "most_members_match"
+
+Pair = tuple[int, int, MatchResult]
 
 
 def match_pairs(prints: Sequence[Fingerprint], *, max_hamming: int, min_consecutive: int,
-                min_match_s: float, min_match_ratio: float,
-                min_match_coverage: float) -> list[tuple[int, int, float]]:
-    """Every matching pair (i, j, offset_s) with i < j: all pairs, never stopping at the first."""
+                min_match_s: float, min_match_ratio: float, min_match_coverage: float,
+                mirrored: bool = False) -> list[Pair]:
+    """Every matching pair (i, j, match) with i < j: all pairs, never stopping at the first."""
     found = []
     for i in range(len(prints)):
         for j in range(i + 1, len(prints)):
             m = compare(prints[i], prints[j], max_hamming=max_hamming,
                         min_consecutive=min_consecutive, min_match_s=min_match_s,
-                        min_match_ratio=min_match_ratio, min_match_coverage=min_match_coverage)
+                        min_match_ratio=min_match_ratio, min_match_coverage=min_match_coverage,
+                        mirrored=mirrored)
             if m is not None:
-                found.append((i, j, m.offset_s))
+                found.append((i, j, m))
     return found
 
 
-def connected_groups(n: int, pairs: Sequence[tuple[int, int, float]]) -> list[list[int]]:
-    """Union-find components of 0..n-1 (each sorted, ordered by smallest member)."""
-    parent = list(range(n))
+@dataclass(frozen=True)
+class Merge:
+    """Two groups that became one, and the rule that allowed it."""
 
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    left: frozenset[int]
+    right: frozenset[int]
+    rule: str
+    support: float  # share of cross pairs that matched at the agreed offset
 
+
+@dataclass(frozen=True)
+class Grouping:
+    """Groups (sorted members, ordered by smallest member), each member's position in its
+    group's time frame (time in frame = time in clip + position_s), and the merges made."""
+
+    groups: list[list[int]]
+    position_s: dict[int, float] = field(default_factory=dict)
+    merges: list[Merge] = field(default_factory=list)
+
+    def joined_by(self, a: int, b: int) -> Merge | None:
+        """The merge that brought `a` and `b` together (None if they are apart)."""
+        for m in self.merges:
+            if (a in m.left and b in m.right) or (b in m.left and a in m.right):
+                return m
+        return None
+
+
+@dataclass
+class _Group:
+    members: list[int]
+    pos: dict[int, float]
+    rep: int
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    rank: tuple[float, float, str, str]  # the smallest merges first
+    rule: str
+    delta_s: float
+    support: float
+
+
+def group_clips(keys: Sequence[str], pairs: Sequence[Pair], *,
+                representative: Callable[[Sequence[int]], int],
+                offset_tol_s: float = OFFSET_TOL_S) -> Grouping:
+    """Group items 0..len(keys)-1 by the rule above; `representative(members)` names the copy
+    dedup would keep among them."""
+    edges: dict[tuple[int, int], MatchResult] = {(i, j): m for i, j, m in pairs}
+    neighbours: dict[int, set[int]] = {i: set() for i in range(len(keys))}
     for i, j, _ in pairs:
-        parent[root(i)] = root(j)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(root(i), []).append(i)
-    return sorted(groups.values())
+        neighbours[i].add(j)
+        neighbours[j].add(i)
+    groups = {i: _Group([i], {i: 0.0}, i) for i in range(len(keys))}
+    home = list(range(len(keys)))  # item -> id of its group
+    cands: dict[tuple[int, int], _Candidate] = {}
+
+    def consider(gid: int) -> None:
+        others = {home[n] for m in groups[gid].members for n in neighbours[m]} - {gid}
+        for oid in others:
+            g, h = (gid, oid) if gid < oid else (oid, gid)
+            cand = _evaluate(groups[g], groups[h], edges, keys, offset_tol_s)
+            if cand is not None:
+                cands[g, h] = cand
+
+    for gid in list(groups):
+        consider(gid)
+    merges: list[Merge] = []
+    next_id = len(keys)
+    while cands:
+        (gi, hi), cand = min(cands.items(), key=lambda kv: kv[1].rank)
+        g, h = groups.pop(gi), groups.pop(hi)
+        merges.append(Merge(frozenset(g.members), frozenset(h.members), cand.rule, cand.support))
+        for key in [k for k in cands if gi in k or hi in k]:
+            del cands[key]
+        # H's frame moves onto G's: t_G = t_H + delta
+        pos = {**g.pos, **{m: p + cand.delta_s for m, p in h.pos.items()}}
+        members = sorted(g.members + h.members)
+        groups[next_id] = _Group(members, pos, representative(members))
+        for m in members:
+            home[m] = next_id
+        consider(next_id)
+        next_id += 1
+    ordered = sorted(groups.values(), key=lambda x: x.members[0])
+    positions = {m: p for x in ordered for m, p in x.pos.items()}
+    return Grouping([x.members for x in ordered], positions, merges)
+
+
+def _edge(edges: dict[tuple[int, int], MatchResult], a: int, b: int) -> float | None:
+    """Offset of b's clip in a's (time in a = time in b + offset), if they match."""
+    if (a, b) in edges:
+        return edges[a, b].offset_s
+    if (b, a) in edges:
+        return -edges[b, a].offset_s
+    return None
+
+
+def _distance(edges: dict[tuple[int, int], MatchResult], a: int, b: int) -> float:
+    return (edges.get((a, b)) or edges[b, a]).mean_distance
+
+
+def _evaluate(g: _Group, h: _Group, edges: dict[tuple[int, int], MatchResult],
+              keys: Sequence[str], tol_s: float) -> _Candidate | None:
+    """Whether G and H may merge, at which frame offset, and how strongly."""
+    cross = []  # (a in G, b in H, delta = t_G - t_H implied by the pair)
+    for a in g.members:
+        for b in h.members:
+            off = _edge(edges, a, b)
+            if off is not None:
+                cross.append((a, b, off + g.pos[a] - h.pos[b]))
+    if not cross:
+        return None
+    rep_off = _edge(edges, g.rep, h.rep)
+    if rep_off is not None:
+        rule, delta = KEPT_COPIES, rep_off + g.pos[g.rep] - h.pos[h.rep]
+    else:
+        rule, delta = MOST_MEMBERS, statistics.median_low(d for _, _, d in cross)
+    agreeing = [(a, b) for a, b, d in cross if abs(d - delta) <= tol_s]
+    support = len(agreeing) / (len(g.members) * len(h.members))
+    if rule == MOST_MEMBERS and support <= 0.5:
+        return None
+    mean_distance = statistics.fmean(_distance(edges, a, b) for a, b in agreeing)
+    first = sorted((min(keys[m] for m in g.members), min(keys[m] for m in h.members)))
+    # closest pairs first, then most support, then a fixed order by key (never by position)
+    return _Candidate((mean_distance, -support, first[0], first[1]), rule, delta, support)

@@ -7,15 +7,19 @@ changes no state and deletes nothing, except that a clip whose fingerprinting ti
 the pool `max_fingerprint_failures` times, or whose decode cost is above the cap, is kept
 undeduplicated (`dedup_excluded` says why) so its goal still finishes.
 
-Grouping does not depend on arrival order: every fingerprinted clip of the goal takes part,
-duplicates included (they keep their fingerprint), so a copy that matches only an earlier
-duplicate joins that duplicate's group and points at the group's kept copy.
+Grouping (media/groups.py) does not depend on arrival order: every fingerprinted clip of the
+goal takes part, duplicates included, and the grouping is a function of that set alone. Because
+the rule is not monotone (a later clip can pull a copy into another group), a duplicate keeps its
+blob (`blob_held`) while the goal can still regroup: a later run may keep it again ("kept
+again"). Once the goal is over (done or failed) dedup releases the held blobs. So the kept set
+after the last clip equals what one run over all the clips would keep, whatever the order.
 
 Crash safety: fingerprints are stored before any state change, so a rerun regroups the same
-clips identically. Per group the winner is written "kept" first; each loser is then marked
-(`dropping_at`, demoted kept -> downloaded) BEFORE its blob is deleted, and only then set
-"duplicate". A marked clip may have lost its blob, so it can never win a later run; deleting an
-already missing object is a no-op, and a marked clip never needs its blob again.
+clips identically. Per group the winner is written "kept" first, then each loser "duplicate"
+(blob held), so a crash between leaves two kept copies until the rerun, never none. Release marks
+a duplicate `releasing_at` (never kept again), deletes its object unless another holder shares
+the content key, then clears the mark; deleting an already missing object is a no-op. A clip
+marked `dropping_at` by an older footyd mid-delete may lack its blob, so it never wins.
 
 A clip without a fingerprint whose blob is missing (a data problem no retry fixes) is set
 "failed" (reason "blob missing") and the others are deduplicated; every other failure fails
@@ -24,9 +28,10 @@ the whole goal closed.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +45,7 @@ from footyd.clients.store import AFTER, Store, StoreError
 from footyd.config import Config
 from footyd.errors import DownloadFailed, Permanent, Retryable
 from footyd.media.fingerprint import Fingerprint, fingerprint
-from footyd.media.groups import connected_groups, match_pairs
+from footyd.media.groups import Grouping, Pair, group_clips, match_pairs
 from footyd.metrics import REGISTRY
 from footyd.procpool import ProcessPool
 from footyd.records import (
@@ -50,6 +55,10 @@ from footyd.records import (
     CLIP_HOLDS_BLOB,
     CLIP_KEPT,
     GOAL_CANCELLED,
+    GOAL_DONE,
+    GOAL_FAILED,
+    HOLDS_BLOB,
+    holds_blob,
 )
 from footyd.stages.base import Clock
 
@@ -62,8 +71,10 @@ DEDUP_SECONDS = Histogram("footyd_dedup_seconds", "Wall time of one goal's dedup
 CLIPS_DEDUPLICATED = Counter("footyd_clips_deduplicated", "Clip state changes made by dedup.",
                              ["result"], registry=REGISTRY)
 
+GOAL_OVER = (GOAL_DONE, GOAL_FAILED)  # no clip can arrive: regrouping is over, blobs released
 MATCH_TIMEOUT_S = 60.0  # comparing stored fingerprints: milliseconds per goal normally
 DURATION_TOLERANCE = 0.15  # durations within 15% of the longest compete on quality
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def utcnow() -> datetime:
@@ -107,6 +118,25 @@ def pick_best(clips: Sequence[ClipQuality]) -> ClipQuality:
                                           c.clip_id))
 
 
+def representative(qualities: Sequence[ClipQuality]) -> Callable[[Sequence[int]], int]:
+    """For grouping: the copy `pick_best` would keep among members, judged on quality alone
+    (never on which is kept now or arrived first, so grouping cannot depend on arrival order)."""
+    neutral = [dataclasses.replace(q, kept=False, stored_at=_EPOCH) for q in qualities]
+
+    def best(members: Sequence[int]) -> int:
+        chosen = pick_best([neutral[m] for m in members]).clip_id
+        return next(m for m in members if neutral[m].clip_id == chosen)
+
+    return best
+
+
+def match_and_group(keys: Sequence[str], prints: Sequence[Fingerprint],
+                    qualities: Sequence[ClipQuality], **rule: Any) -> tuple[list[Pair], Grouping]:
+    """Every matching pair and the goal's groups (pure: runs in the process pool)."""
+    pairs = match_pairs(prints, **rule) if len(prints) > 1 else []
+    return pairs, group_clips(keys, pairs, representative=representative(qualities))
+
+
 def loss_reason(winner: ClipQuality, loser: ClipQuality) -> str:
     """Why `loser` lost to `winner` under `pick_best`."""
     if loser.duration_s < winner.duration_s * (1 - DURATION_TOLERANCE):
@@ -123,6 +153,43 @@ def _print_of(doc: dict[str, Any]) -> Fingerprint | None:
         return Fingerprint.from_doc(doc["fingerprint"]) if doc.get("fingerprint") else None
     except (ValueError, KeyError, TypeError):
         return None  # an older doc version: fingerprint again
+
+
+class _Evidence:
+    """Why a clip was judged a copy of its group's kept clip (stored as `dedup_evidence`)."""
+
+    def __init__(self, keys: Sequence[str], pairs: Sequence[Pair], grouping: Grouping) -> None:
+        self._index = {k: i for i, k in enumerate(keys)}
+        self._keys = keys
+        self._edges = {(i, j): m for i, j, m in pairs} | {
+            (j, i): dataclasses.replace(m, offset_s=-m.offset_s) for i, j, m in pairs}
+        self._grouping = grouping
+
+    def of(self, loser_id: str, winner_id: str) -> dict[str, Any]:
+        """The matched pair behind the decision: direct with the kept clip, else the loser's
+        closest match inside the group (`via`); the rule that joined them; the offset."""
+        i, j = self._index[loser_id], self._index[winner_id]
+        g = self._grouping
+        merge = g.joined_by(i, j)
+        doc: dict[str, Any] = {"kept": winner_id, "rule": merge.rule if merge else "same_group",
+                               "group_support": round(merge.support, 3) if merge else None,
+                               # time in the kept clip = time in this clip + offset_s
+                               "offset_s": round(g.position_s[i] - g.position_s[j], 2)}
+        direct = self._edges.get((j, i))
+        if direct is None:
+            group = next(m for m in g.groups if i in m)
+            near = [(self._edges[i, k].mean_distance, self._keys[k]) for k in group
+                    if (i, k) in self._edges]
+            if near:
+                _, via = min(near)
+                direct = self._edges[i, self._index[via]]
+                doc["via"] = via
+        if direct is not None:
+            doc.update(matched_s=round(direct.matched_s, 2), ratio=round(direct.ratio, 3),
+                       mean_distance=round(direct.mean_distance, 2),
+                       run_s=round(direct.run_length / direct.sample_fps, 2)
+                       if direct.sample_fps else None, mirrored=direct.mirrored)
+        return doc
 
 
 class DedupStage:
@@ -142,13 +209,17 @@ class DedupStage:
         self._cfg = cfg
 
     async def due(self, now: datetime, limit: int) -> list[str]:
-        """Goals with a downloaded clip, not cancelled, whose retry time (if any) has come."""
-        goal_ids = await self._store.clips.distinct("goal_id", {"state": CLIP_DOWNLOADED})
-        if not goal_ids or limit <= 0:
+        """Goals with a downloaded clip, not cancelled, or over (done, failed) with duplicates
+        still holding blobs; whose retry time (if any) has come."""
+        clips = self._store.clips
+        fresh = await clips.distinct("goal_id", {"state": CLIP_DOWNLOADED})
+        held = await clips.distinct("goal_id", {"state": CLIP_DUPLICATE, "blob_held": True})
+        if not (fresh or held) or limit <= 0:
             return []
         cursor = self._store.goals.find(
-            {"_id": {"$in": goal_ids}, "state": {"$ne": GOAL_CANCELLED},
-             "$or": [{"dedup_next_at": None}, {"dedup_next_at": {"$lte": now}}]},
+            {"$and": [{"$or": [{"_id": {"$in": fresh}, "state": {"$ne": GOAL_CANCELLED}},
+                               {"_id": {"$in": held}, "state": {"$in": list(GOAL_OVER)}}]},
+                      {"$or": [{"dedup_next_at": None}, {"dedup_next_at": {"$lte": now}}]}]},
             {"_id": 1}).sort("_id", 1).limit(limit)
         return [str(doc["_id"]) async for doc in cursor]
 
@@ -177,17 +248,24 @@ class DedupStage:
                 {"state": CLIP_DUPLICATE, "fingerprint": {"$ne": None}}]}).sort(
             [("stored_at", 1), ("_id", 1)]).to_list(None)
         if not any(d["state"] == CLIP_DOWNLOADED for d in docs):
-            return "idle"
+            if goal.get("state") not in GOAL_OVER:
+                return "idle"
+            try:
+                return await self._release(goal_id, now)
+            except Retryable as exc:
+                return await self._fail(goal_id, now, exc)
         scratch = self._cfg.download.scratch_dir / "dedup" / goal_id
         dc = self._cfg.dedup
         try:
             prints, missing = await self._fingerprints(docs, scratch, now)
             docs = [d for d in docs if d["_id"] in prints]
-            pairs = [] if len(docs) < 2 else await self._pool.run(
-                match_pairs, [prints[d["_id"]] for d in docs], max_hamming=dc.max_hamming,
+            keys = [str(d["_id"]) for d in docs]
+            pairs, grouping = await self._pool.run(
+                match_and_group, keys, [prints[d["_id"]] for d in docs],
+                [ClipQuality.from_doc(d) for d in docs], max_hamming=dc.max_hamming,
                 min_consecutive=dc.min_consecutive, min_match_s=dc.min_match_s,
                 min_match_ratio=dc.min_match_ratio, min_match_coverage=dc.min_match_coverage,
-                timeout_s=MATCH_TIMEOUT_S)
+                mirrored=dc.match_mirrored, timeout_s=MATCH_TIMEOUT_S)
         except StoreError:
             raise
         except Exception as exc:  # fail closed on anything the media side throws (cv2 included)
@@ -196,12 +274,12 @@ class DedupStage:
             shutil.rmtree(scratch, ignore_errors=True)
         for doc in missing:
             await self._mark_failed(doc, now)
-        groups = connected_groups(len(docs), pairs)
-        offsets = {(docs[i]["_id"], docs[j]["_id"]): off for i, j, off in pairs}
+        groups = grouping.groups
+        evidence = _Evidence(keys, pairs, grouping)
         duplicates = 0
         try:
             for group in groups:
-                duplicates += await self._settle([docs[i] for i in group], offsets, now)
+                duplicates += await self._settle([docs[i] for i in group], evidence, now)
         except Retryable as exc:  # the blob store failed mid-way: the markers make a rerun safe
             return await self._fail(goal_id, now, exc)
         await self._store.goals.update_one(
@@ -297,13 +375,14 @@ class DedupStage:
         if res.modified_count:
             CLIPS_DEDUPLICATED.labels("failed").inc()
 
-    async def _settle(self, members: list[dict[str, Any]],
-                      offsets: dict[tuple[str, str], float], now: datetime) -> int:
-        """Write one group's outcome: winner kept, then each loser marked, deleted, duplicate;
-        earlier duplicates in the group point at the winner."""
-        holders = [m for m in members if m["state"] in CLIP_HOLDS_BLOB]
+    async def _settle(self, members: list[dict[str, Any]], evidence: _Evidence,
+                      now: datetime) -> int:
+        """Write one group's outcome: winner kept (a held duplicate is kept again), then each
+        other blob holder becomes a duplicate holding its blob; earlier duplicates in the group
+        point at the winner."""
+        holders = [m for m in members if holds_blob(m) and not m.get("releasing_at")]
         if not holders:
-            return 0  # only duplicates (their kept copy left the goal): nothing to decide
+            return 0  # only released duplicates (their kept copy left the goal): nothing to decide
         eligible = [m for m in holders if not m.get("dropping_at")]
         if not eligible:  # the run that marked them lost its winner meanwhile: check the blobs
             eligible = [m for m in holders
@@ -311,64 +390,79 @@ class DedupStage:
         if not eligible:
             for m in holders:
                 await self._store.clips.update_one(
-                    {"_id": m["_id"], "state": {"$in": list(CLIP_HOLDS_BLOB)}},
-                    {"$set": {"state": CLIP_FAILED, "reason": "blob missing", "failed_at": now}})
+                    {"_id": m["_id"], "state": m["state"]},
+                    {"$set": {"state": CLIP_FAILED, "reason": "blob missing", "failed_at": now},
+                     "$unset": {"blob_held": ""}})
             return 0
         best = pick_best([ClipQuality.from_doc(m) for m in eligible])
         winner = next(m for m in members if m["_id"] == best.clip_id)
-        if winner["state"] != CLIP_KEPT:
-            res = await self._store.clips.update_one(
-                {"_id": winner["_id"], "state": CLIP_DOWNLOADED},
-                {"$set": {"state": CLIP_KEPT, "kept_at": now}, "$unset": {"dropping_at": ""}})
-            if not res.modified_count:
-                log.warning("dedup_winner_changed", clip_id=winner["_id"])
-                return 0  # someone else moved it: leave the losers for the next run
-            CLIPS_DEDUPLICATED.labels(CLIP_KEPT).inc()
+        if winner["state"] != CLIP_KEPT and not await self._keep(winner, now):
+            log.warning("dedup_winner_changed", clip_id=winner["_id"])
+            return 0  # someone else moved it: leave the losers for the next run
         duplicates = 0
         for loser in members:
             if loser is winner:
                 continue
             if loser["state"] == CLIP_DUPLICATE:
-                await self._repoint(loser, winner["_id"])
+                await self._repoint(loser, winner["_id"], evidence)
             else:
-                duplicates += await self._drop(loser, winner, best, offsets, now)
+                duplicates += await self._drop(loser, winner, best, evidence, now)
         return duplicates
 
-    async def _repoint(self, dup: dict[str, Any], winner_id: str) -> None:
+    async def _keep(self, winner: dict[str, Any], now: datetime) -> bool:
+        """Downloaded -> kept, or a held duplicate kept again (its group changed)."""
+        if winner["state"] == CLIP_DOWNLOADED:
+            res = await self._store.clips.update_one(
+                {"_id": winner["_id"], "state": CLIP_DOWNLOADED},
+                {"$set": {"state": CLIP_KEPT, "kept_at": now}, "$unset": {"dropping_at": ""}})
+            label = CLIP_KEPT
+        else:
+            res = await self._store.clips.update_one(
+                {"_id": winner["_id"], "state": CLIP_DUPLICATE, "blob_held": True,
+                 "releasing_at": None},
+                {"$set": {"state": CLIP_KEPT, "kept_at": now,
+                          "reason": "kept again: its group changed"},
+                 "$unset": {"duplicate_of": "", "dedup_evidence": "", "blob_held": ""}})
+            label = "revived"
+            if res.modified_count:
+                log.info("clip_kept_again", clip_id=winner["_id"], was=winner.get("duplicate_of"))
+        if res.modified_count:
+            CLIPS_DEDUPLICATED.labels(label).inc()
+        return bool(res.modified_count)
+
+    async def _repoint(self, dup: dict[str, Any], winner_id: str, evidence: _Evidence) -> None:
         """An earlier duplicate now in a group kept by another clip points at that clip."""
         if dup.get("duplicate_of") == winner_id:
             return
         res = await self._store.clips.update_one(
-            {"_id": dup["_id"], "state": CLIP_DUPLICATE}, {"$set": {"duplicate_of": winner_id}})
+            {"_id": dup["_id"], "state": CLIP_DUPLICATE},
+            {"$set": {"duplicate_of": winner_id,
+                      "dedup_evidence": evidence.of(dup["_id"], winner_id)}})
         if res.modified_count:
             log.info("clip_duplicate_repointed", clip_id=dup["_id"], duplicate_of=winner_id,
                      was=dup.get("duplicate_of"))
 
     async def _drop(self, loser: dict[str, Any], winner: dict[str, Any], best: ClipQuality,
-                    offsets: dict[tuple[str, str], float], now: datetime) -> int:
+                    evidence: _Evidence, now: datetime) -> int:
+        """Kept/downloaded -> duplicate of the winner. Its blob is held until the goal ends (a
+        later clip can regroup it); one marked by an older footyd mid-delete loses it now."""
         lid, wid = loser["_id"], winner["_id"]
         clips = self._store.clips
-        # mark first: from here on this clip may lack its blob and must never win again
+        marked = bool(loser.get("dropping_at"))
+        if marked and loser.get("blob_key") and loser["blob_key"] != winner.get("blob_key"):
+            await self._blobs.delete(loser["blob_key"])
+        proof = evidence.of(lid, wid)
+        # offset: where the loser starts inside the winner (time in winner = time in loser + it)
+        where = f" at offset {proof['offset_s']:+.1f}s"
+        if proof.get("via"):
+            where += " (matched through another copy)"
+        why = "dropped by an earlier run" if marked else loss_reason(best, ClipQuality.from_doc(loser))
         res = await clips.update_one(
             {"_id": lid, "state": {"$in": list(CLIP_HOLDS_BLOB)}},
-            {"$set": {"state": CLIP_DOWNLOADED, "dropping_at": loser.get("dropping_at") or now}})
-        if not res.matched_count:
-            return 0
-        if loser.get("blob_key") and loser["blob_key"] != winner.get("blob_key"):
-            await self._blobs.delete(loser["blob_key"])
-        # offset: where the loser starts inside the winner (time in winner = time in loser + it)
-        if (wid, lid) in offsets:
-            where = f" at offset {offsets[wid, lid]:+.1f}s"
-        elif (lid, wid) in offsets:
-            where = f" at offset {-offsets[lid, wid]:+.1f}s"
-        else:
-            where = " (matched through another copy)"
-        why = ("dropped by an earlier run" if loser.get("dropping_at")
-               else loss_reason(best, ClipQuality.from_doc(loser)))
-        res = await clips.update_one(
-            {"_id": lid, "state": CLIP_DOWNLOADED},
             {"$set": {"state": CLIP_DUPLICATE, "duplicate_of": wid, "deduped_at": now,
-                      "reason": f"same clip as {wid}{where}, {why}"}})
+                      "reason": f"same clip as {wid}{where}, {why}", "dedup_evidence": proof,
+                      "blob_held": not marked},
+             "$unset": {"dropping_at": ""}})
         if res.modified_count:
             CLIPS_DEDUPLICATED.labels(CLIP_DUPLICATE).inc()
             log.info("clip_duplicate", clip_id=lid, duplicate_of=wid, reason=why)
@@ -376,3 +470,27 @@ class DedupStage:
         await clips.update_many({"goal_id": loser["goal_id"], "state": CLIP_DUPLICATE,
                                  "duplicate_of": lid}, {"$set": {"duplicate_of": wid}})
         return int(res.modified_count)
+
+    async def _release(self, goal_id: str, now: datetime) -> str:
+        """The goal is over: delete the blobs its duplicates held (mark, delete, unmark)."""
+        clips = self._store.clips
+        released = 0
+        async for dup in clips.find({"goal_id": goal_id, "state": CLIP_DUPLICATE,
+                                     "blob_held": True}):
+            res = await clips.update_one(
+                {"_id": dup["_id"], "state": CLIP_DUPLICATE, "blob_held": True},
+                {"$set": {"releasing_at": dup.get("releasing_at") or now}})
+            if not res.matched_count:
+                continue
+            key = dup.get("blob_key")
+            # content-addressed keys: an identical copy may still need the object
+            if key and not await clips.find_one(
+                    {"blob_key": key, "_id": {"$ne": dup["_id"]}, **HOLDS_BLOB}, {"_id": 1}):
+                await self._blobs.delete(key)
+            await clips.update_one({"_id": dup["_id"], "state": CLIP_DUPLICATE},
+                                   {"$set": {"blob_released_at": now},
+                                    "$unset": {"blob_held": "", "releasing_at": ""}})
+            released += 1
+            CLIPS_DEDUPLICATED.labels("released").inc()
+        log.info("dedup_duplicates_released", released=released)
+        return "released"

@@ -33,9 +33,9 @@ from footyd.records import (
     CLIP_DOWNLOADED,
     CLIP_DUPLICATE,
     CLIP_FAILED,
-    CLIP_HOLDS_BLOB,
     CLIP_REJECTED,
     GOAL_CANCELLED,
+    HOLDS_BLOB,
     clip_key,
 )
 from footyd.stages.base import Clock, Handoff
@@ -321,8 +321,8 @@ class DownloadStage:
     async def _release(self, clip_id: str, keys: list[str], *, unset: bool = False) -> None:
         """Delete uploaded objects that no storing clip references (content keys are shared)."""
         for key in keys:
-            holders = await self._store.clips.count_documents(
-                {"blob_key": key, "state": {"$in": list(CLIP_HOLDS_BLOB)}}, limit=1)
+            holders = await self._store.clips.count_documents({"blob_key": key, **HOLDS_BLOB},
+                                                              limit=1)
             if holders:
                 continue
             try:

@@ -45,11 +45,11 @@ async def retract_goal(store: Store, blobs: BlobStore, goal: dict[str, Any], now
     retracted = deleted = kept = 0
     for _ in range(RETRACT_PASSES):
         pending = [d async for d in clips.find(
-            not_retracted, {"state": 1, "blob_key": 1, "upload_keys": 1})]
+            not_retracted, {"state": 1, "blob_key": 1, "upload_keys": 1, "blob_held": 1})]
         if not pending:
             break
         for clip in pending:
-            holds = clip["state"] in records.CLIP_HOLDS_BLOB and bool(clip.get("blob_key"))
+            holds = records.holds_blob(clip) and bool(clip.get("blob_key"))
             try:
                 if holds and delete:
                     await blobs.delete(clip["blob_key"])
@@ -65,7 +65,7 @@ async def retract_goal(store: Store, blobs: BlobStore, goal: dict[str, Any], now
                 {"_id": clip["_id"], "state": clip["state"]},
                 {"$set": {"state": records.CLIP_RETRACTED, "reason": "goal cancelled",
                           "retracted_at": now, "previous_state": clip["state"],
-                          "blob_deleted": holds and delete}},
+                          "blob_deleted": holds and delete}, "$unset": {"blob_held": ""}},
             )
             if res.modified_count:
                 retracted += 1
