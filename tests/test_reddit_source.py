@@ -282,6 +282,19 @@ def test_hostile_listing_items_are_skipped_alone(child: Any) -> None:
     assert [p.post_id for p in posts] == ["ok"]
 
 
+@pytest.mark.parametrize("flair", ["Match Thread", "Post Match Thread", "post-match thread"])
+def test_thread_flaired_posts_are_never_clips_even_when_any_flair_is_wanted(flair: str) -> None:
+    def post(pid: str, flair: str) -> dict[str, Any]:
+        return {"kind": "t3", "data": {"id": pid, "title": "T [1] - 0 U - X 1'",
+                                       "created_utc": 1.7e9, "link_flair_text": flair,
+                                       "url": MEDIA, "permalink": f"/r/soccer/comments/{pid}/t/"}}
+
+    for wanted in ([], [flair, "Media"]):
+        posts = parse_listing({"data": {"children": [post("th", flair), post("ok", "Media")]}},
+                              flairs=wanted)
+        assert [p.post_id for p in posts] == ["ok"]
+
+
 def test_listing_without_children_is_an_error() -> None:
     for body in (None, [], {"data": None}, {"data": {"children": "x"}}):
         with pytest.raises(Retryable):

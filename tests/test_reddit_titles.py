@@ -75,6 +75,12 @@ NOT_GOALS = [
     "Arsenal [99] - 1 Chelsea - Saka 67'",  # no such score
     "Arsenal [2] - 1 Chelsea - Saka 300'",  # no such minute
     "x" * 400,
+    # thread posts quote a goal-shaped score and minute but are never clips
+    "Post Match Thread: Arsenal [2] - 1 Chelsea - Saka 67'",
+    "Match Thread: Arsenal [2] - 1 Chelsea | Saka 67' | Premier League",
+    "Half Time Thread: Arsenal [1] - 0 Chelsea - Saka 40'",
+    "Pre-Match thread: Arsenal 0 - 0 Chelsea - kick off 20:00, 1'",
+    "Arsenal [2] - 1 Chelsea - Saka 67' (Post-Match THREAD)",
 ]
 
 

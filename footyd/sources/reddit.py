@@ -23,7 +23,7 @@ from footyd.errors import Permanent, RateLimited, Retryable
 from footyd.sources.base import MAX_URL_CHARS, Candidate, GoalQuery, is_fetchable_url
 from footyd.sources.guard import Clock, RateLimiter, Sleep
 from footyd.sources.plumbing import HttpSource, read_json_capped, standard_guard
-from footyd.sources.reddit_titles import ParsedTitle, mismatch, parse_title
+from footyd.sources.reddit_titles import THREAD_RE, ParsedTitle, mismatch, parse_title
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +94,8 @@ def parse_listing(body: Any, *, flairs: Sequence[str], source: str = "reddit") -
             continue
         if wanted and (flair is None or flair.casefold() not in wanted):
             continue
+        if flair is not None and THREAD_RE.search(flair):
+            continue  # a thread flair ("Match Thread", "Post Match Thread") is never a clip
         if not isinstance(created, int | float) or isinstance(created, bool):
             continue
         url = _linked_url(data)

@@ -24,6 +24,9 @@ _MINUTE_RE = re.compile(r"(?<![\d+])(\d{1,3})\s*(?:\+\s*(\d{1,2}))?\s*(?:'|â€™|â
 _OG_RE = re.compile(r"\(\s*o\.?\s*g\.?\s*\)|\bo\.g\.?|\bOG\b|\bown[\s-]goal\b", re.I)
 _PEN_RE = re.compile(r"\(\s*(?:pen\.?|p|penalty|pk)\s*\)|\bpen\b\.?|\bpenalty\b|\bPK\b", re.I)
 _WORD_RE = re.compile(r"\w+")
+# match/post-match/pre-match/half-time/daily discussion threads quote scores and minutes but are
+# never clips of a goal, whatever their score bracket says
+THREAD_RE = re.compile(r"\bthreads?\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ def _tidy(text: str) -> str:
 def parse_title(title: str) -> ParsedTitle | None:
     """The parts of a goal-post title, or None when it is not one (no score or no minute)."""
     if not isinstance(title, str) or not title or len(title) > TITLE_MAX_CHARS:
+        return None
+    if THREAD_RE.search(title):
         return None
     head = _HEAD_RE.match(" ".join(title.split()))
     if head is None:
