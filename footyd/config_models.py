@@ -223,6 +223,7 @@ class DedupConfig(Section):
     min_match_ratio: float = Field(0.7, gt=0, le=1)
     min_match_coverage: float = Field(0.5, ge=0, le=1)
     match_mirrored: bool = True  # a left-right mirrored re-post is a copy too
+    worker_max_memory_mb: int = Field(3072, ge=0, le=1_048_576)  # address space per pool worker
     timeout_s: float = Field(120.0, gt=0)
     retry_backoff_s: float = Field(60.0, ge=0)
     max_decode_megapixel_s: float = Field(400.0, gt=0)  # duration x width x height cap per clip

@@ -132,7 +132,7 @@ class Daemon:
         cfg = self.cfg
         store = await stack.enter_async_context(Store(cfg.mongo))
         blobs: BlobStore = await stack.enter_async_context(open_blob_store(cfg.storage))
-        pool = ProcessPool(cfg.dedup.workers)
+        pool = ProcessPool(cfg.dedup.workers, max_memory_mb=cfg.dedup.worker_max_memory_mb)
         # off the loop, bounded: a running job must not block the close timer or a second signal
         stack.push_async_callback(lambda: pool.aclose(self.cfg.shutdown.close_s / 2))
         self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)

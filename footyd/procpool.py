@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import resource
 import select
 import signal
 import threading
@@ -44,8 +45,12 @@ def _exit_when_daemon_gone(fd: int) -> None:
                 os._exit(0)
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, max_memory_bytes: int = 0) -> None:
     """Worker main loop: one job at a time from the pipe, its outcome sent back."""
+    if max_memory_bytes > 0:
+        # a hostile file that makes a decoder allocate without end fails that job (MemoryError
+        # or the worker's death), never the host: the address space of this worker is capped
+        resource.setrlimit(resource.RLIMIT_AS, (max_memory_bytes, max_memory_bytes))
     threading.Thread(target=_exit_when_daemon_gone, args=(conn.fileno(),), daemon=True).start()
     # Ctrl-C reaches the whole process group: the daemon decides when workers stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -70,15 +75,21 @@ def _serve(conn: Connection) -> None:
 class _Worker:
     """One worker process and our end of its pipe."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, max_memory_bytes: int = 0) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_serve, args=(child,), name="footyd-pool-worker", daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(child, max_memory_bytes),
+                                name="footyd-pool-worker", daemon=True)
         self.proc.start()
         child.close()
 
     @property
     def pid(self) -> int:
         return int(self.proc.pid or 0)
+
+    @property
+    def alive(self) -> bool:
+        """False once the process has exited (killed from outside while idle, say)."""
+        return self.proc.exitcode is None
 
     def kill(self) -> None:
         """SIGKILL the process; the pipe stays open for a reader that may still watch it."""
@@ -101,8 +112,9 @@ class _Worker:
 class ProcessPool:
     """Runs top-level functions in worker processes; a hung or dead job costs only its worker."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, max_memory_mb: int = 0) -> None:
         self.workers = workers
+        self._max_memory_bytes = max_memory_mb * 1024 * 1024
         # forkserver: the daemon has threads, and fork() with threads is unsafe
         self._ctx = multiprocessing.get_context("forkserver")
         self._idle: list[_Worker] = []
@@ -127,14 +139,25 @@ class ProcessPool:
         async with self._slots:
             if self._closed:
                 raise Retryable("process pool is shut down")
-            worker = self._idle.pop() if self._idle else _Worker(self._ctx)
+            worker = self._take(fn)
             self._busy.add(worker)
             reusable = False
             try:
                 try:
                     worker.conn.send((fn, args, kwargs))
                 except (OSError, EOFError):
-                    raise Retryable("process pool broke (a worker died)") from None
+                    # it died between the check and the send: the job never ran, give it
+                    # one fresh worker before calling the pool broken
+                    self._busy.discard(worker)
+                    worker.discard()
+                    self._exiting.append(worker)
+                    self._replaced("idle_worker_died", fn)
+                    worker = _Worker(self._ctx, self._max_memory_bytes)
+                    self._busy.add(worker)
+                    try:
+                        worker.conn.send((fn, args, kwargs))
+                    except (OSError, EOFError):
+                        raise Retryable("process pool broke (a worker died)") from None
                 except Exception:
                     reusable = True  # the job could not be pickled; the worker never saw it
                     raise
@@ -159,6 +182,16 @@ class ProcessPool:
         if status == "err":
             raise value
         return value
+
+    def _take(self, fn: Callable[..., Any]) -> _Worker:
+        """An idle worker that is still alive (dead ones are replaced), or a new one."""
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.alive:
+                return worker
+            worker.discard()
+            self._replaced("idle_worker_died", fn)
+        return _Worker(self._ctx, self._max_memory_bytes)
 
     def _replaced(self, reason: str, fn: Callable[..., Any]) -> None:
         POOL_REBUILDS.inc()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 
 import pytest
@@ -91,3 +92,51 @@ async def test_shutdown_off_the_loop_terminates_a_running_job_at_its_budget() ->
     assert pool.pids == []
     with pytest.raises(Retryable, match="shut down"):
         await pool.run(slow_square, 1, 0, timeout_s=60)
+
+
+def allocate_mb(size_mb: int) -> int:
+    """Runs in a worker: hold `size_mb` of memory at once (a decoder that never stops)."""
+    block = bytearray(size_mb * 1024 * 1024)
+    return len(block)
+
+
+async def test_an_idle_worker_killed_from_outside_is_replaced_before_the_next_job() -> None:
+    pool = ProcessPool(1)
+    try:
+        _, pid = await pool.run(slow_square, 2, 0, timeout_s=60)
+        assert pool.pids == [pid] and pool.busy == 0
+        replaced = POOL_REBUILDS._value.get()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(pid):  # the forkserver reaps it; no event to await from here
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        square, new_pid = await pool.run(slow_square, 3, 0, timeout_s=60)
+        assert square == 9 and new_pid != pid
+        assert POOL_REBUILDS._value.get() == replaced + 1
+    finally:
+        await pool.aclose(timeout_s=5)
+
+
+async def test_a_job_allocating_past_the_memory_cap_fails_alone() -> None:
+    pool = ProcessPool(1, max_memory_mb=1024)
+    try:
+        assert await pool.run(allocate_mb, 64, timeout_s=60) == 64 * 1024 * 1024
+        with pytest.raises((MemoryError, Retryable)):
+            await pool.run(allocate_mb, 2048, timeout_s=60)
+        assert (await pool.run(slow_square, 5, 0, timeout_s=60))[0] == 25
+    finally:
+        await pool.aclose(timeout_s=5)
+    uncapped = ProcessPool(1)  # the same job without the cap succeeds: the cap is what failed it
+    try:
+        assert await uncapped.run(allocate_mb, 2048, timeout_s=60) == 2048 * 1024 * 1024
+    finally:
+        await uncapped.aclose(timeout_s=5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
