@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from footyd import config as config_mod
 from footyd.cli_ops import render
 from footyd.clients.blobs import S3BlobStore
+from footyd.clients.retry_after import retry_after_s
 from footyd.clients.store import Store
 from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config
+from footyd.metrics import STAGE_OUTCOMES
 from footyd.ops_status import status_report
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
@@ -119,6 +122,39 @@ async def test_retried_on_500_and_on_timeout_then_delivered_once(
     goal = await store.goals.find_one({"_id": "g-var"})
     assert goal is not None
     assert goal["notifications"][delivery_id("goal_cancelled:g-var", "flaky")]["attempts"] == 3
+
+
+@pytest.mark.parametrize("header", ["nan", "inf", "-5", "1e9", "²", "soon",
+                                    "Wed, 99 Foo 2026 25:61:00 GMT"])
+async def test_a_garbage_retry_after_is_no_hint_and_the_delivery_retries(
+        store: Store, s3_store: S3BlobStore, tmp_path: Path, header: str) -> None:
+    now = datetime.now(UTC)
+    await seed_events(store, s3_store, now, tmp_path)
+    async with receiver() as rx:
+        rx.script = {"picky": [429]}
+        rx.headers = {"picky": {"Retry-After": header}}
+        cfg = _cfg([{"url": rx.url("picky"), "name": "picky", "events": ["goal_cancelled"]}])
+        errors = STAGE_OUTCOMES.labels("notify", "error")._value.get()
+        async with running(cfg, store, s3_store) as (_stage, pipeline):
+            await rx.wait(lambda: rx.ok("picky"))
+            await _settled(store, pipeline, 1)
+    assert STAGE_OUTCOMES.labels("notify", "error")._value.get() == errors  # the handler never broke
+    assert [r.status for r in rx.on("picky")] == [429, 200]
+    goal = await store.goals.find_one({"_id": "g-var"})
+    assert goal is not None
+    record = goal["notifications"][delivery_id("goal_cancelled:g-var", "picky")]
+    assert (record["state"], record["attempts"]) == ("delivered", 2)
+
+
+@pytest.mark.parametrize(("header", "want"), [
+    ("7", 7.0), (" 120 ", 120.0), ("0", 0.0), ("99999999999999", 3600.0), (None, None),
+    ("", None), ("nan", None), ("inf", None), ("-5", None), ("1.5", None), ("1e9", None),
+    ("²", None), ("x" * 100, None), ("Thu, 03 Dec 2026 12:00:30 GMT", 30.0),
+    ("Thu, 03 Dec 2026 11:00:00 GMT", 0.0), ("Fri, 04 Dec 2027 12:00:00 GMT", 3600.0)])
+def test_retry_after_is_digits_or_an_http_date_and_bounded(header: str | None,
+                                                           want: float | None) -> None:
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    assert retry_after_s(header, max_s=3600.0, now=now) == want
 
 
 async def test_a_hanging_receiver_blocks_nothing(store: Store, s3_store: S3BlobStore,

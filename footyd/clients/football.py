@@ -31,6 +31,7 @@ from footyd.clients.football_parse import (
     parse_status,
     short_repr,
 )
+from footyd.clients.retry_after import retry_after_s
 from footyd.config import ApiFootballConfig
 from footyd.errors import (
     ApiError,
@@ -404,10 +405,10 @@ class FootballClient:
     def _handle(self, endpoint: str, status: int, headers: Mapping[str, str], body: bytes
                 ) -> tuple[Any, bool]:
         if status == 429:
-            retry_after = header_int(headers, "Retry-After")
+            retry_after = retry_after_s(headers.get("Retry-After"), max_s=BACKOFF_MAX_S)
             log.warning("api_rate_limited", endpoint=endpoint, retry_after_s=retry_after)
             raise RateLimited(f"API-Football /{endpoint}: per-minute rate limit (HTTP 429)",
-                              retry_after_s=float(retry_after) if retry_after else None)
+                              retry_after_s=retry_after or None)
         if status == 499 or status >= 500:
             raise Retryable(f"API-Football /{endpoint}: HTTP {status}")
         if status == 204:

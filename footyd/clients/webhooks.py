@@ -10,6 +10,7 @@ from types import TracebackType
 import aiohttp
 
 from footyd.build import version
+from footyd.clients.retry_after import retry_after_s
 from footyd.errors import Permanent, Retryable
 
 SIGNATURE_HEADER = "X-Footyd-Signature"
@@ -22,13 +23,6 @@ _RETRY_STATUSES = frozenset({408, 425, 429})
 def signature(secret: str, body: bytes) -> str:
     """The signature header value: `sha256=` + hex HMAC-SHA256 of the exact body bytes."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def _retry_after_s(value: str | None) -> float | None:
-    try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S) if value else None
-    except ValueError:
-        return None  # an HTTP date: the regular backoff applies
 
 
 class WebhookClient:
@@ -65,7 +59,8 @@ class WebhookClient:
                 async with self._session.post(url, data=body, headers=headers,
                                               allow_redirects=False) as resp:
                     status = resp.status
-                    retry_after = _retry_after_s(resp.headers.get("Retry-After"))
+                    retry_after = retry_after_s(resp.headers.get("Retry-After"),
+                                                max_s=MAX_RETRY_AFTER_S)
         except TimeoutError:
             raise Retryable(f"timeout: no answer within {timeout_s} s") from None
         except aiohttp.ClientError as exc:

@@ -45,6 +45,7 @@ class Receiver:
     base_url: str = ""
     default: int = 200
     script: dict[str, list[int]] = field(default_factory=dict)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # per path, on every answer
     requests: list[Received] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
@@ -78,7 +79,8 @@ class Receiver:
         if status == HANG:
             await self.released.wait()  # the client times out first; released at teardown
             return web.Response(status=200)
-        return web.Response(status=status, text="ok" if status < 300 else "no")
+        return web.Response(status=status, text="ok" if status < 300 else "no",
+                            headers=self.headers.get(request.path.lstrip("/"), {}))
 
 
 @asynccontextmanager
