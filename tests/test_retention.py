@@ -132,6 +132,8 @@ async def test_stale_multipart_uploads_are_aborted(s3_cfg: StorageConfig,
                               aws_access_key_id="testing", aws_secret_access_key="testing") as s3:
         await s3.create_multipart_upload(Bucket=s3_cfg.bucket, Key="clips/1/g/x.mp4")
         await s3.create_multipart_upload(Bucket=s3_cfg.bucket, Key="elsewhere/y.mp4")
+        # another app's upload whose key merely starts with the prefix's letters
+        await s3.create_multipart_upload(Bucket=s3_cfg.bucket, Key="clips-archive/z.mp4")
         listed = (await s3.list_multipart_uploads(Bucket=s3_cfg.bucket))["Uploads"]
         # moto reports a fixed 2010 start time: measure ages from what the server says
         age_s = (datetime.now(UTC) - min(u["Initiated"] for u in listed)).total_seconds()
@@ -139,7 +141,8 @@ async def test_stale_multipart_uploads_are_aborted(s3_cfg: StorageConfig,
         assert await s3_store.abort_stale_uploads(0.001, dry_run=True) == 1
         assert await s3_store.abort_stale_uploads(0.001) == 1
         left = (await s3.list_multipart_uploads(Bucket=s3_cfg.bucket)).get("Uploads", [])
-        assert [u["Key"] for u in left] == ["elsewhere/y.mp4"]  # outside the prefix: not ours
+        # outside "clips/": not ours
+        assert sorted(u["Key"] for u in left) == ["clips-archive/z.mp4", "elsewhere/y.mp4"]
 
 
 async def test_cli_dry_run_prints_what_would_go(store: Store, s3_store: S3BlobStore,
@@ -171,17 +174,54 @@ async def test_cli_dry_run_prints_what_would_go(store: Store, s3_store: S3BlobSt
     assert set(await store.fixtures.distinct("_id")) == KEPT
 
 
+async def test_cli_dry_run_writes_nothing_and_previews_with_days_while_retention_is_off(
+        mongo_cfg: MongoConfig, tmp_path: Path) -> None:
+    """Against a database and a local_dir that do not exist: no collection, no index, no
+    directory appear; `--days N` previews even with retention off, which alone exits 78."""
+    fresh_db = f"{mongo_cfg.database}_dry"
+    local_dir = tmp_path / "never" / "blobs"
+    cfg_path = write_toml(tmp_path / "c.toml", {
+        "mongo": {"uri": mongo_cfg.uri.get_secret_value(), "database": fresh_db},
+        "storage": {"kind": "local", "local_dir": str(local_dir)}})
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "footyd", "retention", "-c", str(cfg_path), *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(os.environ))
+        out, err = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    code, _, err = await cli("--dry-run")
+    assert code == ExitCode.CONFIG and "--days" in err
+    code, out, err = await cli("--dry-run", "--days", "30")
+    assert code == ExitCode.OK, err
+    shown = json.loads(out)
+    assert shown["dry_run"] is True and shown["fixtures"] == [] and shown["cutoff"]
+    async with Store(mongo_cfg.model_copy(update={"database": fresh_db}), read_only=True) as st:
+        assert await st.db.list_collection_names() == []
+    assert not local_dir.exists() and not local_dir.parent.exists()
+    code, _, err = await cli("--dry-run", "--days", "0")
+    assert code == ExitCode.USAGE and "1 to 36500" in err
+
+
 async def test_local_store_sweeps_only_stale_partial_writes(local_store: Any) -> None:
     root: Path = local_store.root
     (root / "clips" / "1").mkdir(parents=True)
     stale, fresh = root / "clips/1/a.mp4.tmp", root / "clips/1/b.mp4.tmp"
-    for p in (stale, fresh, root / "clips/1/c.mp4"):
+    # another app's files in local_dir, outside "clips/" (one under a look-alike name)
+    (root / "other").mkdir()
+    (root / "clips-archive").mkdir()
+    theirs = [root / "other/job.tmp", root / "clips-archive/d.mp4.tmp", root / "x.mp4.tmp"]
+    for p in (stale, fresh, root / "clips/1/c.mp4", *theirs):
         p.write_bytes(b"x")
-    old = datetime.now(UTC).timestamp() - 7200
-    os.utime(stale, (old, old))
+    old = datetime.now(UTC).timestamp() - 3 * 86400
+    for p in (stale, *theirs):
+        os.utime(p, (old, old))
     assert await local_store.abort_stale_uploads(3600, dry_run=True) == 1 and stale.exists()
     assert await local_store.abort_stale_uploads(3600) == 1
     assert sorted(p.name for p in (root / "clips/1").iterdir()) == ["b.mp4.tmp", "c.mp4"]
+    assert all(p.exists() for p in theirs)
 
 
 async def test_the_daemon_wiring_runs_retention_daily_at_the_configured_time(

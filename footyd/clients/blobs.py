@@ -45,6 +45,11 @@ class BlobStore(Protocol):
     def key_for(self, *parts: str) -> str: ...
 
 
+def _prefix_dir(prefix: str) -> str:
+    """The key prefix every footyd object starts with: "clips/" (or "" with no prefix)."""
+    return prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+
 def _join(prefix: str, parts: tuple[str, ...]) -> str:
     return "/".join(p.strip("/") for p in (prefix, *parts) if p.strip("/"))
 
@@ -54,8 +59,9 @@ class S3BlobStore:
 
     kind = "s3"
 
-    def __init__(self, cfg: StorageConfig) -> None:
+    def __init__(self, cfg: StorageConfig, *, read_only: bool = False) -> None:
         self._cfg = cfg
+        self._read_only = read_only
         self.bucket = cfg.bucket
         self._stack = AsyncExitStack()
         self._s3: Any = None
@@ -77,7 +83,7 @@ class S3BlobStore:
             kwargs["aws_secret_access_key"] = cfg.secret_access_key.get_secret_value()
         self._s3 = await self._stack.enter_async_context(session.client("s3", **kwargs))
         try:
-            await self._ensure_bucket()
+            await self._ensure_bucket(create=not self._read_only)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -89,13 +95,14 @@ class S3BlobStore:
     ) -> None:
         await self._stack.aclose()
 
-    async def _ensure_bucket(self) -> None:
+    async def _ensure_bucket(self, *, create: bool) -> None:
         try:
             await self._s3.head_bucket(Bucket=self.bucket)
             return
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code not in {"404", "NoSuchBucket", "NotFound"} or not self._cfg.create_bucket:
+            if code not in {"404", "NoSuchBucket", "NotFound"} or not (
+                    create and self._cfg.create_bucket):
                 raise DependencyUnavailable(
                     f"S3 bucket {self.bucket!r} not usable: {code or exc}"
                 ) from None
@@ -204,9 +211,11 @@ class S3BlobStore:
         stale: list[tuple[str, str]] = []
         try:
             paginator = self._s3.get_paginator("list_multipart_uploads")
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._cfg.prefix):
+            # only keys under "{prefix}/" are footyd's: "clips" must not match "clips-archive/"
+            mine = _prefix_dir(self._cfg.prefix)
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=mine):
                 stale.extend((u["Key"], u["UploadId"]) for u in page.get("Uploads", [])
-                             if u["Initiated"] < cutoff)
+                             if u["Initiated"] < cutoff and str(u["Key"]).startswith(mine))
             for key, upload_id in [] if dry_run else stale:
                 await self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key,
                                                       UploadId=upload_id)
@@ -236,14 +245,18 @@ class LocalBlobStore:
 
     kind = "local"
 
-    def __init__(self, cfg: StorageConfig) -> None:
+    def __init__(self, cfg: StorageConfig, *, read_only: bool = False) -> None:
         if cfg.local_dir is None:
             raise ConfigError(['storage.local_dir: required when storage.kind = "local"'])
         self._cfg = cfg
+        self._read_only = read_only
         self.root = cfg.local_dir
         self.bucket = str(cfg.local_dir)
 
     async def __aenter__(self) -> LocalBlobStore:
+        if self._read_only:  # a dry run: never create the directory, a missing one is empty
+            log.info("blob_store_opened", kind=self.kind, root=str(self.root), read_only=True)
+            return self
         try:
             await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
@@ -321,7 +334,9 @@ class LocalBlobStore:
         cutoff = time.time() - older_than_s
 
         def _sweep() -> int:
-            stale = [p for p in self.root.rglob("*.tmp") if p.is_file()
+            # only files under "{prefix}/" are footyd's; the rest of local_dir is left alone
+            mine = self.root / _prefix_dir(self._cfg.prefix)
+            stale = [p for p in mine.rglob("*.mp4.tmp") if p.is_file()
                      and p.stat().st_mtime < cutoff]
             for p in [] if dry_run else stale:
                 p.unlink(missing_ok=True)
@@ -340,6 +355,8 @@ class LocalBlobStore:
         return await asyncio.to_thread(os.access, self.root, os.W_OK)
 
 
-def open_blob_store(cfg: StorageConfig) -> S3BlobStore | LocalBlobStore:
-    """The configured store, not yet opened (enter it on the daemon's exit stack)."""
-    return S3BlobStore(cfg) if cfg.kind == "s3" else LocalBlobStore(cfg)
+def open_blob_store(cfg: StorageConfig, *, read_only: bool = False) -> S3BlobStore | LocalBlobStore:
+    """The configured store, not yet opened (enter it on the daemon's exit stack); `read_only`
+    opens create nothing (no bucket, no directory)."""
+    return (S3BlobStore(cfg, read_only=read_only) if cfg.kind == "s3"
+            else LocalBlobStore(cfg, read_only=read_only))

@@ -75,8 +75,9 @@ INDEXES: dict[str, list[IndexModel]] = {
 class Store:
     """Owns the MongoDB client; opened with `async with`, which pings and creates indexes."""
 
-    def __init__(self, cfg: MongoConfig) -> None:
+    def __init__(self, cfg: MongoConfig, *, read_only: bool = False) -> None:
         self._cfg = cfg
+        self._read_only = read_only  # a dry run: no index (nor the collections it would create)
         self._client: AsyncMongoClient[Doc] | None = None
         self._db: AsyncDatabase[Doc] | None = None
 
@@ -104,7 +105,8 @@ class Store:
                 f"{self._cfg.server_selection_timeout_s:g} s); check that it runs and that mongo.uri "
                 "(FOOTYD_MONGO__URI or uri_file) points at it") from None
         try:
-            await self.ensure_indexes()
+            if not self._read_only:
+                await self.ensure_indexes()
         except PyMongoError as exc:
             await self._client.close()
             raise DependencyUnavailable(f"MongoDB index creation failed: {exc}") from None
