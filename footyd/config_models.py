@@ -378,7 +378,7 @@ class WebhookConfig(Section):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,40}$")  # logs; default: URL digest
     format: Literal["json", "discord", "slack"] = "json"
     events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
-    secret: SecretStr | None = None  # HMAC-SHA256 of the body in X-Footyd-Signature
+    secret: SecretStr | None = None  # X-Footyd-Signature: t=..,v1=HMAC-SHA256(t.event_id.body)
     timeout_s: float = Field(10.0, gt=0, le=120)
 
     @model_validator(mode="after")

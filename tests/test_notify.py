@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
@@ -78,9 +79,15 @@ async def test_every_event_delivered_once_signed_with_a_presigned_clip_url(
         got = rx.ok("hook")
         assert sorted(r.event_id for r in got) == sorted(ids.values())  # each exactly once
         for r in got:
-            expected = "sha256=" + hmac.new(SECRET.encode(), r.body, hashlib.sha256).hexdigest()
-            assert r.headers["X-Footyd-Signature"] == expected
+            assert verify(SECRET, r.headers["X-Footyd-Signature"], r.event_id, r.body)
             assert r.json["id"] == r.event_id
+        # a replay is refused by the receiver's check: an old time, another event, another body
+        r = got[0]
+        sig = r.headers["X-Footyd-Signature"]
+        assert not verify(SECRET, sig, r.event_id, r.body, now_s=time.time() + 301)
+        assert not verify(SECRET, sig, got[1].event_id, r.body)
+        assert not verify(SECRET, sig, r.event_id, r.body + b" ")
+        assert not verify("another secret", sig, r.event_id, r.body)
         body = next(r.json for r in got if r.event_id == ids["kept_new"])
         assert body["event"] == "clip_kept"
         assert body["fixture"]["home"]["name"] == "Bayer Leverkusen"
@@ -97,6 +104,19 @@ async def test_every_event_delivered_once_signed_with_a_presigned_clip_url(
     nid = delivery_id(ids["kept_new"], "main")
     assert goal["notifications"][nid]["state"] == "delivered"
     assert goal["notify_marks"]  # the source is marked once its deliveries are written
+
+
+def verify(secret: str, header: str, event_id: str, body: bytes, *,
+           now_s: float | None = None, tolerance_s: float = 300) -> bool:
+    """A receiver's check, written from README's description (not footyd's code)."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    if not parts.get("t", "").isdigit() or "v1" not in parts:
+        return False
+    if abs((time.time() if now_s is None else now_s) - int(parts["t"])) > tolerance_s:
+        return False
+    signed = parts["t"].encode() + b"." + event_id.encode() + b"." + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["v1"])
 
 
 async def test_retried_on_500_and_on_timeout_then_delivered_once(

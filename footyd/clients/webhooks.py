@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import time
 from types import TracebackType
 
 import aiohttp
@@ -20,9 +21,12 @@ MAX_RETRY_AFTER_S = 3600.0
 _RETRY_STATUSES = frozenset({408, 425, 429})
 
 
-def signature(secret: str, body: bytes) -> str:
-    """The signature header value: `sha256=` + hex HMAC-SHA256 of the exact body bytes."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature(secret: str, body: bytes, *, event_id: str, timestamp: int) -> str:
+    """The signature header value `t=<unix s>,v1=<hex>`: HMAC-SHA256 over
+    `"{t}.{event_id}."` + the exact body bytes. Signing the time and the event id lets a receiver
+    refuse a replayed request (an old `t`, or an id it has already handled)."""
+    signed = f"{timestamp}.{event_id}.".encode() + body
+    return f"t={timestamp},v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 class WebhookClient:
@@ -52,8 +56,9 @@ class WebhookClient:
             raise RuntimeError("WebhookClient is not open")
         headers = {"Content-Type": "application/json", EVENT_ID_HEADER: event_id,
                    EVENT_HEADER: event}
-        if secret:
-            headers[SIGNATURE_HEADER] = signature(secret, body)
+        if secret:  # signed per attempt: a retry carries a fresh time
+            headers[SIGNATURE_HEADER] = signature(secret, body, event_id=event_id,
+                                                  timestamp=int(time.time()))
         try:
             async with asyncio.timeout(timeout_s):
                 async with self._session.post(url, data=body, headers=headers,
