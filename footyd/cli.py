@@ -1,5 +1,5 @@
 """Command line: run | check-config | status | healthcheck | ingest | advance | redrive | search
-| retention."""
+| explain | retention | demo."""
 
 from __future__ import annotations
 

@@ -58,6 +58,7 @@ class Daemon:
         self._reload: asyncio.Event | None = None
         self._force: asyncio.Event | None = None
         self._stop_signals = 0
+        self._first_stop_signal: str | None = None
         self.runtime: Runtime | None = None
         self.health: HealthServer | None = None
         self.last_reload: dict[str, object] | None = None  # shown by `footyd status`
@@ -65,9 +66,15 @@ class Daemon:
         self.web: WebServer | None = None
 
     # -- signals: handlers only set events --------------------------------------------------
+    @property
+    def stop_signal(self) -> str | None:
+        """The first stop signal received (SIGTERM, SIGINT), if one stopped the daemon."""
+        return self._first_stop_signal
+
     def _on_stop_signal(self, signame: str) -> None:
         assert self._stop is not None and self._force is not None
         self._stop_signals += 1
+        self._first_stop_signal = self._first_stop_signal or signame
         log.info("signal_received", signal=signame, count=self._stop_signals)
         (self._stop if self._stop_signals == 1 else self._force).set()
 

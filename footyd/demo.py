@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,12 +39,14 @@ from footyd.demo_display import Display, make_display, summary_text
 from footyd.demo_report import GoalRow, Snapshot, differences, goal_row, match_goals, snapshot
 from footyd.demo_script import DemoScript
 from footyd.errors import ExitCode
+from footyd.sim import watchdog
 from footyd.sim.clipgen import generate_catalogue
 from footyd.sim.clips import ClipHost
 from footyd.sim.football import ScaledClock, SimFootball
 from footyd.sim.mongo import start_secantus, stop_secantus
 from footyd.sim.reddit import FakeReddit
 
+INTERRUPTED_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal, as a shell reports it
 TEST_SERVER_NOTE = ("MongoDB: embedded SecantusDB (a MongoDB-wire TEST server, not for production; "
                     "set FOOTYD_MONGO__URI to use a real MongoDB)")
 POLL_S = 0.5  # how often the display re-reads MongoDB
@@ -104,6 +107,7 @@ class Demo:
         self._workdir: Path | None = None
         self._temp = False
         self._daemon_task: asyncio.Task[int] | None = None
+        self._daemon: Daemon | None = None
         self._clock: ScaledClock | None = None
         self._store: Store | None = None
         self._log_file: TextIO | None = None
@@ -130,15 +134,20 @@ class Demo:
 
     async def _start(self) -> None:
         opts = self.opts
-        self._prepare_workdir()
-        self.say(f"footyd demo: {self.script.name}: {self.script.description}")
         env = dict(os.environ if opts.env is None else opts.env)
         uri = opts.mongo_uri or env.get("FOOTYD_MONGO__URI")
         embedded = not uri
+        # a watchdog process ends the embedded server and deletes the temp dir when this process
+        # ends, however it ends (Ctrl-C or SIGTERM in the first seconds, SIGKILL at any time)
+        owned = self._prepare_workdir()
+        self.say(f"footyd demo: {self.script.name}: {self.script.description}")
         if not uri:
-            proc, uri = await asyncio.to_thread(start_secantus, self.workdir / "mongo")
+            proc, uri = await asyncio.to_thread(start_secantus, self.workdir / "mongo",
+                                                tie_to_parent=True, remove=owned)
             self._stack.callback(stop_secantus, proc)
             self.say(TEST_SERVER_NOTE)
+        elif owned is not None:
+            self._stack.callback(watchdog.stop, watchdog.spawn([], remove=owned))
         names = sorted({c.clip for kit in self.script.kits.values() for c in kit})
         clip_dir = opts.clip_dir or clip_cache_dir(env)
         if not cached(clip_dir, names):
@@ -156,17 +165,21 @@ class Demo:
                                             self.cfg.mongo.database)
         daemon = Daemon(self.cfg, None, stop_event=self.stop,
                         install_signals=opts.install_signals)
+        self._daemon = daemon
         self._daemon_task = asyncio.create_task(daemon.run(), name="demo-daemon")
         self._stack.push_async_callback(self._stop_daemon)
         self.say(f"daemon: health {self.health_url}" + (f", page {self.page_url}"
                                                          if self.page_url else ""))
 
-    def _prepare_workdir(self) -> None:
+    def _prepare_workdir(self) -> Path | None:
+        """Make the work dir; return it when it is ours to delete at the end."""
         self._temp = self.opts.dir is None
         self._workdir = Path(self.opts.dir or tempfile.mkdtemp(prefix="footyd-demo-")).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self._temp and not self.opts.keep:
             self._stack.callback(shutil.rmtree, self.workdir, True)
+            return self.workdir
+        return None
 
     async def _start_sims(self, clip_dir: Path) -> None:
         self._clock = ScaledClock(self.minute_s)
@@ -251,6 +264,12 @@ class Demo:
             snap = await self._watch(display)
         finally:
             display.close()
+        interrupted = self._daemon.stop_signal if self._daemon is not None else None
+        if interrupted is not None:  # Ctrl-C or SIGTERM: not a failure, and no summary to judge
+            self.say(f"footyd demo: interrupted ({interrupted}); the daemon drained and stopped")
+            return DemoResult(INTERRUPTED_EXIT[interrupted], (f"interrupted by {interrupted}",),
+                              (), "", round(time.monotonic() - self._started, 1), self.clips_at,
+                              self.page_url, self.workdir)
         problems: list[str] = []
         if self._daemon_task.done():
             problems.append(f"the daemon stopped early (exit {_exit_of(self._daemon_task)}); "
@@ -279,14 +298,16 @@ class Demo:
     def _summary(self, snap: Snapshot, rows: list[GoalRow], problems: list[str],
                  wall_s: float) -> str:
         assert self.cfg is not None
-        temporary = self.cfg.storage.kind == "local" and self._temp and not self.opts.keep
+        deleted = self._temp and not self.opts.keep
+        temporary = self.cfg.storage.kind == "local" and deleted
         where = self.clips_at + ("  (a temp dir, deleted on exit: --keep keeps it)"
                                  if temporary else "")
         return summary_text(
             f"{self.script.name}: summary ({wall_s:.1f} s wall, one match minute = "
             f"{self.minute_s:g} s; times are seconds after the goal happened)",
-            snap, rows, problems, where=where, log=self.workdir / "footyd.log",
-            page_url=self.page_url)
+            snap, rows, problems, where=where,
+            log=None if deleted else self.workdir / "footyd.log",
+            page_url=self.page_url if self.opts.serve else None)
 
 
 def _exit_of(task: asyncio.Task[int]) -> str:
@@ -321,11 +342,23 @@ def main(options: DemoOptions) -> int:
         print(f"footyd demo: invalid script {options.script or demo_script.DEFAULT_SCRIPT}:\n{exc}",
               file=sys.stderr)
         return ExitCode.CONFIG
+    got: list[str] = []
+
+    def terminated(_signum: int, _frame: object) -> None:
+        # until the daemon owns the signals, SIGTERM ends the demo as Ctrl-C does: cleanly
+        got.append("SIGTERM")
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         result = asyncio.run(run_demo(options))
     except (OSError, ValueError, subprocess.SubprocessError, RuntimeError) as exc:
         print(f"footyd demo: cannot run: {exc}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
-    except KeyboardInterrupt:
-        return 130  # interrupted before the daemon took over SIGINT
+    except KeyboardInterrupt:  # before the daemon took the signals over
+        name = got[0] if got else "SIGINT"
+        print(f"footyd demo: interrupted ({name}) while starting", file=sys.stderr)
+        return INTERRUPTED_EXIT[name]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return result.exit_code

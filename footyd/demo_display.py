@@ -59,12 +59,17 @@ def summary_rows(rows: Sequence[GoalRow]) -> list[list[str]]:
 
 
 def summary_text(title: str, snap: Snapshot, rows: Sequence[GoalRow], problems: Sequence[str], *,
-                 where: str, log: Path, page_url: str | None) -> str:
-    """The closing summary: fixtures, one row per goal, where things are, what differed."""
+                 where: str, log: Path | None, page_url: str | None) -> str:
+    """The closing summary: fixtures, one row per goal, where things are, what differed; the
+    log and page lines only when they outlive the demo (--keep, --serve)."""
     lines = ["", f"== {title}", *fixture_lines(snap), "",
              table(SUMMARY_COLUMNS, summary_rows(rows)), "",
-             f"kept clips: {sum(r.kept for r in rows)}, in {where}", f"daemon log: {log}",
-             f"page: {page_url or '(web disabled)'}", ""]
+             f"kept clips: {sum(r.kept for r in rows)}, in {where}"]
+    if log is not None:
+        lines.append(f"daemon log: {log}")
+    if page_url:
+        lines.append(f"page: {page_url} (until Ctrl-C)")
+    lines.append("")
     if problems:
         lines += ["DIFFERS FROM THE SCRIPT:", *(f"  - {p}" for p in problems)]
     else:
@@ -100,12 +105,14 @@ class PlainDisplay:
             key = f"g{g['_id']}"
             clips = snap.clips_of(g["_id"])
             counts = clip_counts(clips)
-            state = (f"{g.get('state')} {g.get('scorer_name')} found {found_text(clips)} "
-                     f"kept {counts[records.CLIP_KEPT]} dup {counts[records.CLIP_DUPLICATE]} "
+            # the label names the scorer: the state line says only what changed
+            state = (f"{g.get('state')}, found {found_text(clips)}, "
+                     f"kept {counts[records.CLIP_KEPT]}, dup {counts[records.CLIP_DUPLICATE]}, "
                      f"rejected {counts[records.CLIP_REJECTED] + counts[records.CLIP_FAILED]}")
-            if self._seen.get(key) != state:
-                self._seen[key] = state
-                self._say(f"goal {goal_label(g)}: {state}")
+            label = goal_label(g)
+            if self._seen.get(key) != label + state:
+                self._seen[key] = label + state
+                self._say(f"goal {label}: {state}")
 
     def close(self) -> None:
         pass

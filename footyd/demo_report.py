@@ -65,7 +65,7 @@ def score_text(fx: dict[str, Any]) -> str:
 def goal_label(g: dict[str, Any]) -> str:
     """`7002 51' D. Defender (Own Goal)`."""
     minute = minute_label(int(g.get("elapsed") or 0), g.get("extra"))
-    who = g.get("scorer_name") or "unknown"
+    who = g.get("scorer_name") or "(scorer not known yet)"
     detail = g.get("detail")
     tail = f" ({detail})" if detail and detail != "Normal Goal" else ""
     return f"{g['fixture_id']} {minute} {who}{tail}"
