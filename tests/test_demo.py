@@ -106,7 +106,13 @@ async def test_demo_short_day_runs_to_completion_and_matches_its_script(
     assert "OK: every goal, clip and result matches the script." in result.summary
     assert "7002 53' D. Defender (Own Goal)" in result.summary
     assert "8 (fake 7, reddit 1)" in result.summary  # the goal's candidates, by source
-    assert "SecantusDB" not in capsys.readouterr().out  # a MongoDB URI was given: none embedded
+    printed = capsys.readouterr().out
+    assert "SecantusDB" not in printed  # a MongoDB URI was given: none embedded
+    goal_lines = [ln for ln in printed.splitlines() if " goal 70" in ln]
+    assert goal_lines and not [ln for ln in goal_lines if "None" in ln]
+    assert all(ln.count("M. Striker") == 1 for ln in goal_lines if "M. Striker" in ln)
+    # --serve: the page line is printed (it outlives the day); the temp dir's log line is not
+    assert "page: http" in result.summary
     # the kept clips are on disk, and they are H.264 (they play in a browser)
     kept = _videos(Path(result.clips_at))
     assert len(kept) == sum(r.kept for r in result.rows) == 4
