@@ -5,12 +5,13 @@ The models live in config_models.py and are re-exported here (`from footyd.confi
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -153,14 +154,14 @@ def _is_text(annotation: Any) -> bool:
     )
 
 
-def env_field_kind(path: list[str]) -> Literal["text", "literal"] | None:
-    """How an env override of this key path is parsed: raw text, a TOML literal, or None (no key)."""
+def _field_at(path: list[str]) -> tuple[Any, bool] | None:
+    """(annotation, is a `*_file` twin) of the key at path, or None when there is no such key."""
     model: type[BaseModel] = Config
     for i, part in enumerate(path):
         field = model.model_fields.get(part)
         if field is None and part.endswith("_file") and i == len(path) - 1:
             base = model.model_fields.get(part[: -len("_file")])
-            return "text" if base is not None and _is_text(base.annotation) else None
+            return (base.annotation, True) if base is not None and _is_text(base.annotation) else None
         if field is None:
             return None
         ann = field.annotation
@@ -168,11 +169,46 @@ def env_field_kind(path: list[str]) -> Literal["text", "literal"] | None:
             model = ann
             continue
         if i == len(path) - 1:
-            return "text" if _is_text(ann) else "literal"
+            return ann, False
         if get_origin(ann) is dict and i == len(path) - 2:  # log.libraries.X, search.team_aliases.X
-            return "text" if _is_text(get_args(ann)[1]) else "literal"
+            return get_args(ann)[1], False
         return None
     return None  # a whole section cannot be set from one variable
+
+
+def env_field_kind(path: list[str]) -> Literal["text", "literal"] | None:
+    """How an env override of this key path is parsed: raw text, a TOML literal, or None (no key)."""
+    found = _field_at(path)
+    if found is None:
+        return None
+    ann, is_file = found
+    return "text" if is_file or _is_text(ann) else "literal"
+
+
+def _is_list(annotation: Any) -> bool:
+    args = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    return any(get_origin(a) is list for a in args)
+
+
+def key_paths(model: type[BaseModel] = Config, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every settable key path (sections recursed into)."""
+    out: list[tuple[str, ...]] = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += key_paths(ann, (*prefix, name))
+        else:
+            out.append((*prefix, name))
+    return out
+
+
+def _near(word: str, choices: list[str]) -> str | None:
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.7)
+    return found[0] if found else None
+
+
+def env_name(path: Sequence[str]) -> str:
+    return ENV_PREFIX + "__".join(path).upper()
 
 
 def _parse_env_value(raw: str) -> Any:
@@ -183,14 +219,37 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
-def _apply_env(tree: dict[str, Any], env: Mapping[str, str]) -> None:
+def _env_value(path: list[str], raw: str) -> Any:
+    found = _field_at(path)
+    if found is not None and (found[1] or _is_text(found[0])):
+        return raw  # secrets and other text keys take the raw string: "0123" stays a string
+    value = _parse_env_value(raw)
+    if found is not None and not isinstance(value, list) and _is_list(found[0]):
+        # a list also reads as items separated by commas: FOOTYD_SCOPE__TEAMS=40,42 (or 40)
+        value = [_parse_env_value(item.strip()) for item in raw.split(",") if item.strip()]
+    return value
+
+
+def _apply_env(tree: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Set every FOOTYD_SECTION__KEY variable into the tree; returns {dotted key: variable}.
+    A variable naming no key is an error that names it (and the key it most likely meant)."""
+    applied: dict[str, str] = {}
+    errors: list[str] = []
+    known = [".".join(p) for p in key_paths()]
     for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        # secrets and other text keys take the raw string: an all-digit API key stays a string
-        value = raw if env_field_kind(path) == "text" else _parse_env_value(raw)
-        _set_path(tree, path, value)
+        if _field_at(path) is None:
+            near = _near(".".join(path), known)
+            errors.append(f"{name}: matches no config key ({'.'.join(path)})"
+                          + (f"; did you mean {env_name(near.split('.'))}?" if near else ""))
+            continue
+        _set_path(tree, path, _env_value(path, raw))
+        applied[".".join(path)] = name
+    if errors:
+        raise ConfigError(errors)
+    return applied
 
 
 def _resolve_files(tree: dict[str, Any], prefix: str, errors: list[str]) -> None:
@@ -213,13 +272,40 @@ def _resolve_files(tree: dict[str, Any], prefix: str, errors: list[str]) -> None
             del tree[key]
 
 
-def _format_errors(exc: ValidationError) -> list[str]:
+def _model_at(parts: Sequence[Any]) -> type[BaseModel] | None:
+    model: Any = Config
+    for part in parts:
+        if isinstance(part, int):
+            continue  # an item of a list of tables ([[notify.webhooks]])
+        field = model.model_fields.get(part)
+        ann = field.annotation if field is not None else None
+        if get_origin(ann) is list:
+            ann = get_args(ann)[0]
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _format_errors(exc: ValidationError, from_env: Mapping[str, str] | None = None) -> list[str]:
     out = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts = err["loc"]
+        loc = ".".join(str(p) for p in parts) or "(root)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+            model = _model_at(parts[:-1])
+            near = _near(str(parts[-1]), list(model.model_fields)) if model else None
+            if near:
+                msg += f" (did you mean {near}?)"
+        var = next((v for k, v in (from_env or {}).items()
+                    if loc == k or loc.startswith(k + ".")), None)
+        if var is not None:
+            msg += f" (from {var}"
+            if err["type"] in ("list_type", "int_parsing", "float_parsing", "bool_parsing"):
+                msg += "; numbers, booleans and lists are TOML literals: 42, true, [40, 42] or 40,42"
+            msg += ")"
         out.append(f"{loc}: {msg}")
     return out
 
@@ -227,7 +313,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
 def build(tree: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate a config tree (after env overrides and *_file secrets) or raise ConfigError."""
     tree = json.loads(json.dumps(tree, default=str))  # deep copy, plain types
-    _apply_env(tree, os.environ if env is None else env)
+    from_env = _apply_env(tree, os.environ if env is None else env)
     errors: list[str] = []
     _resolve_files(tree, "", errors)
     if errors:
@@ -235,7 +321,7 @@ def build(tree: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
     try:
         return Config.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
+        raise ConfigError(_format_errors(exc, from_env)) from None
 
 
 def load(path: Path | str | None, env: Mapping[str, str] | None = None) -> Config:

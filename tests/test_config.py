@@ -66,9 +66,11 @@ def test_cross_field_rules_name_their_section() -> None:
 
 
 def test_unknown_keys_and_sections_are_rejected() -> None:
-    errors = _errors({"monitor": {"poll_intervall_s": 30}, "extras": {"x": 1}})
-    assert "monitor.poll_intervall_s: unknown key" in errors
-    assert "extras: unknown key" in errors
+    errors = _errors({"monitor": {"poll_intervall_s": 30}, "extras": {"x": 1},
+                      "notify": {"webhooks": [{"url": "https://h.example/x", "formatt": "json"}]}})
+    assert "monitor.poll_intervall_s: unknown key (did you mean poll_interval_s?)" in errors
+    assert "extras: unknown key" in errors  # nothing near: no guess
+    assert "notify.webhooks.0.formatt: unknown key (did you mean format?)" in errors
 
 
 def test_env_overrides_any_key_with_toml_literals() -> None:
@@ -88,8 +90,25 @@ def test_env_overrides_any_key_with_toml_literals() -> None:
     assert cfg.sources.x_api.max_results == 100
 
 
-def test_env_unknown_key_is_reported_by_path() -> None:
-    assert "monitor.pol_interval_s: unknown key" in _errors({}, {"FOOTYD_MONITOR__POL_INTERVAL_S": "20"})
+def test_env_unknown_key_names_the_variable_and_the_one_it_meant() -> None:
+    assert _errors({}, {"FOOTYD_MONITOR__POL_INTERVAL_S": "20"}) == [
+        "FOOTYD_MONITOR__POL_INTERVAL_S: matches no config key (monitor.pol_interval_s); "
+        "did you mean FOOTYD_MONITOR__POLL_INTERVAL_S?"]
+    assert _errors({}, {"FOOTYD_API_FOOTBALL__APIKEY": "abc"}) == [
+        "FOOTYD_API_FOOTBALL__APIKEY: matches no config key (api_football.apikey); "
+        "did you mean FOOTYD_API_FOOTBALL__API_KEY?"]
+    assert _errors({}, {"FOOTYD_NOPE__XYZZY": "1"}) == [
+        "FOOTYD_NOPE__XYZZY: matches no config key (nope.xyzzy)"]
+
+
+def test_env_lists_take_commas_and_a_bad_value_names_its_variable() -> None:
+    cfg = config_mod.build({}, {"FOOTYD_SCOPE__TEAMS": "40,42", "FOOTYD_SCOPE__LEAGUES": "39",
+                                "FOOTYD_SEARCH__SOURCES": "reddit, x_api"})
+    assert cfg.scope.teams == [40, 42] and cfg.scope.leagues == [39]
+    assert cfg.search.sources == ["reddit", "x_api"]
+    (err,) = _errors({}, {"FOOTYD_SCOPE__TEAMS": "forty"})
+    assert err.startswith("scope.teams.0: ") and "(from FOOTYD_SCOPE__TEAMS; " in err
+    assert "[40, 42] or 40,42" in err
 
 
 def test_secrets_from_files_and_env(tmp_path: Path) -> None:
