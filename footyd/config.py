@@ -9,6 +9,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import tomllib
 import types
 from collections.abc import Mapping, Sequence
@@ -58,7 +59,7 @@ __all__ = [  # the models are re-exported: callers import them from here
     "RedditConfig", "RetentionConfig", "ScopeConfig", "SearchConfig", "SearchServiceConfig",
     "Section", "ShutdownConfig", "SnscrapeConfig", "SourceName", "SourcesConfig", "StorageConfig",
     "WebConfig", "WebhookConfig", "WebhookEvent", "XApiConfig", "build", "config_hash", "diff",
-    "env_field_kind", "is_hot", "is_loopback", "load", "masked", "secret_values",
+    "env_field_kind", "is_hot", "is_loopback", "load", "mask_uri", "masked", "secret_values",
 ]
 
 ENV_PREFIX = "FOOTYD_"
@@ -380,7 +381,32 @@ def masked(cfg: Config) -> dict[str, Any]:
 
     result = walk(cfg)
     assert isinstance(result, dict)
+    # the MongoDB URI says where the data is: show it, with only its password masked
+    result["mongo"]["uri"] = mask_uri(cfg.mongo.uri.get_secret_value())
     return result
+
+
+_SENSITIVE_OPTION = re.compile(r"pass|secret|token|key|credential|authmechanismproperties", re.I)
+
+
+def mask_uri(uri: str) -> str:
+    """A MongoDB URI with its password and any credential-bearing option value masked."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return MASK if uri else ""
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        authority = f"{user}{':' + MASK if colon else ''}@{hosts}"
+    path, qmark, query = tail.partition("?")
+    if qmark:
+        options = []
+        for item in query.split("&"):
+            name, eq, _value = item.partition("=")
+            options.append(f"{name}={MASK}" if eq and _SENSITIVE_OPTION.search(name) else item)
+        query = "&".join(options)
+    return f"{scheme}://{authority}{slash}{path}{qmark}{query}"
 
 
 def config_hash(cfg: Config) -> str:

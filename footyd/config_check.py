@@ -77,16 +77,22 @@ def _sources(cfg: Config) -> tuple[list[Finding], list[Finding]]:
                 "or remove x_api from search.sources"))
         elif name == "reddit" and not (_set(cfg.sources.reddit.client_id)
                                        and _set(cfg.sources.reddit.client_secret)):
-            warnings.append(Finding(
+            errors.append(Finding(
                 "sources.reddit.client_id", "reddit is in search.sources but has no client_id / "
-                "client_secret (it never finds clips)",
-                "create an app at reddit.com/prefs/apps, then FOOTYD_SOURCES__REDDIT__CLIENT_ID and "
-                "sources.reddit.client_secret_file, or remove reddit from search.sources"))
+                "client_secret",
+                "create a free app at reddit.com/prefs/apps (type \"script\"), then "
+                "FOOTYD_SOURCES__REDDIT__CLIENT_ID and FOOTYD_SOURCES__REDDIT__CLIENT_SECRET (or "
+                "client_secret_file), or remove reddit from search.sources"))
         elif name == "reddit" and "CHANGE_ME" in cfg.sources.reddit.user_agent:
             usable += 1
             warnings.append(Finding(
                 "sources.reddit.user_agent", "still the placeholder: Reddit throttles or blocks "
                 "generic user agents", 'e.g. "linux:footyd:1.0 (by /u/<your reddit user>)"'))
+        elif name == "fake":
+            usable += 1
+            warnings.append(Finding(
+                "search.sources", "fake is the simulator's source (tests, the demo): it finds no "
+                "real clip", "remove fake from search.sources"))
         elif name == "snscrape" and importlib.util.find_spec("snscrape") is None:
             warnings.append(Finding(
                 "search.sources", "snscrape is enabled but not installed (it never finds clips)",
@@ -96,10 +102,12 @@ def _sources(cfg: Config) -> tuple[list[Finding], list[Finding]]:
     if not cfg.search.sources:
         warnings.append(Finding(
             "search.sources", "no video source is enabled: goals are detected but never searched",
-            "FOOTYD_SEARCH__SOURCES='[\"x_api\"]' with FOOTYD_SOURCES__X_API__BEARER_TOKEN"))
+            "FOOTYD_SEARCH__SOURCES=reddit with a free Reddit app (FOOTYD_SOURCES__REDDIT__CLIENT_ID,"
+            " FOOTYD_SOURCES__REDDIT__CLIENT_SECRET), and/or x_api (the paid X API: "
+            "FOOTYD_SOURCES__X_API__BEARER_TOKEN)"))
     elif usable == 0 and not errors:
         warnings.append(Finding("search.sources", "no enabled source can search",
-                                "enable x_api, search_service or reddit"))
+                                "enable reddit (free), search_service or x_api (paid)"))
     return errors, warnings
 
 

@@ -119,9 +119,26 @@ async def test_check_config_json_marks_each_key_hot_or_restart(tmp_path: Path) -
     assert code == ExitCode.OK, err
     keys = json.loads(out)["keys"]
     assert keys["monitor.poll_interval_s"] == {"value": 30.0, "apply": "hot"}
-    assert keys["mongo.uri"]["apply"] == "restart" and keys["mongo.uri"]["value"] == config_mod.MASK
+    assert keys["mongo.uri"]["apply"] == "restart"
+    assert keys["mongo.uri"]["value"] == config_mod.Config().mongo.uri.get_secret_value()
     assert json.loads(out)["config"]["monitor"]["poll_interval_s"] == 30.0
     assert all(v["apply"] == ("hot" if config_mod.is_hot(k) else "restart") for k, v in keys.items())
+
+
+async def test_check_config_shows_the_mongo_host_with_only_the_password_masked(
+        tmp_path: Path) -> None:
+    uri = ("mongodb://footyd:pw-S3cret-value@db1.example:27017,db2.example:27017/footyd"
+           "?replicaSet=rs0&authMechanismProperties=AWS_SESSION_TOKEN:tok-S3cret&tls=true")
+    code, out, err = await run_cli("check-config", "-c", _cfg(tmp_path, {}), "--json",
+                                   env={"FOOTYD_MONGO__URI": uri})
+    assert code == ExitCode.OK, err
+    shown = json.loads(out)["keys"]["mongo.uri"]["value"]
+    assert shown == ("mongodb://footyd:**********@db1.example:27017,db2.example:27017/footyd"
+                     "?replicaSet=rs0&authMechanismProperties=**********&tls=true")
+    assert "S3cret" not in out + err
+    assert config_mod.mask_uri("mongodb+srv://cluster0.example.net/db") == \
+        "mongodb+srv://cluster0.example.net/db"
+    assert config_mod.mask_uri("not a uri") == config_mod.MASK
 
 
 def test_env_secrets_and_strings_are_taken_raw() -> None:

@@ -301,10 +301,13 @@ def test_listing_without_children_is_an_error() -> None:
             parse_listing(body, flairs=[])
 
 
-def test_check_config_warns_when_enabled_without_credentials() -> None:
+def test_check_config_rejects_reddit_enabled_without_credentials() -> None:
     cfg = Config.model_validate({"search": {"sources": ["reddit"]}})
-    keys = [(f.key, f.problem) for f in judge(cfg, env={}).warnings]
-    assert any(k == "sources.reddit.client_id" and "no client_id" in p for k, p in keys)
+    verdict = judge(cfg, env={})
+    keys = [(f.key, f.problem, f.fix) for f in verdict.errors]  # like x_api without a token
+    assert any(k == "sources.reddit.client_id" and "no client_id" in p
+               and "FOOTYD_SOURCES__REDDIT__CLIENT_SECRET" in fix for k, p, fix in keys)
+    assert not any(f.key.startswith("sources.reddit") for f in verdict.warnings)
     placeholder = Config.model_validate({"search": {"sources": ["reddit"]}, "sources": {
         "reddit": {"client_id": "abc", "client_secret": "def"}}})
     assert [f.key for f in judge(placeholder, env={}).warnings
@@ -312,6 +315,14 @@ def test_check_config_warns_when_enabled_without_credentials() -> None:
     ok = Config.model_validate({"search": {"sources": ["reddit"]}, "sources": {"reddit": {
         "client_id": "abc", "client_secret": "def", "user_agent": "linux:footyd:1.0 (by /u/al)"}}})
     assert not any(f.key.startswith("sources.reddit") for f in judge(ok, env={}).warnings)
+    assert judge(ok, env={}).errors == []
+
+
+def test_check_config_points_at_free_reddit_and_warns_about_the_simulator_source() -> None:
+    (none,) = [f for f in judge(Config(), env={}).warnings if f.key == "search.sources"]
+    assert "reddit" in none.fix and "free" in none.fix and "x_api" in none.fix
+    fake = judge(Config.model_validate({"search": {"sources": ["fake"]}}), env={})
+    assert any(f.key == "search.sources" and "simulator" in f.problem for f in fake.warnings)
 
 
 def test_config_rejects_bad_subreddit_names() -> None:
