@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from footyd import config as config_mod
 from footyd import logs
+from footyd import scratch as scratch_mod
 from footyd.build import git_commit, version
 from footyd.clients.blobs import BlobStore, open_blob_store
 from footyd.clients.store import Store
@@ -148,7 +149,8 @@ class Daemon:
         health = HealthServer(
             cfg.health,
             last_tick=lambda: self.runtime.scheduler.last_tick if self.runtime else None,
-            probes={"mongo": store.ping, "blobs": blobs.ping},
+            probes={"mongo": store.ping, "blobs": blobs.ping,
+                    "scratch": lambda: scratch_mod.writable(cfg.download.scratch_dir)},
         )
         if cfg.health.enabled:
             self.health = await stack.enter_async_context(health)

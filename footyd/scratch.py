@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
@@ -31,10 +32,44 @@ def _overlap(a: Path, b: Path) -> bool:
     return a == b or a in b.parents or b in a.parents
 
 
+def unusable(path: Path) -> str | None:
+    """Why the running user cannot create or write `path` as a directory (None when it can)."""
+    path = path.expanduser()
+    probe = path
+    try:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent  # the nearest existing ancestor is where mkdir starts
+    except OSError as exc:  # a name too long, a loop of links
+        return f"{path} is not a usable path ({exc.strerror})"
+    if not probe.is_dir():
+        return f"{probe} is not a directory, so {path} cannot be created"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        what = "is not writable" if probe == path else f"cannot be created ({probe} is not writable)"
+        return f"{path} {what} by user {user}"
+    return None
+
+
+async def writable(scratch_dir: Path) -> bool:
+    """Readiness probe: the scratch dir exists and takes writes (a disk gone read-only fails)."""
+    return await asyncio.to_thread(
+        lambda: scratch_dir.is_dir() and os.access(scratch_dir, os.W_OK | os.X_OK))
+
+
 def problems(cfg: Config) -> list[str]:
-    """Why the configured scratch dir is unsafe to work in (empty when it is fine)."""
+    """Why the configured scratch dir (or the local clip dir) is unusable or unsafe to work in
+    (empty when it is fine); each names its key."""
     scratch = cfg.download.scratch_dir.expanduser().resolve()
     errors = []
+    why = unusable(cfg.download.scratch_dir)
+    if why:
+        errors.append(f"download.scratch_dir: {why}; create it for the user footyd runs as "
+                      "(install -d -o footyd DIR) or set FOOTYD_DOWNLOAD__SCRATCH_DIR")
+    if cfg.storage.kind == "local" and cfg.storage.local_dir is not None:
+        why = unusable(cfg.storage.local_dir)
+        if why:
+            errors.append(f"storage.local_dir: {why}; create it for the user footyd runs as "
+                          "(install -d -o footyd DIR) or set FOOTYD_STORAGE__LOCAL_DIR")
     if scratch == Path(scratch.anchor):
         errors.append("download.scratch_dir: is a filesystem root; use a dedicated folder")
     if scratch in _homes():

@@ -206,10 +206,13 @@ async def test_run_crash_is_named_on_stderr(
 ) -> None:
     """Item 1: an unexpected startup failure is not only a JSON log line on stdout."""
     tree = base_config(mongo_server, s3_server, tmp_path, f"x_{uuid.uuid4().hex[:10]}")
-    (tmp_path / "a-file").write_text("")
-    tree["download"]["scratch_dir"] = str(tmp_path / "a-file" / "scratch")  # mkdir cannot work
+    # a dangling link: the checks pass (its parent is writable), the mkdir at startup fails in
+    # a way footyd does not expect
+    scratch = tmp_path / "scratch-link"
+    scratch.symlink_to(tmp_path / "nowhere" / "at-all")
+    tree["download"]["scratch_dir"] = str(scratch)
     proc = await daemon_factory(tree)
     code = await proc.wait_exit()
     assert code == ExitCode.SOFTWARE
-    assert proc.stderr.startswith("footyd: crashed: NotADirectoryError"), proc.tail()
+    assert proc.stderr.startswith("footyd: crashed: FileExistsError"), proc.tail()
     assert "Traceback" not in proc.stderr

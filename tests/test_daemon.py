@@ -217,3 +217,52 @@ async def test_second_signal_forces_exit_while_a_pool_job_runs(
     assert code == ExitCode.FORCED, proc.tail()
     assert time.monotonic() - started < 20
     assert proc.events("shutdown_forced")
+
+
+async def test_readyz_is_not_ready_while_the_scratch_dir_is_unusable(
+    daemon_factory: DaemonFactory, tree: dict[str, Any]
+) -> None:
+    proc = await _ready(daemon_factory, tree)
+    base = f"http://{tree['health']['listen']}"
+    status, body = await _get(base + "/readyz")
+    assert status == 200 and '"scratch": true' in body, body
+    scratch = Path(tree["download"]["scratch_dir"])
+    moved = scratch.with_name(scratch.name + ".away")
+
+    def break_it() -> None:
+        scratch.rename(moved)
+        scratch.write_text("a file where the scratch dir was")  # no write can land there
+
+    def mend_it() -> None:
+        scratch.unlink()
+        moved.rename(scratch)
+
+    await asyncio.to_thread(break_it)
+    status, body = await _get(base + "/readyz")
+    assert status == 503 and '"scratch": false' in body, body
+    await asyncio.to_thread(mend_it)
+    status, body = await _get(base + "/readyz")
+    assert status == 200, body
+    proc.send(signal.SIGTERM)
+    assert await proc.wait_exit() == ExitCode.OK, proc.tail()
+
+
+@pytest.mark.parametrize("key", ["storage.local_dir", "download.scratch_dir"])
+async def test_an_unusable_directory_is_a_config_error_for_check_config_and_run(
+    tree: dict[str, Any], tmp_path: Path, key: str
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    section, name = key.split(".")
+    tree.setdefault(section, {})[name] = str(blocker / "sub")
+    if key == "storage.local_dir":
+        tree["storage"] = {"kind": "local", "local_dir": str(blocker / "sub")}
+    cfg = write_toml(tmp_path / "c.toml", tree)
+    for command in ("check-config", "run"):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "footyd", command, "-c", str(cfg),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == ExitCode.CONFIG, (command, err.decode())
+        line = next(ln for ln in err.decode().splitlines() if key in ln)
+        assert "is not a directory" in line and "install -d" in line, line

@@ -257,12 +257,15 @@ class LocalBlobStore:
         if self._read_only:  # a dry run: never create the directory, a missing one is empty
             log.info("blob_store_opened", kind=self.kind, root=str(self.root), read_only=True)
             return self
+        # a directory footyd cannot use is a config problem (exit 78), not an outage to retry
         try:
             await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
-            raise DependencyUnavailable(f"local blob dir {self.root} unusable: {exc}") from None
-        if not os.access(self.root, os.W_OK):
-            raise DependencyUnavailable(f"local blob dir {self.root} is not writable")
+            raise ConfigError([f"storage.local_dir: {self.root} cannot be created ({exc.strerror}); "
+                               "create it for the user footyd runs as"]) from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise ConfigError([f"storage.local_dir: {self.root} is not writable by the user "
+                               "footyd runs as"])
         log.info("blob_store_opened", kind=self.kind, root=str(self.root))
         return self
 
