@@ -32,6 +32,8 @@ USER footyd
 WORKDIR /var/lib/footyd
 VOLUME ["/var/cache/footyd"]
 EXPOSE 9464
+# the page, when [web] enabled = true and listen = "0.0.0.0:8464" (README: Docker)
+EXPOSE 8464
 
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel, SecretStr
 
 from footyd import config as config_mod
@@ -96,3 +99,50 @@ def test_readme_install_steps_do_not_undo_each_other() -> None:
     real = readme[readme.index("### Running it for real"):]
     first = real[:real.index("\n## ")]
     assert "pip install ." not in first or "venv" in first
+
+
+def _directives(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+
+
+def test_the_systemd_252_unit_differs_only_in_how_reload_is_wired() -> None:
+    modern = _directives(_unit())
+    old = _directives((ROOT / "footyd-systemd252.service").read_text())
+    assert set(modern) - set(old) == {"Type=notify-reload", "ReloadSignal=SIGHUP"}
+    assert set(old) - set(modern) == {"Type=notify", "ExecReload=/bin/kill -HUP $MAINPID"}
+    readme = (ROOT / "README.md").read_text()
+    assert "footyd-systemd252.service" in readme and "Debian 12" in readme
+
+
+def _systemd_version() -> int | None:
+    if shutil.which("systemd-analyze") is None:
+        return None
+    out = subprocess.run(["systemd-analyze", "--version"], capture_output=True, text=True,
+                         check=False).stdout
+    found = re.match(r"systemd (\d+)", out)
+    return int(found.group(1)) if found else None
+
+
+@pytest.mark.skipif(_systemd_version() is None, reason="systemd-analyze is not installed")
+def test_the_unit_for_this_systemd_verifies_cleanly(tmp_path: Path) -> None:
+    """On this machine's systemd, the unit README says to use passes `systemd-analyze verify`."""
+    version = _systemd_version()
+    assert version is not None
+    name = "footyd.service" if version >= 253 else "footyd-systemd252.service"
+    unit = tmp_path / "footyd.service"  # ExecStart must exist for verify: the venv is not here
+    unit.write_text((ROOT / name).read_text().replace("/opt/footyd/bin/footyd", "/bin/true"))
+    res = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                         text=True, check=False)
+    assert res.returncode == 0 and res.stderr.strip() == "", (name, res.stderr)
+
+
+def test_the_image_exposes_the_page_port_and_readme_says_how_to_turn_the_page_on() -> None:
+    exposed = set(re.findall(r"^EXPOSE (\d+)", (ROOT / "Dockerfile").read_text(), re.M))
+    web_port = config_mod.WebConfig().listen.rsplit(":", 1)[1]
+    assert {web_port, "9464"} <= exposed
+    readme = (ROOT / "README.md").read_text()
+    real = readme.split("### Running it for real", 1)[1].split("\n## ", 1)[0]
+    docker = readme.split("### Docker", 1)[1].split("\n## ", 1)[0]
+    for section in (real, docker):
+        assert "FOOTYD_WEB__ENABLED=true" in section and "FOOTYD_WEB__TOKEN" in section
+        assert f"0.0.0.0:{web_port}" in section
