@@ -45,10 +45,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logs(cfg)
     for finding in verdict.warnings:  # the daemon runs, but part of it will sit idle
         log.warning("config_warning", key=finding.key, problem=finding.problem, fix=finding.fix)
-    from footyd.daemon import Daemon
+    from footyd.daemon import Daemon, flush_and_exit
 
+    daemon = Daemon(cfg, Path(args.config))
     try:
-        return asyncio.run(Daemon(cfg, Path(args.config)).run())
+        code = asyncio.run(daemon.run())
+        if daemon.stop_signal is not None:
+            # stopped by a signal: leave now, so that a second one landing while the process
+            # winds down still meets footyd's handler (exit 75) instead of interpreter teardown
+            flush_and_exit(code)
+        return code
     except ConfigError as exc:  # found at startup (e.g. an unsafe scratch dir)
         log.error("startup_failed", reason="invalid configuration", errors=exc.errors)
         print("footyd: invalid configuration:\n" + "\n".join(f"  {e}" for e in exc.errors),

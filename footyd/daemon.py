@@ -60,6 +60,7 @@ class Daemon:
         self._force: asyncio.Event | None = None
         self._stop_signals = 0
         self._first_stop_signal: str | None = None
+        self._signals_released = False
         self.runtime: Runtime | None = None
         self.health: HealthServer | None = None
         self.last_reload: dict[str, object] | None = None  # shown by `footyd status`
@@ -78,6 +79,12 @@ class Daemon:
         self._first_stop_signal = self._first_stop_signal or signame
         log.info("signal_received", signal=signame, count=self._stop_signals)
         (self._stop if self._stop_signals == 1 else self._force).set()
+
+    def _late_stop_signal(self, signum: int, _frame: object) -> None:
+        self._stop_signals += 1
+        log.info("signal_received", signal=signal.Signals(signum).name, count=self._stop_signals)
+        log.warning("shutdown_forced", reason="second stop signal")
+        flush_and_exit(ExitCode.FORCED)
 
     def _on_hup(self) -> None:
         assert self._reload is not None
@@ -130,11 +137,22 @@ class Daemon:
                 # closing resources gets its own budget; past it, exit rather than hang
                 close_timer = loop.call_later(self.cfg.shutdown.close_s, self._close_overrun)
             close_timer.cancel()
+            self._release_signals(loop)
             log.info("daemon_stopped")
             return ExitCode.OK
         finally:
-            if self._install_signals:
-                self._signals(loop, install=False)
+            self._release_signals(loop)
+
+    def _release_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the signals back; when a stop signal stopped us, another one until the process
+        is gone is the documented forced exit (75), never death by the default action."""
+        if not self._install_signals or self._signals_released:
+            return
+        self._signals_released = True
+        self._signals(loop, install=False)
+        if self._stop_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._late_stop_signal)
 
     async def _startup(self, stack: AsyncExitStack) -> None:
         cfg = self.cfg
@@ -250,13 +268,13 @@ class Daemon:
 
     def _close_overrun(self) -> None:
         log.error("shutdown_close_overrun", budget_s=self.cfg.shutdown.close_s)
-        _flush_and_exit(ExitCode.FORCED)
+        flush_and_exit(ExitCode.FORCED)
 
     async def _force_exit_on_second_signal(self) -> None:
         assert self._force is not None
         await self._force.wait()
         log.warning("shutdown_forced", reason="second stop signal")
-        _flush_and_exit(ExitCode.FORCED)
+        flush_and_exit(ExitCode.FORCED)
 
     async def _watchdog(self) -> None:
         interval = watchdog_interval_s()
@@ -267,7 +285,7 @@ class Daemon:
             await asyncio.sleep(interval)
 
 
-def _flush_and_exit(code: int) -> None:
+def flush_and_exit(code: int) -> None:
     """Exit at once (no cleanup): the state that matters is already in MongoDB."""
     for handler in logging.getLogger().handlers:
         handler.flush()

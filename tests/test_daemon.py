@@ -266,3 +266,23 @@ async def test_an_unusable_directory_is_a_config_error_for_check_config_and_run(
         assert proc.returncode == ExitCode.CONFIG, (command, err.decode())
         line = next(ln for ln in err.decode().splitlines() if key in ln)
         assert "is not a directory" in line and "install -d" in line, line
+
+
+async def test_a_second_signal_as_an_idle_daemon_finishes_stopping_is_still_a_forced_exit(
+    daemon_factory: DaemonFactory, tree: dict[str, Any]
+) -> None:
+    """The drain of an idle daemon ends in milliseconds; a second SIGTERM landing after it,
+    while the process winds down, exits 75 (logged), not by the signal's default action."""
+    for attempt in range(3):
+        proc = await _ready(daemon_factory, tree, name=f"idle{attempt}")
+        proc.send(signal.SIGTERM)
+        await proc.wait_log("daemon_stopped")  # the loop's handlers are gone from here on
+        try:
+            proc.send(signal.SIGTERM)
+        except ProcessLookupError:
+            await proc.wait_exit()
+            continue  # it was already gone: nothing was shown, try again
+        assert await proc.wait_exit() == ExitCode.FORCED, proc.tail()
+        assert len(proc.events("signal_received")) == 2 and proc.events("shutdown_forced")
+        return
+    pytest.fail("the daemon exited before every second signal could be sent")
