@@ -136,7 +136,7 @@ def test_check_config_masks_secrets_and_reports_errors(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     data = json.loads(ok.stdout)
     assert data["config"]["api_football"]["api_key"] == config_mod.MASK
-    assert data["config"]["mongo"]["uri"] == config_mod.MASK
+    assert data["config"]["mongo"]["uri"] == "mongodb://u:" + config_mod.MASK + "@h/"  # host shown
     assert SECRET not in ok.stdout + ok.stderr and "pw-x" not in ok.stdout
     text = subprocess.run([sys.executable, "-m", "footyd", "check-config", "-c", str(path)],
                           capture_output=True, text=True, check=False)
