@@ -62,7 +62,10 @@ def _daemon_line(d: dict[str, Any], now: datetime) -> str:
     return f"daemon: no daemon running ({d['reason']}; last: {who}, heartbeat {_ago(d.get('beat_at'), now)})"
 
 
-def _quota_line(q: dict[str, Any] | None) -> str:
+def _quota_line(q: dict[str, Any] | None, *, api_enabled: bool = True) -> str:
+    if not api_enabled:
+        return ("api quota: none used: API-Football is disabled (api_football.api_key is not set; "
+                "FOOTYD_API_FOOTBALL__API_KEY or api_key_file)")
     if not q:
         return "api quota: unknown (no daemon has reported it)"
     limit, left = q.get("limit_day"), q.get("remaining_day")
@@ -75,7 +78,8 @@ def _quota_line(q: dict[str, Any] | None) -> str:
 
 def render(report: dict[str, Any], now: datetime) -> str:
     """The human-readable status."""
-    lines = [_daemon_line(report["daemon"], now), _quota_line(report["api_quota"])]
+    lines = [_daemon_line(report["daemon"], now),
+             _quota_line(report["api_quota"], api_enabled=report.get("api_football_enabled", True))]
     sources = report["sources"]
     lines.append("sources: " + (", ".join(
         f"{n} {s['state']}" + (f" ({s['last_error']})" if s.get("last_error") else "")
@@ -115,6 +119,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     now = datetime.now(UTC)
     report = oneshot(cfg, _with_store(cfg, status_report, now))
+    key = cfg.api_football.api_key
+    report["api_football_enabled"] = bool(key and key.get_secret_value())
     if args.json:
         print(json.dumps({"version": version(), **report}, indent=2, default=str))
     else:

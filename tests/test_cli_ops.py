@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,25 @@ async def test_advance_from_completed_needs_force_and_a_noop_says_so(
     code, out, err = await _run("advance", "-c", cfg, "77", "--to", "staging", "--force")
     assert code == ExitCode.OK and "completed -> staging" in out, err
     assert (await store.fixtures.find_one({"_id": 77}) or {})["stage"] == "staging"
+
+
+async def test_status_says_api_football_is_disabled_without_a_key(
+    store: Store, tmp_path: Path
+) -> None:
+    cfg = str(write_toml(tmp_path / "c.toml", _tree_for(store)))
+    code, out, err = await _run("status", "-c", cfg)
+    assert code == ExitCode.OK, err
+    assert "API-Football is disabled" in out and "no daemon has reported" not in out
+    code, out, err = await _run("status", "-c", cfg, "--json")
+    assert json.loads(out)["api_football_enabled"] is False
+    code, out, err = await _run_env({"FOOTYD_API_FOOTBALL__API_KEY": "k" * 20}, "status", "-c", cfg)
+    assert code == ExitCode.OK and "API-Football is disabled" not in out, err
+
+
+async def _run_env(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "footyd", *args, env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
