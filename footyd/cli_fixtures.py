@@ -26,10 +26,11 @@ async def _ingest(cfg: Config, day: date, teams: list[int], leagues: list[int]) 
              Scope(tuple(cfg.scope.teams), tuple(cfg.scope.leagues), cfg.scope.season))
     async with Store(cfg.mongo) as store, FootballClient(cfg.api_football) as client:
         report = await Ingest(store, client, clock=lambda: datetime.now(UTC)).run(scope, [day])
-        sent = client.quota.calls_made
-    # `calls` counts requests actually sent (retries included), not the plan's shape
-    return {"date": day.isoformat(), "plan": report.plan, "calls": sent,
-            "failed_calls": report.failed_calls, "inserted": report.inserted,
+    # the same numbers as the ingest_done log line: calls of the plan, of which failed, and the
+    # HTTP requests they cost (retries included)
+    return {"date": day.isoformat(), "plan": report.plan, "calls": report.calls,
+            "failed_calls": report.failed_calls, "requests": report.requests,
+            "inserted": report.inserted,
             "updated": report.updated, "skipped_completed": report.skipped_completed,
             "malformed": report.malformed, "fixture_ids": report.fixture_ids}
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from footyd.clients.store import Store
 from footyd.errors import ExitCode
 from footyd.sim.football_script import load_script, script_path
 from tests.plugins.daemon import write_toml
+from tests.plugins.http import serve_app
 from tests.plugins.sim import StartSim
 
 LEAGUES = sorted({f.league.id for f in load_script(script_path("many_25")).fixtures})
@@ -108,3 +112,30 @@ async def _run_env(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     out, err = await proc.communicate()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def test_ingest_json_and_its_log_line_give_the_same_counts(store: Store,
+                                                                   tmp_path: Path) -> None:
+    """An API that answers 500: one call of the plan, failed after its retries; the JSON and the
+    `ingest_done` line say the same (calls 1, failed 1, requests 1 + max_retries)."""
+    hits: list[str] = []
+
+    async def broken(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(status=500, text="down")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", broken)
+    async with serve_app(app) as base_url:
+        tree = {**_tree_for(store), "api_football": {
+            "base_url": base_url, "api_key": "k" * 20, "backoff_base_s": 0.01, "max_retries": 2},
+            "log": {"level": "info"}}
+        cfg = str(write_toml(tmp_path / "c.toml", tree))
+        code, out, err = await _run("ingest", "-c", cfg, "--date", "2026-05-01", "--team", "40")
+    assert code == ExitCode.ERROR, err
+    result = json.loads(out)
+    (line,) = [ln for ln in err.splitlines() if "ingest_done" in ln]
+    logged = dict(re.findall(r"(\w+)=(\d+)", line))
+    assert (result["calls"], result["failed_calls"], result["requests"]) == (1, 1, 3)
+    assert (int(logged["calls"]), int(logged["failed_calls"]), int(logged["requests"])) == (1, 1, 3)
+    assert len(hits) == 3

@@ -44,8 +44,9 @@ class Scope:
 class IngestReport:
     days: list[date]
     plan: str = ""
-    calls: int = 0
+    calls: int = 0  # calls of the plan (one per page asked for)
     failed_calls: int = 0
+    requests: int = 0  # HTTP requests sent for them, retries included (the quota they cost)
     inserted: int = 0
     updated: int = 0
     skipped_completed: int = 0
@@ -72,6 +73,7 @@ class Ingest:
         """Ingest the given UTC days for the scope; one failed call never stops the others."""
         async with self._lock:
             report = IngestReport(days=list(days))
+            sent_before = self._client.quota.calls_made
             if scope.empty or not days:
                 log.info("ingest_skipped", reason="empty scope" if scope.empty else "no days")
                 return report
@@ -85,8 +87,10 @@ class Ingest:
             else:
                 report.plan = "by_scope"
                 await self._by_scope(report, scope, days)
+            report.requests = self._client.quota.calls_made - sent_before
             log.info("ingest_done", plan=report.plan, days=[d.isoformat() for d in days],
                      calls=report.calls, failed_calls=report.failed_calls,
+                     requests=report.requests,
                      inserted=report.inserted, updated=report.updated,
                      skipped_completed=report.skipped_completed, malformed=report.malformed)
             return report
