@@ -151,3 +151,19 @@ async def test_during_a_demo_run_a_goal_appears_and_its_kept_clip_plays(
         assert "duplicate of the " in body and "rejected" in body, body
         shot = await readme_screenshot(browser, "demo-page.png")
         assert shot.stat().st_size > 10_000
+
+
+async def test_the_page_renders_from_the_json_api_before_any_stream_event(
+        store: Store, local_store: LocalBlobStore, h264_video: Path, start_web: StartWeb,
+        browser: Browser) -> None:
+    """With the stream blocked (no hello, no event ever), the day's goals still render."""
+    seeded = await seed_day(store, local_store, h264_video)
+    web = await start_web(local_store)
+    await browser.call(browser.driver.execute_cdp_cmd, "Network.enable", {})
+    await browser.call(browser.driver.execute_cdp_cmd, "Network.setBlockedURLs",
+                       {"urls": ["*/api/stream*"]})
+    await browser.get(web.url + "/")
+    await browser.wait_js(
+        f"return document.querySelector('[data-goal-id=\"{seeded.goals['searching']}\"]')",
+        what="goals rendered without the stream")
+    assert await browser.js("return document.getElementById('conn').dataset.state") != "live"

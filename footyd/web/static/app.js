@@ -297,4 +297,7 @@ function render() {
   loadedOnce = loaded;
 }
 
+// the state comes from the JSON API at once; the stream then only brings changes (events that
+// arrive while the snapshot loads are queued and applied after it)
+reload();
 connect();
