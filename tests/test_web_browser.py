@@ -167,3 +167,33 @@ async def test_the_page_renders_from_the_json_api_before_any_stream_event(
         f"return document.querySelector('[data-goal-id=\"{seeded.goals['searching']}\"]')",
         what="goals rendered without the stream")
     assert await browser.js("return document.getElementById('conn').dataset.state") != "live"
+
+
+async def test_the_page_words_own_goals_cancellations_and_duplicates_for_people(
+        store: Store, local_store: LocalBlobStore, h264_video: Path, start_web: StartWeb,
+        browser: Browser) -> None:
+    seeded = await seed_day(store, local_store, h264_video)
+    dup, kept_hd = seeded.clips["duplicate"], seeded.clips["kept_hd"]
+    await store.clips.update_one({"_id": dup}, {"$set": {
+        "reason": f"same clip as {kept_hd} at offset +1.0s, lower resolution", "source": "reddit"}})
+    await store.goals.update_one({"_id": seeded.goals["done"]}, {"$set": {
+        "detail": "Own Goal", "scorer_name": "D. Defender"}})
+    web = await start_web(local_store)
+    await browser.get(web.url + "/")
+    sel = {k: f'[data-goal-id="{g}"]' for k, g in seeded.goals.items()}
+    await browser.wait_js(f"return document.querySelector('{sel['done']}')", what="goals")
+    own = await browser.js(f"return document.querySelector('{sel['done']} .goal-head').textContent")
+    assert "D. Defender" in own and "own goal, counts for Arsenal" in own and "Own Goal" not in own
+    for key in ("cancelled", "searching"):
+        await browser.js(f"document.querySelector('{sel[key]} .goal-head').click()")
+    cancelled = await browser.wait_js(
+        f"const b = document.querySelector('{sel['cancelled']} .goal-body');"
+        " return b && !b.hidden && b.textContent", what="cancelled goal opened")
+    assert "cancelled" in cancelled and "VAR" in cancelled and "no kept clips yet" not in cancelled
+    text = await browser.wait_js(f"""
+        const g = document.querySelector('{sel["searching"]}');
+        const d = g.querySelector('details.dups');
+        if (!d || d.hidden) return null;
+        d.open = true; return d.innerText""", what="duplicates listed")
+    assert "duplicate of the 1280×720 clip (fake, 3.0 s)" in text
+    assert "lower resolution; starts 1.0 s into it" in text and kept_hd not in text

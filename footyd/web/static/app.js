@@ -201,8 +201,28 @@ function detailsEl(body, cls, label, items) {
 }
 
 function keptName(clipId) {
+  // a person knows the kept clip by what they see (size, source, length), not by its id
   const c = model.clips.get(clipId);
-  return c && c.width ? `the ${c.width}×${c.height} clip` : (clipId || "?");
+  if (!c || !c.width) return "the kept clip";
+  const more = [c.source, c.duration_s ? `${c.duration_s.toFixed(1)} s` : ""].filter(Boolean);
+  return `the ${c.width}×${c.height} clip${more.length ? ` (${more.join(", ")})` : ""}`;
+}
+
+const SAME_CLIP = /^same clip as \S+(?: at offset ([+-]?[\d.]+)s)?( \(matched through another copy\))?, (.*)$/;
+
+function dupReason(c) {
+  // "same clip as c1eb... at offset +1.0s, lower resolution" -> "lower resolution; starts 1.0 s in"
+  const m = SAME_CLIP.exec(c.reason || "");
+  if (!m) return c.reason || "";
+  const parts = [m[3]];
+  const at = Number(m[1]);
+  if (Number.isFinite(at) && Math.abs(at) >= 0.1) parts.push(at > 0 ? `starts ${at.toFixed(1)} s into it` : `starts ${(-at).toFixed(1)} s before it`);
+  if (m[2]) parts.push("matched through another copy");
+  return parts.join("; ");
+}
+
+function cancelText() {
+  return "cancelled: the API no longer lists this goal (VAR or a correction); its clips were withdrawn";
 }
 
 function goalBody(node, g) {
@@ -215,11 +235,12 @@ function goalBody(node, g) {
   for (const fig of [...videos.children]) if (!want.includes(fig)) fig.remove();
   want.forEach((fig, i) => { if (videos.children[i] !== fig) videos.insertBefore(fig, videos.children[i] || null); });
   const byState = (s) => clips.filter((c) => c.state === s);
-  detailsEl(body, "dups", ["duplicate", "duplicates"], byState("duplicate").map((c) => listItem(c, `duplicate of ${keptName(c.duplicate_of)}${c.reason ? ` (${c.reason})` : ""}`)));
+  detailsEl(body, "dups", ["duplicate", "duplicates"], byState("duplicate").map((c) => { const why = dupReason(c); return listItem(c, `duplicate of ${keptName(c.duplicate_of)}${why ? ` (${why})` : ""}`); }));
   detailsEl(body, "rejected", ["rejected", "rejected"], byState("rejected").map((c) => listItem(c, c.reason || "rejected")));
   detailsEl(body, "failed", ["failed", "failed"], byState("failed").map((c) => listItem(c, c.reason || "failed")));
   const busy = clips.filter((c) => c.state === "discovered" || c.state === "downloaded").length;
-  body.querySelector(".busy").textContent = busy ? `${busy} in progress` : (kept.length ? "" : "no kept clips yet");
+  body.querySelector(".busy").textContent = g.state === "cancelled" ? cancelText()
+    : busy ? `${busy} in progress` : (kept.length ? "" : "no kept clips yet");
 }
 
 function counts(g) {
@@ -262,8 +283,11 @@ function goalEl(g, fresh) {
   const head = node.querySelector(".goal-head");
   head.querySelector(".min").textContent = g.minute || "";
   head.querySelector(".scorer").textContent = g.scorer || "Unknown scorer";
-  head.querySelector(".team-name").textContent = g.team.name ? `(${g.team.name})` : "";
-  head.querySelector(".detail").textContent = g.detail && g.detail !== "Normal Goal" ? g.detail : "";
+  // an own goal's team is the side it counts for, not the scorer's club: say so
+  const own = g.detail === "Own Goal";
+  head.querySelector(".team-name").textContent = !g.team.name ? (own ? "own goal" : "")
+    : own ? `own goal, counts for ${g.team.name}` : `(${g.team.name})`;
+  head.querySelector(".detail").textContent = !own && g.detail && g.detail !== "Normal Goal" ? g.detail : "";
   const badge = head.querySelector(".badge");
   badge.textContent = g.state || ""; badge.className = `badge ${g.state || ""}`;
   head.querySelector(".counts").textContent = counts(g);
