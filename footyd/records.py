@@ -23,7 +23,9 @@ def fixture_fields(fx: Fixture) -> dict[str, Any]:
         "season": fx.season,
         "home": {"id": fx.home_id, "name": fx.home_name},
         "away": {"id": fx.away_id, "name": fx.away_name},
-        "score": {"home": fx.goals_home, "away": fx.goals_away},
+        "score": {"home": fx.goals_home, "away": fx.goals_away,
+                  **({"penalty": {"home": fx.penalties_home, "away": fx.penalties_away}}
+                     if fx.penalties_home is not None and fx.penalties_away is not None else {})},
     }
 
 

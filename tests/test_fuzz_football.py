@@ -7,13 +7,14 @@ import json
 from typing import Any
 
 import bson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from footyd import rules
 from footyd.clients.football import FootballClient
-from footyd.clients.football_parse import decode_body, parse_page
+from footyd.clients.football_parse import decode_body, parse_fixture, parse_page
 from footyd.config import ApiFootballConfig
 from footyd.errors import FootydError, MalformedPayload
 from footyd.records import fixture_fields
@@ -116,3 +117,16 @@ def test_envelopes_raise_only_documented_errors(env: dict[str, Any], status: int
             _check_parsed(response)
     except FootydError:
         pass  # ApiError, Retryable, RateLimited, QuotaExhausted, MalformedPayload
+
+
+@pytest.mark.parametrize(("penalty", "want"), [
+    ({"home": 4, "away": 3}, (4, 3)), ({"home": None, "away": None}, (None, None)),
+    ({"home": "4", "away": -1}, (None, None)), ("x", (None, None)), (None, (None, None))])
+def test_a_shootout_score_is_read_and_a_bad_one_is_unknown_never_a_bad_fixture(
+        penalty: Any, want: tuple[int | None, int | None]) -> None:
+    item = copy.deepcopy(ITEM)
+    item["fixture"]["status"] = {"long": "Match Finished", "short": "PEN", "elapsed": 120}
+    item["score"] = {"penalty": penalty}
+    fx = parse_fixture(item)
+    assert (fx.penalties_home, fx.penalties_away) == want
+    assert ("penalty" in fixture_fields(fx)["score"]) == (want[0] is not None)

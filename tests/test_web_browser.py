@@ -178,10 +178,16 @@ async def test_the_page_words_own_goals_cancellations_and_duplicates_for_people(
         "reason": f"same clip as {kept_hd} at offset +1.0s, lower resolution", "source": "reddit"}})
     await store.goals.update_one({"_id": seeded.goals["done"]}, {"$set": {
         "detail": "Own Goal", "scorer_name": "D. Defender"}})
+    # a drawn cup tie decided on penalties, today
+    await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {
+        "status": "PEN", "score": {"home": 2, "away": 2, "penalty": {"home": 3, "away": 4}}}})
     web = await start_web(local_store)
     await browser.get(web.url + "/")
     sel = {k: f'[data-goal-id="{g}"]' for k, g in seeded.goals.items()}
     await browser.wait_js(f"return document.querySelector('{sel['done']}')", what="goals")
+    score = await browser.js(f"const s = document.querySelector('[data-fixture-id=\"{FX_LIVE}\"] "
+                             ".score'); return [s.textContent, s.title]")
+    assert score == ["2 – 2 (3–4 pens)", "Chelsea won the shootout 4–3"]
     own = await browser.js(f"return document.querySelector('{sel['done']} .goal-head').textContent")
     assert "D. Defender" in own and "own goal, counts for Arsenal" in own and "Own Goal" not in own
     for key in ("cancelled", "searching"):

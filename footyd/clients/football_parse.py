@@ -64,6 +64,8 @@ class Fixture:
     goals_away: int | None
     events: list[dict[str, Any]]
     raw: dict[str, Any]
+    penalties_home: int | None = None  # the shootout (score.penalty), when there was one
+    penalties_away: int | None = None
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,17 @@ def parse_fixture(item: Any) -> Fixture:
         away_id=_int(item, "teams", "away", "id"), away_name=_str(item, "teams", "away", "name"),
         goals_home=_int(item, "goals", "home", optional=True, hi=MAX_GOALS),
         goals_away=_int(item, "goals", "away", optional=True, hi=MAX_GOALS),
-        events=[dict(e) for e in events], raw=item)
+        events=[dict(e) for e in events], raw=item,
+        penalties_home=_lenient_int(item, "score", "penalty", "home"),
+        penalties_away=_lenient_int(item, "score", "penalty", "away"))
+
+
+def _lenient_int(obj: Any, *path: str) -> int | None:
+    """An optional count that is shown, never acted on: unreadable means unknown, not malformed."""
+    try:
+        return int(_int(obj, *path, optional=True, hi=MAX_GOALS))
+    except (MalformedPayload, TypeError, ValueError):
+        return None
 
 
 def _has_pruned(obj: Any) -> bool:

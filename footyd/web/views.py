@@ -81,8 +81,17 @@ def fixture_view(doc: Doc) -> View:
         "league": {"id": _num(doc.get("league_id")), "name": _str(doc.get("league_name"))},
         "home": _team(doc.get("home")),
         "away": _team(doc.get("away")),
-        "score": {"home": _num(score.get("home")), "away": _num(score.get("away"))},
+        "score": {"home": _num(score.get("home")), "away": _num(score.get("away")),
+                  "penalty": _penalty(score.get("penalty"))},
     }
+
+
+def _penalty(raw: Any) -> dict[str, Any] | None:
+    """The shootout score, when the fixture had one."""
+    if not isinstance(raw, dict):
+        return None
+    home, away = _num(raw.get("home")), _num(raw.get("away"))
+    return {"home": home, "away": away} if home is not None and away is not None else None
 
 
 def goal_view(doc: Doc) -> View:

@@ -148,7 +148,13 @@ function fixtureEl(f) {
   node.querySelector(".home").textContent = f.home.name || "Home";
   node.querySelector(".away").textContent = f.away.name || "Away";
   const s = f.score;
-  node.querySelector(".score").textContent = s.home == null ? "–" : `${s.home} – ${s.away}`;
+  const pens = s.penalty && s.penalty.home != null ? s.penalty : null;
+  // a shootout decides a drawn match: say who won it, not only "1 – 1 PEN"
+  node.querySelector(".score").textContent = s.home == null ? "–"
+    : `${s.home} – ${s.away}${pens ? ` (${pens.home}–${pens.away} pens)` : ""}`;
+  node.querySelector(".score").title = pens
+    ? `${pens.home > pens.away ? f.home.name : f.away.name} won the shootout ${Math.max(pens.home, pens.away)}–${Math.min(pens.home, pens.away)}`
+    : "";
   return node;
 }
 
