@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from footyd.records import clip_key
 from footyd.sim.clipgen import ClipSpec
 from footyd.sim.clips import ClipHost, ManualClock
 from footyd.stages.download import DownloadStage
+from footyd.stages.retention import Retention, RetentionReport
 from tests.plugins.clips import CLIP_T0
 
 GOAL = "g-test-1"
@@ -480,3 +482,36 @@ async def test_decode_cost_above_the_cap_is_rejected_with_a_reason(env: Env) -> 
     assert "max_decode_megapixel_s 3" in doc["reason"]
     assert (await env.clip(small))["state"] == "downloaded"
     assert await env.keys() == [(await env.clip(small))["blob_key"]]
+
+
+class RetireBeforePut(HookedBlobs):
+    """The real S3 store; a hook runs right BEFORE the upload (the fixture retired mid-download)."""
+
+    async def put_file(self, key: str, path: Path, *, content_type: str,
+                       metadata: dict[str, str]) -> None:
+        await self._after_put(key)
+        await self._inner.put_file(key, path, content_type=content_type, metadata=metadata)
+
+
+@pytest.mark.parametrize("when", ["before_upload", "after_upload"])
+async def test_a_fixture_retired_while_its_clip_downloads_leaves_no_object(
+        env: Env, when: str) -> None:
+    """Retention deletes the fixture, its goal and the clip's document while the clip is in
+    flight; whether the object lands before or after, nothing of the fixture stays stored."""
+    await env.store.fixtures.insert_one({"_id": FIXTURE, "stage": "completed",
+                                         "kickoff": datetime.now(UTC) - timedelta(days=40)})
+    await env.store.goals.update_one({"_id": GOAL}, {"$set": {"fixture_id": FIXTURE}}, upsert=True)
+    clip_id = await env.add_clip(media="a_low")
+    retired: list[RetentionReport] = []
+
+    async def retire(_key: str) -> None:
+        cfg = Config.model_validate({"retention": {"days": 30}})
+        retired.append(await Retention(cfg, env.store, env.blobs).run())
+
+    hooked = (RetireBeforePut if when == "before_upload" else HookedBlobs)(env.blobs, retire)
+    stage = await env.stage(blobs=hooked)
+    await stage.handle(clip_id)
+    assert retired and retired[0].fixtures == [FIXTURE]
+    assert await env.store.clips.find_one({"_id": clip_id}) is None
+    assert await env.keys() == []
+    assert env.inbox.calls == []
