@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ from aiohttp import web
 from footyd.clients.store import Store
 from footyd.errors import ExitCode
 from footyd.sim.football_script import load_script, script_path
+from tests.plugins.cli import run_footyd
 from tests.plugins.daemon import write_toml
 from tests.plugins.http import serve_app
 from tests.plugins.sim import StartSim
@@ -22,13 +20,7 @@ from tests.plugins.sim import StartSim
 LEAGUES = sorted({f.league.id for f in load_script(script_path("many_25")).fixtures})
 
 
-async def _run(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "footyd", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+_run = run_footyd
 
 
 async def test_ingest_advance_and_status_commands(
@@ -101,17 +93,10 @@ async def test_status_says_api_football_is_disabled_without_a_key(
     assert "API-Football is disabled" in out and "no daemon has reported" not in out
     code, out, err = await _run("status", "-c", cfg, "--json")
     assert json.loads(out)["api_football_enabled"] is False
-    code, out, err = await _run_env({"FOOTYD_API_FOOTBALL__API_KEY": "k" * 20}, "status", "-c", cfg)
+    code, out, err = await run_footyd("status", "-c", cfg,
+                                      env={"FOOTYD_API_FOOTBALL__API_KEY": "k" * 20})
     assert code == ExitCode.OK and "API-Football is disabled" not in out, err
 
-
-async def _run_env(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "footyd", *args, env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_ingest_json_and_its_log_line_give_the_same_counts(store: Store,

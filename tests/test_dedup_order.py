@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from footyd.media.groups import group_clips, match_pairs
 from footyd.procpool import ProcessPool
 from footyd.sim.clipgen import write_clip
 from footyd.stages.dedup import ClipQuality, pick_best, representative
+from tests.plugins.cli import run_footyd
 from tests.plugins.daemon import write_toml
 from tests.test_dedup_stage import World, new_world
 
@@ -215,7 +215,7 @@ async def test_explain_shows_groups_evidence_and_how_close_kept_clips_came(
     cfg = write_toml(tmp_path / "c.toml", {"mongo": {
         "uri": world.store._cfg.uri.get_secret_value(), "database": world.store._cfg.database}})
 
-    code, out, err = await _footyd("explain", "-c", str(cfg), g, "--json")
+    code, out, err = await run_footyd("explain", "-c", str(cfg), g, "--json")
     assert code == ExitCode.OK, err
     report = json.loads(out)
     kept = {grp["kept"]["clip_id"]: grp for grp in report["groups"]}
@@ -229,18 +229,10 @@ async def test_explain_shows_groups_evidence_and_how_close_kept_clips_came(
                if {m["a"], m["b"]} == {f"{g}-s31_best", f"{g}-s32_best"}]
     assert miss["pair_matches"] is False and miss["failed"]
 
-    code, text, err = await _footyd("explain", "-c", str(cfg), g)
+    code, text, err = await run_footyd("explain", "-c", str(cfg), g)
     assert code == ExitCode.OK, err
     assert "A. Striker 12'" in text and f"duplicate {g}-s31_sd" in text
     assert "rule kept_copies_match" in text and "kept apart by" in text
-    code, _, err = await _footyd("explain", "-c", str(cfg), "no-such-goal")
+    code, _, err = await run_footyd("explain", "-c", str(cfg), "no-such-goal")
     assert code == ExitCode.ERROR and "not stored" in err
 
-
-async def _footyd(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "footyd", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()

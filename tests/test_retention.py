@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ from footyd.errors import ExitCode, Retryable
 from footyd.procpool import ProcessPool
 from footyd.stages.retention import Retention
 from footyd.wiring import RETENTION_JOB, wire
+from tests.plugins.cli import run_footyd
 from tests.plugins.daemon import write_toml
 
 NOW = datetime.now(UTC)
@@ -157,12 +156,7 @@ async def test_cli_dry_run_prints_what_would_go(store: Store, s3_store: S3BlobSt
         "retention": {"days": 30}})
 
     async def cli(*args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "footyd", "retention", "-c", str(cfg_path), *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(os.environ))
-        out, err = await proc.communicate()
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        return await run_footyd("retention", "-c", str(cfg_path), *args)
 
     code, out, err = await cli("--dry-run")
     assert code == ExitCode.OK, err
@@ -185,12 +179,7 @@ async def test_cli_dry_run_writes_nothing_and_previews_with_days_while_retention
         "storage": {"kind": "local", "local_dir": str(local_dir)}})
 
     async def cli(*args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "footyd", "retention", "-c", str(cfg_path), *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(os.environ))
-        out, err = await proc.communicate()
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        return await run_footyd("retention", "-c", str(cfg_path), *args)
 
     code, _, err = await cli("--dry-run")
     assert code == ExitCode.CONFIG and "--days" in err
