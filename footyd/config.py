@@ -115,6 +115,7 @@ HOT_KEYS: frozenset[str] = frozenset(
         "shutdown.search_s",
         "shutdown.download_s",
         "shutdown.dedup_s",
+        "shutdown.notify_s",
         "shutdown.close_s",
         "notify.webhooks",
         "notify.max_attempts",

@@ -359,11 +359,13 @@ class ShutdownConfig(Section):
     search_s: float = Field(5.0, ge=0)
     download_s: float = Field(20.0, ge=0)
     dedup_s: float = Field(15.0, ge=0)
+    notify_s: float = Field(3.0, ge=0)  # webhook deliveries in flight; a cut one is due at start
     close_s: float = Field(5.0, ge=0)
 
     @property
     def total_s(self) -> float:
-        return self.intake_s + self.search_s + self.download_s + self.dedup_s + self.close_s
+        return (self.intake_s + self.search_s + self.download_s + self.dedup_s + self.notify_s
+                + self.close_s)
 
 
 WebhookEvent = Literal["clip_kept", "clip_replaced", "goal_confirmed", "goal_cancelled"]

@@ -18,7 +18,7 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[str], Awaitable[None]]
 DueQuery = Callable[[datetime, int], Awaitable[list[str]]]
-STAGE_ORDER = ("search", "download", "dedup")
+STAGE_ORDER = ("search", "download", "dedup", "notify")
 
 
 @dataclass(frozen=True)

@@ -143,8 +143,8 @@ class Runtime:
             await asyncio.gather(*pending, return_exceptions=True)
         log.info("intake_stopped", took_s=round(time.monotonic() - started, 3))
         return await self.pipeline.drain(
-            {"search": budgets.search_s, "download": budgets.download_s, "dedup": budgets.dedup_s}
-        )
+            {"search": budgets.search_s, "download": budgets.download_s, "dedup": budgets.dedup_s,
+             "notify": budgets.notify_s})
 
 
 def stage_specs(cfg: Config, search: SearchStage, download: DownloadStage,
@@ -155,7 +155,7 @@ def stage_specs(cfg: Config, search: SearchStage, download: DownloadStage,
         StageSpec("download", download.handle, cfg.download.concurrency, due=download.due),
         StageSpec("dedup", dedup.handle, cfg.dedup.workers, due=dedup.due),
     ]
-    if notify is not None:  # idle without webhooks; never drained (the outbox keeps its work)
+    if notify is not None:  # idle without webhooks; drained last (a cut delivery stays due)
         specs.append(StageSpec("notify", notify.handle, cfg.notify.workers, due=notify.due))
     return specs
 

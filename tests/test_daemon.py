@@ -63,7 +63,7 @@ async def test_ready_health_metrics_and_clean_sigterm(
     assert took < budget, f"drain took {took:.1f}s, budget {budget}s"
     assert "STOPPING=1" in "\n".join(proc.notifications)
     assert proc.events("shutdown_started") and proc.events("daemon_stopped")
-    assert {e["stage"] for e in proc.events("stage_drained")} <= {"search", "download", "dedup"}
+    assert {e["stage"] for e in proc.events("stage_drained")} == {"search", "download", "dedup", "notify"}
     # the secret went in through the environment and must not come out anywhere
     assert SECRET not in "\n".join(proc.raw) + proc.stderr
 

@@ -359,3 +359,38 @@ async def test_status_counts_webhook_deliveries_by_state(store: Store, s3_store:
     report = await status_report(store, now)
     assert report["notifications"] == {"pending": 5, "delivered": 1}
     assert "webhook deliveries: delivered 1, pending 5" in render(report, now)
+
+
+async def test_the_drain_finishes_a_delivery_in_flight_within_its_budget(
+        store: Store, s3_store: S3BlobStore, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    await seed_events(store, s3_store, now, tmp_path)
+    async with receiver() as rx:
+        rx.script = {"slowish": [HANG]}
+        cfg = _cfg([{"url": rx.url("slowish"), "name": "slowish", "events": ["goal_cancelled"],
+                     "timeout_s": 60}])
+        async with running(cfg, store, s3_store) as (_stage, pipeline):
+            await rx.wait(lambda: rx.on("slowish"))  # the attempt is in flight, unanswered
+            rx.released.set()  # the receiver answers 200 now; the drain waits for the record
+            left = await pipeline.drain({"notify": 10.0})
+        assert left == {"notify": 0}
+    (doc,) = (await _states(store)).values()
+    assert (doc["state"], doc["attempts"]) == ("delivered", 1)
+
+
+async def test_a_delivery_cut_by_the_drain_budget_is_due_again_at_once(
+        store: Store, s3_store: S3BlobStore, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    await seed_events(store, s3_store, now, tmp_path)
+    async with receiver() as rx:
+        rx.script = {"stuck": [HANG]}
+        cfg = _cfg([{"url": rx.url("stuck"), "name": "stuck", "events": ["goal_cancelled"],
+                     "timeout_s": 60}])
+        async with running(cfg, store, s3_store) as (_stage, pipeline):
+            await rx.wait(lambda: rx.on("stuck"))
+            left = await pipeline.drain({"notify": 0.2})
+        assert left == {"notify": 1}
+    (doc,) = (await _states(store)).values()
+    assert (doc["state"], doc["attempts"], doc["last_error"]) == ("pending", 1, "cut by shutdown")
+    # due now, not after the backoff the claim had set: the next start sends it first
+    assert doc["next_attempt_at"] <= datetime.now(UTC)

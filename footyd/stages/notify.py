@@ -12,6 +12,7 @@ the receiver dedups by event id. Results are recorded on the notification and on
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -235,7 +236,16 @@ class NotifyStage:
             return False  # another process claimed it
         with structlog.contextvars.bound_contextvars(notification_id=nid, event_id=doc["event_id"],
                                                      webhook=doc["webhook"], attempt=attempt):
-            return await self._attempt(doc, attempt, now)
+            try:
+                return await self._attempt(doc, attempt, now)
+            except asyncio.CancelledError:
+                # cut by the drain's budget mid-attempt: the receiver may have it or not; due at
+                # once for the next start (at least once: receivers dedup on the event id)
+                await asyncio.shield(self._store.notifications.update_one(
+                    {"_id": nid, "state": PENDING, "attempts": attempt},
+                    {"$set": {"next_attempt_at": now, "last_error": "cut by shutdown"}}))
+                log.info("notification_cut", reason="shutdown")
+                raise
 
     async def _attempt(self, doc: dict[str, Any], attempt: int, now: datetime) -> bool:
         nid, nc = doc["_id"], self._cfg.notify
