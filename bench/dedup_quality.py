@@ -34,7 +34,7 @@ from footyd.media.fingerprint import Fingerprint, compare, fingerprint
 from footyd.media.groups import Pair, group_clips, match_pairs
 from footyd.sim.corpus import CorpusClip, build_corpus, corpus_specs
 from footyd.sim.corpus_lavfi import build_corpus_b, corpus_b_specs
-from footyd.stages.dedup import ClipQuality, pick_best, representative
+from footyd.stages.dedup_rules import ClipQuality, pick_best, representative
 
 RESULTS = Path(__file__).parent / "results"
 STORED_AT = datetime(2026, 1, 1, tzinfo=UTC)  # equal: ties fall to the clip id, as in the stage

@@ -19,7 +19,7 @@ from footyd.media import Fingerprint, VideoInfo, compare, fingerprint, probe
 from footyd.media.groups import group_clips, match_pairs
 from footyd.procpool import ProcessPool
 from footyd.sim.clipgen import write_clip
-from footyd.stages.dedup import ClipQuality, pick_best, representative
+from footyd.stages.dedup_rules import ClipQuality, pick_best, representative
 from tests.plugins.cli import run_footyd
 from tests.plugins.daemon import write_toml
 from tests.test_dedup_stage import World, new_world

@@ -22,13 +22,8 @@ from footyd.media import Fingerprint, VideoInfo, fingerprint, probe
 from footyd.procpool import POOL_REBUILDS, ProcessPool
 from footyd.records import clip_key
 from footyd.sim.clipgen import write_clip, write_garbage
-from footyd.stages.dedup import (
-    CLIPS_DEDUPLICATED,
-    ClipQuality,
-    DedupStage,
-    loss_reason,
-    pick_best,
-)
+from footyd.stages.dedup import CLIPS_DEDUPLICATED, DedupStage
+from footyd.stages.dedup_rules import ClipQuality, loss_reason, pick_best
 
 T0 = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 FIXTURE_ID = 7
