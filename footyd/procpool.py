@@ -88,8 +88,13 @@ class _Worker:
 
     @property
     def alive(self) -> bool:
-        """False once the process has exited (killed from outside while idle, say)."""
-        return self.proc.exitcode is None
+        """False once the process has exited (killed from outside while idle, say). An idle
+        worker never writes, so a readable pipe means its end closed: the kernel closes a dead
+        process's descriptors at once, before the forkserver reaps it and exitcode is known."""
+        try:
+            return self.proc.exitcode is None and not self.conn.poll()
+        except (OSError, EOFError):
+            return False
 
     def kill(self) -> None:
         """SIGKILL the process; the pipe stays open for a reader that may still watch it."""

@@ -135,8 +135,5 @@ async def test_a_job_allocating_past_the_memory_cap_fails_alone() -> None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
+    """Until the forkserver has reaped it: a zombie's other threads may still hold its pipe."""
+    return os.path.exists(f"/proc/{pid}")

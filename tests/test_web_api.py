@@ -51,7 +51,7 @@ async def test_fixtures_of_a_day(seeded: SeededDay, local_store: LocalBlobStore,
     assert body["date"] == seeded.now.date().isoformat()
     assert [f["id"] for f in body["fixtures"]] == [FX_LIVE, FX_LATER]
     live = body["fixtures"][0]
-    assert live["score"] == {"home": 2, "away": 1}
+    assert live["score"] == {"home": 2, "away": 1, "penalty": None}  # no shootout
     assert (live["status"], live["minute"], live["stage"]) == ("2H", 67, "active")
     assert live["home"]["name"] == "Arsenal" and "api" not in live
     yesterday = (seeded.now - timedelta(days=1)).date().isoformat()
