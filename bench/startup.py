@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 
 from footyd.sim.mongo import start_secantus
-from tests.plugins.daemon import free_port, write_toml
+from footyd.sim.net import free_port
+from footyd.sim.tomlfile import write_toml
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = 3

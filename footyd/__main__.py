@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from footyd.cli import main
+from footyd.cli.main import main
 
 raise SystemExit(main())

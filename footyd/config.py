@@ -12,13 +12,14 @@ import os
 import re
 import tomllib
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from footyd.config_models import (
+    HOT,
     WEBHOOK_EVENTS,
     ApiFootballConfig,
     Config,
@@ -33,6 +34,7 @@ from footyd.config_models import (
     MongoConfig,
     MonitorConfig,
     NotifyConfig,
+    PoolConfig,
     RedditConfig,
     RetentionConfig,
     ScopeConfig,
@@ -55,7 +57,7 @@ from footyd.errors import ConfigError
 __all__ = [  # the models are re-exported: callers import them from here
     "ENV_PREFIX", "HOT_KEYS", "MASK", "WEBHOOK_EVENTS", "ApiFootballConfig", "Config",
     "DedupConfig", "DownloadConfig", "FakeSourceConfig", "GoalsConfig", "HealthConfig",
-    "IngestConfig", "LevelName", "LogConfig", "MongoConfig", "MonitorConfig", "NotifyConfig",
+    "IngestConfig", "LevelName", "LogConfig", "MongoConfig", "MonitorConfig", "NotifyConfig", "PoolConfig",
     "RedditConfig", "RetentionConfig", "ScopeConfig", "SearchConfig", "SearchServiceConfig",
     "Section", "ShutdownConfig", "SnscrapeConfig", "SourceName", "SourcesConfig", "StorageConfig",
     "WebConfig", "WebhookConfig", "WebhookEvent", "XApiConfig", "build", "config_hash", "diff",
@@ -66,68 +68,16 @@ ENV_PREFIX = "FOOTYD_"
 MASK = "**********"
 
 
-# Keys that change behaviour live; everything else is applied on the next start.
-HOT_KEYS: frozenset[str] = frozenset(
-    {
-        "scope.teams",
-        "scope.leagues",
-        "scope.season",
-        "ingest.days_ahead",
-        "ingest.at",
-        "monitor.poll_interval_s",
-        "monitor.staging_check_interval_s",
-        "monitor.activate_before_s",
-        "monitor.complete_grace_s",
-        "monitor.max_poll_interval_s",
-        "monitor.keep_raw",
-        "monitor.poll_shape",
-        "goals.confirm_polls",
-        "goals.cancel_polls",
-        "goals.match_window_min",
-        "goals.on_cancel",
-        "search.attempts",
-        "search.interval_s",
-        "search.schedule",
-        "search.window_margin_s",
-        "search.team_aliases",
-        "search.max_candidates_per_attempt",
-        "search.workers",
-        "search.due_scan_s",
-        "download.concurrency",
-        "download.timeout_s",
-        "download.socket_timeout_s",
-        "download.max_size_mb",
-        "download.min_duration_s",
-        "download.max_duration_s",
-        "download.min_short_side_px",
-        "download.aspect_min",
-        "download.aspect_max",
-        "download.max_attempts",
-        "download.retry_backoff_s",
-        "download.allow_private_addresses",
-        "download.allowed_networks",
-        "dedup.max_hamming",
-        "dedup.min_consecutive",
-        "api_football.daily_reserve",
-        "log.level",
-        "log.libraries",
-        "shutdown.intake_s",
-        "shutdown.search_s",
-        "shutdown.download_s",
-        "shutdown.dedup_s",
-        "shutdown.notify_s",
-        "shutdown.close_s",
-        "notify.webhooks",
-        "notify.max_attempts",
-        "notify.backoff_base_s",
-        "notify.backoff_max_s",
-        "notify.max_event_age_s",
-        "notify.url_ttl_s",
-        "retention.days",
-        "retention.at",
-        "retention.stale_upload_s",
-    }
-)
+def _hot_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    for name, info in model.model_fields.items():
+        if HOT in info.metadata:
+            yield prefix + name
+        elif isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            yield from _hot_keys(info.annotation, f"{prefix}{name}.")
+
+
+# Keys that change behaviour live (marked HOT on their fields); the rest apply at the next start.
+HOT_KEYS: frozenset[str] = frozenset(_hot_keys(Config))
 
 
 def is_hot(key: str) -> bool:

@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
 from footyd import scratch
 from footyd.config import ENV_PREFIX, Config, env_field_kind
+from footyd.findings import Finding, Verdict, is_set
 
 MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
 # FOOTYD_* variables that are not config keys
 ENV_NOT_KEYS = ("FOOTYD_CONFIG", "FOOTYD_BUILD_COMMIT", "FOOTYD_TEST_", "FOOTYD_BENCH_",
                 "FOOTYD_DEMO_")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem: the key it is about, what happens, and how to fix it."""
-
-    key: str
-    problem: str
-    fix: str = ""
-
-    def line(self) -> str:
-        return f"{self.key}: {self.problem}" + (f"; fix: {self.fix}" if self.fix else "")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Errors stop `run` (exit 78); warnings are settings that leave part of footyd idle."""
-
-    errors: list[Finding] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
 
 
 def mongo_hosts(uri: str) -> str:
@@ -69,36 +48,14 @@ def _sources(cfg: Config) -> tuple[list[Finding], list[Finding]]:
     errors: list[Finding] = []
     warnings: list[Finding] = []
     usable = 0
+    # every source's HTTP client comes with it: only a check of enabled sources pays for that
+    from footyd.sources.registry import SOURCES
+
     for name in dict.fromkeys(cfg.search.sources):
-        if name == "x_api" and not _set(cfg.sources.x_api.bearer_token):
-            errors.append(Finding(
-                "sources.x_api.bearer_token", "x_api is in search.sources but has no bearer token",
-                "FOOTYD_SOURCES__X_API__BEARER_TOKEN or sources.x_api.bearer_token_file, "
-                "or remove x_api from search.sources"))
-        elif name == "reddit" and not (_set(cfg.sources.reddit.client_id)
-                                       and _set(cfg.sources.reddit.client_secret)):
-            errors.append(Finding(
-                "sources.reddit.client_id", "reddit is in search.sources but has no client_id / "
-                "client_secret",
-                "create a free app at reddit.com/prefs/apps (type \"script\"), then "
-                "FOOTYD_SOURCES__REDDIT__CLIENT_ID and FOOTYD_SOURCES__REDDIT__CLIENT_SECRET (or "
-                "client_secret_file), or remove reddit from search.sources"))
-        elif name == "reddit" and "CHANGE_ME" in cfg.sources.reddit.user_agent:
-            usable += 1
-            warnings.append(Finding(
-                "sources.reddit.user_agent", "still the placeholder: Reddit throttles or blocks "
-                "generic user agents", 'e.g. "linux:footyd:1.0 (by /u/<your reddit user>)"'))
-        elif name == "fake":
-            usable += 1
-            warnings.append(Finding(
-                "search.sources", "fake is the simulator's source (tests, the demo): it finds no "
-                "real clip", "remove fake from search.sources"))
-        elif name == "snscrape" and importlib.util.find_spec("snscrape") is None:
-            warnings.append(Finding(
-                "search.sources", "snscrape is enabled but not installed (it never finds clips)",
-                "pip install 'footyd[snscrape]' or remove it from search.sources"))
-        else:
-            usable += 1
+        verdict = SOURCES[name].check(getattr(cfg.sources, name))
+        errors += verdict.errors
+        warnings += verdict.warnings
+        usable += verdict.can_search
     if not cfg.search.sources:
         warnings.append(Finding(
             "search.sources", "no video source is enabled: goals are detected but never searched",
@@ -111,17 +68,12 @@ def _sources(cfg: Config) -> tuple[list[Finding], list[Finding]]:
     return errors, warnings
 
 
-def _set(secret: object) -> bool:
-    get = getattr(secret, "get_secret_value", None)
-    return bool(get and get())
-
-
 def _storage(cfg: Config) -> list[Finding]:
     st = cfg.storage
     if st.kind == "local" and st.local_dir is None:
         return [Finding("storage.local_dir", 'required when storage.kind = "local"',
                         "FOOTYD_STORAGE__LOCAL_DIR=/var/lib/footyd/clips")]
-    if st.kind == "s3" and _set(st.access_key_id) != _set(st.secret_access_key):
+    if st.kind == "s3" and is_set(st.access_key_id) != is_set(st.secret_access_key):
         return [Finding("storage.access_key_id", "S3 credentials need both access_key_id and "
                         "secret_access_key (or neither: the AWS credential chain)",
                         "FOOTYD_STORAGE__ACCESS_KEY_ID and FOOTYD_STORAGE__SECRET_ACCESS_KEY")]
@@ -170,7 +122,7 @@ def judge(cfg: Config, env: Mapping[str, str] | None = None) -> Verdict:
         Finding(*line.split(": ", 1)) for line in scratch.problems(cfg)]
     src_errors, warnings = _sources(cfg)
     errors += src_errors
-    if not _set(cfg.api_football.api_key):
+    if not is_set(cfg.api_football.api_key):
         warnings.insert(0, Finding(
             "api_football.api_key", "not set: no fixtures are ingested or monitored",
             "FOOTYD_API_FOOTBALL__API_KEY or api_football.api_key_file"))
@@ -179,6 +131,18 @@ def judge(cfg: Config, env: Mapping[str, str] | None = None) -> Verdict:
             "scope", "no teams and no leagues: nothing is tracked",
             'FOOTYD_SCOPE__TEAMS="[40, 42]" or FOOTYD_SCOPE__LEAGUES="[39]" (scope.teams, '
             "scope.leagues)"))
-    warnings += env_warnings(os.environ if env is None else env)
+    warnings += _dedup(cfg) + env_warnings(os.environ if env is None else env)
     return Verdict(errors, warnings)
+
+
+def _dedup(cfg: Config) -> list[Finding]:
+    found: list[Finding] = []
+    if cfg.dedup.sample_fps is not None:
+        found.append(Finding("dedup.sample_fps", "unused: both sides are fingerprinted at "
+                             "dedup.reference_fps", "remove dedup.sample_fps"))
+    if cfg.dedup.workers > cfg.pool.workers:
+        found.append(Finding(
+            "dedup.workers", f"{cfg.dedup.workers} dedup workers share {cfg.pool.workers} pool "
+            "processes (pool.workers): the extra ones wait", f"pool.workers = {cfg.dedup.workers}"))
+    return found
 

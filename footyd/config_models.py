@@ -6,12 +6,22 @@ import hashlib
 import ipaddress
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 SourceName = Literal["x_api", "search_service", "snscrape", "fake", "reddit"]
 LevelName = Literal["debug", "info", "warning", "error"]
+
+
+class _Hot:
+    """Marks a field whose change a SIGHUP applies live; every other key waits for a restart."""
+
+    def __repr__(self) -> str:
+        return "HOT"
+
+
+HOT = _Hot()
 
 
 class Section(BaseModel):
@@ -28,7 +38,7 @@ class ApiFootballConfig(Section):
     timeout_s: float = Field(10.0, gt=0, le=120)
     max_retries: int = Field(3, ge=0, le=10)
     backoff_base_s: float = Field(2.0, gt=0, le=60)
-    daily_reserve: int = Field(100, ge=0)
+    daily_reserve: Annotated[int, HOT] = Field(100, ge=0)
     daily_limit: int | None = Field(None, ge=1)  # None: learn it from /status and headers
     per_minute_limit: int | None = Field(None, ge=1)
     # a body past this is refused unread as malformed (a hostile or broken upstream)
@@ -36,26 +46,26 @@ class ApiFootballConfig(Section):
 
 
 class ScopeConfig(Section):
-    teams: list[int] = Field(default_factory=list)
-    leagues: list[int] = Field(default_factory=list)
-    season: int | None = None  # None: the season in progress, resolved per league
+    teams: Annotated[list[int], HOT] = Field(default_factory=list)
+    leagues: Annotated[list[int], HOT] = Field(default_factory=list)
+    season: Annotated[int | None, HOT] = None  # None: the season in progress, resolved per league
 
 
 class IngestConfig(Section):
-    days_ahead: int = Field(1, ge=0, le=14)
-    at: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # UTC
+    days_ahead: Annotated[int, HOT] = Field(1, ge=0, le=14)
+    at: Annotated[str, HOT] = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # UTC
     on_startup: bool = True
 
 
 class MonitorConfig(Section):
-    poll_interval_s: float = Field(30.0, gt=0)
+    poll_interval_s: Annotated[float, HOT] = Field(30.0, gt=0)
     poll_floor_s: float = Field(15.0, gt=0)  # lower only against the simulator
-    staging_check_interval_s: float = Field(900.0, gt=0)
-    activate_before_s: float = Field(300.0, ge=0)
-    complete_grace_s: float = Field(600.0, ge=0)
-    max_poll_interval_s: float = Field(300.0, gt=0)
-    keep_raw: bool = False  # also store each polled item's raw JSON (debugging; costs writes)
-    poll_shape: Literal["auto", "ids"] = "auto"  # auto: `live=` when it costs fewer calls
+    staging_check_interval_s: Annotated[float, HOT] = Field(900.0, gt=0)
+    activate_before_s: Annotated[float, HOT] = Field(300.0, ge=0)
+    complete_grace_s: Annotated[float, HOT] = Field(600.0, ge=0)
+    max_poll_interval_s: Annotated[float, HOT] = Field(300.0, gt=0)
+    keep_raw: Annotated[bool, HOT] = False  # also store each polled item's raw JSON (debugging; costs writes)
+    poll_shape: Annotated[Literal["auto", "ids"], HOT] = "auto"  # auto: `live=` when it costs fewer calls
 
     @model_validator(mode="after")
     def _floor(self) -> MonitorConfig:
@@ -68,29 +78,29 @@ class MonitorConfig(Section):
 
 
 class GoalsConfig(Section):
-    confirm_polls: int = Field(2, ge=1, le=20)
-    cancel_polls: int = Field(3, ge=1, le=50)
-    match_window_min: int = Field(5, ge=0, le=30)
-    on_cancel: Literal["delete", "keep"] = "delete"
+    confirm_polls: Annotated[int, HOT] = Field(2, ge=1, le=20)
+    cancel_polls: Annotated[int, HOT] = Field(3, ge=1, le=50)
+    match_window_min: Annotated[int, HOT] = Field(5, ge=0, le=30)
+    on_cancel: Annotated[Literal["delete", "keep"], HOT] = "delete"
 
 
 DEFAULT_SCHEDULE = [(60.0, 20.0), (300.0, 120.0), (3000.0, 900.0)]
 
 
 class SearchConfig(Section):
-    attempts: int = Field(10, ge=1, le=100)  # the most attempts a goal gets from the schedule
-    interval_s: float = Field(60.0, gt=0)
+    attempts: Annotated[int, HOT] = Field(10, ge=1, le=100)  # the most attempts a goal gets from the schedule
+    interval_s: Annotated[float, HOT] = Field(60.0, gt=0)
     # [until_s, every_s] steps after the goal was first seen: dense while clips appear, sparse
     # for late HD copies; [] = every interval_s (the flat cadence of earlier versions)
-    schedule: list[tuple[float, float]] = Field(
+    schedule: Annotated[list[tuple[float, float]], HOT] = Field(
         default_factory=lambda: list(DEFAULT_SCHEDULE), max_length=20)
-    window_margin_s: float = Field(120.0, ge=0)
+    window_margin_s: Annotated[float, HOT] = Field(120.0, ge=0)
     sources: list[SourceName] = Field(default_factory=list)  # none: goals are not searched
-    team_aliases: dict[str, list[str]] = Field(default_factory=dict)
-    max_candidates_per_attempt: int = Field(50, ge=1, le=500)
-    workers: int = Field(4, ge=1, le=64)
+    team_aliases: Annotated[dict[str, list[str]], HOT] = Field(default_factory=dict)
+    max_candidates_per_attempt: Annotated[int, HOT] = Field(50, ge=1, le=500)
+    workers: Annotated[int, HOT] = Field(4, ge=1, le=64)
     source_timeout_s: float = Field(45.0, gt=0)
-    due_scan_s: float = Field(5.0, gt=0)
+    due_scan_s: Annotated[float, HOT] = Field(5.0, gt=0)
 
     @model_validator(mode="after")
     def _schedule_steps(self) -> SearchConfig:
@@ -180,24 +190,25 @@ class SourcesConfig(Section):
 
 
 class DownloadConfig(Section):
-    concurrency: int = Field(3, ge=1, le=32)
-    timeout_s: float = Field(120.0, gt=0)
-    socket_timeout_s: float = Field(15.0, gt=0)
-    max_size_mb: float = Field(100.0, gt=0)
-    min_duration_s: float = Field(3.0, ge=0)
-    max_duration_s: float = Field(180.0, gt=0)
-    min_short_side_px: int = Field(360, ge=1)
-    aspect_min: float = Field(1.6, gt=0)
-    aspect_max: float = Field(1.9, gt=0)
-    max_attempts: int = Field(4, ge=1, le=20)
-    retry_backoff_s: float = Field(60.0, ge=0)
+    concurrency: Annotated[int, HOT] = Field(3, ge=1, le=32)
+    timeout_s: Annotated[float, HOT] = Field(120.0, gt=0)
+    socket_timeout_s: Annotated[float, HOT] = Field(15.0, gt=0)
+    max_size_mb: Annotated[float, HOT] = Field(100.0, gt=0)
+    min_duration_s: Annotated[float, HOT] = Field(3.0, ge=0)
+    max_duration_s: Annotated[float, HOT] = Field(180.0, gt=0)
+    min_short_side_px: Annotated[int, HOT] = Field(360, ge=1)
+    aspect_min: Annotated[float, HOT] = Field(1.6, gt=0)
+    aspect_max: Annotated[float, HOT] = Field(1.9, gt=0)
+    max_attempts: Annotated[int, HOT] = Field(4, ge=1, le=20)
+    retry_backoff_s: Annotated[float, HOT] = Field(60.0, ge=0)
     scratch_dir: Path = Path("/tmp/footyd-scratch")
     cookies_file: Path | None = None
     ffmpeg_location: Path | None = None
     # Media and post URLs come from the internet: loopback, private, link-local (cloud metadata)
     # and other non-public addresses are refused unless this is on (simulator, tests, a LAN).
-    allow_private_addresses: bool = False
-    allowed_networks: tuple[str, ...] = ()  # CIDRs fetched even with the flag off (a LAN host)
+    allow_private_addresses: Annotated[bool, HOT] = False
+    # CIDRs fetched even with the flag off (a LAN host)
+    allowed_networks: Annotated[tuple[str, ...], HOT] = ()
 
     @model_validator(mode="after")
     def _ranges(self) -> DownloadConfig:
@@ -215,19 +226,25 @@ class DownloadConfig(Section):
 
 class DedupConfig(Section):
     workers: int = Field(2, ge=1, le=32)
-    sample_fps: float = Field(2.0, gt=0, le=30)  # unused since both sides compare at reference_fps
+    sample_fps: float | None = Field(None, gt=0, le=30)  # unused (reference_fps): old files still load
     reference_fps: float = Field(5.0, gt=0, le=30)
-    max_hamming: int = Field(12, ge=0, le=64)
-    min_consecutive: int = Field(3, ge=1, le=100)
-    min_match_s: float = Field(2.0, gt=0, le=60)
-    min_match_ratio: float = Field(0.7, gt=0, le=1)
-    min_match_coverage: float = Field(0.5, ge=0, le=1)
-    match_mirrored: bool = True  # a left-right mirrored re-post is a copy too
+    max_hamming: Annotated[int, HOT] = Field(12, ge=0, le=64)
+    min_consecutive: Annotated[int, HOT] = Field(3, ge=1, le=100)
+    min_match_s: Annotated[float, HOT] = Field(2.0, gt=0, le=60)
+    min_match_ratio: Annotated[float, HOT] = Field(0.7, gt=0, le=1)
+    min_match_coverage: Annotated[float, HOT] = Field(0.5, ge=0, le=1)
+    match_mirrored: Annotated[bool, HOT] = True  # a left-right mirrored re-post is a copy too
     worker_max_memory_mb: int = Field(3072, ge=0, le=1_048_576)  # address space per pool worker
     timeout_s: float = Field(120.0, gt=0)
     retry_backoff_s: float = Field(60.0, ge=0)
     max_decode_megapixel_s: float = Field(400.0, gt=0)  # duration x width x height cap per clip
     max_fingerprint_failures: int = Field(2, ge=1, le=20)  # then the clip is kept undeduplicated
+
+
+class PoolConfig(Section):
+    """The process pool that probes and fingerprints clips (download and dedup share it)."""
+
+    workers: int = Field(2, ge=1, le=32)
 
 
 class MongoConfig(Section):
@@ -339,9 +356,9 @@ def is_loopback(host: str) -> bool:
 
 
 class LogConfig(Section):
-    level: LevelName = "info"
+    level: Annotated[LevelName, HOT] = "info"
     format: Literal["auto", "json", "console"] = "auto"
-    libraries: dict[str, LevelName] = Field(
+    libraries: Annotated[dict[str, LevelName], HOT] = Field(
         default_factory=lambda: dict[str, LevelName]({
             "pymongo": "warning",
             "apscheduler": "warning",
@@ -355,12 +372,18 @@ class LogConfig(Section):
 class ShutdownConfig(Section):
     """Drain budgets, in stage order; their sum must fit inside TimeoutStopSec."""
 
-    intake_s: float = Field(2.0, ge=0)
-    search_s: float = Field(5.0, ge=0)
-    download_s: float = Field(20.0, ge=0)
-    dedup_s: float = Field(15.0, ge=0)
-    notify_s: float = Field(3.0, ge=0)  # webhook deliveries in flight; a cut one is due at start
-    close_s: float = Field(5.0, ge=0)
+    intake_s: Annotated[float, HOT] = Field(2.0, ge=0)
+    search_s: Annotated[float, HOT] = Field(5.0, ge=0)
+    download_s: Annotated[float, HOT] = Field(20.0, ge=0)
+    dedup_s: Annotated[float, HOT] = Field(15.0, ge=0)
+    # webhook deliveries in flight; a cut one is due at the next start
+    notify_s: Annotated[float, HOT] = Field(3.0, ge=0)
+    close_s: Annotated[float, HOT] = Field(5.0, ge=0)
+
+    def stage_budgets_s(self) -> dict[str, float]:
+        """Each pipeline stage's drain budget, by stage name."""
+        return {"search": self.search_s, "download": self.download_s, "dedup": self.dedup_s,
+                "notify": self.notify_s}
 
     @property
     def total_s(self) -> float:
@@ -398,13 +421,13 @@ class WebhookConfig(Section):
 
 
 class NotifyConfig(Section):
-    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    webhooks: Annotated[list[WebhookConfig], HOT] = Field(default_factory=list)
     workers: int = Field(2, ge=1, le=16)
-    max_attempts: int = Field(8, ge=1, le=50)
-    backoff_base_s: float = Field(10.0, gt=0)
-    backoff_max_s: float = Field(3600.0, gt=0)
-    max_event_age_s: float = Field(86400.0, gt=0)  # older events are not announced
-    url_ttl_s: int = Field(86400, ge=60, le=604800)  # lifetime of presigned clip URLs
+    max_attempts: Annotated[int, HOT] = Field(8, ge=1, le=50)
+    backoff_base_s: Annotated[float, HOT] = Field(10.0, gt=0)
+    backoff_max_s: Annotated[float, HOT] = Field(3600.0, gt=0)
+    max_event_age_s: Annotated[float, HOT] = Field(86400.0, gt=0)  # older events are not announced
+    url_ttl_s: Annotated[int, HOT] = Field(86400, ge=60, le=604800)  # lifetime of presigned clip URLs
 
     @model_validator(mode="after")
     def _unique_keys(self) -> NotifyConfig:
@@ -415,9 +438,9 @@ class NotifyConfig(Section):
 
 
 class RetentionConfig(Section):
-    days: int | None = Field(None, ge=1)  # None: keep everything
-    at: str = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # UTC
-    stale_upload_s: float = Field(86400.0, gt=0)  # abort multipart uploads older than this
+    days: Annotated[int | None, HOT] = Field(None, ge=1)  # None: keep everything
+    at: Annotated[str, HOT] = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # UTC
+    stale_upload_s: Annotated[float, HOT] = Field(86400.0, gt=0)  # abort multipart uploads older than this
 
 
 class Config(Section):
@@ -430,6 +453,7 @@ class Config(Section):
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    pool: PoolConfig = Field(default_factory=PoolConfig)
     mongo: MongoConfig = Field(default_factory=MongoConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)

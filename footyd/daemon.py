@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
-from pydantic import ValidationError
 
 from footyd import config as config_mod
 from footyd import logs
@@ -22,9 +21,10 @@ from footyd.build import git_commit, version
 from footyd.clients.blobs import BlobStore, open_blob_store
 from footyd.clients.store import Store
 from footyd.config import Config
+from footyd.config_reload import RESTART_REASON, ReloadRejected, plan_reload
 from footyd.errors import ConfigError, ExitCode
 from footyd.health import HealthServer
-from footyd.heartbeat import Heartbeat, runtime_fields
+from footyd.heartbeat import Heartbeat
 from footyd.metrics import (
     BUILD_INFO,
     CONFIG_RELOAD_SUCCESS,
@@ -158,7 +158,7 @@ class Daemon:
         cfg = self.cfg
         store = await stack.enter_async_context(Store(cfg.mongo))
         blobs: BlobStore = await stack.enter_async_context(open_blob_store(cfg.storage))
-        pool = ProcessPool(cfg.dedup.workers, max_memory_mb=cfg.dedup.worker_max_memory_mb)
+        pool = ProcessPool(cfg.pool.workers, max_memory_mb=cfg.dedup.worker_max_memory_mb)
         # off the loop, bounded: a running job must not block the close timer or a second signal
         stack.push_async_callback(lambda: pool.aclose(self.cfg.shutdown.close_s / 2))
         self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)
@@ -176,7 +176,8 @@ class Daemon:
             self.web = await stack.enter_async_context(WebServer(cfg.web, store=store, blobs=blobs))
 
     def _heartbeat_fields(self) -> dict[str, object]:
-        return {**runtime_fields(self.runtime), "last_reload": self.last_reload,
+        running = self.runtime.snapshot() if self.runtime is not None else {"quota": None, "sources": {}}
+        return {**running, "last_reload": self.last_reload,
                 "config_hash": config_mod.config_hash(self.cfg)}
 
     def _features(self) -> dict[str, object]:
@@ -213,22 +214,13 @@ class Daemon:
             except ConfigError as exc:
                 await self._reload_failed(errors=exc.errors)
                 return False
-            changed = config_mod.diff(self.cfg, new)
-            hot = [k for k in changed if config_mod.is_hot(k)]
-            cold = [k for k in changed if not config_mod.is_hot(k)]
             try:
-                merged = _merge_hot(self.cfg, new, cold)
-            except ValidationError as exc:
-                # a hot key validated against a restart-only key that keeps its running value
-                errors = {".".join(str(p) for p in err["loc"]): err["msg"] for err in exc.errors()}
-                keys = [k for k in changed if any(k == loc or k.startswith(loc + ".") for loc in errors)]
-                await self._reload_failed(
-                    errors=[f"{loc}: {msg}" for loc, msg in errors.items()],
-                    keys=keys, restart_only=[k for k in cold if k in keys],
-                    reason="with restart-only keys kept at their running values the config is "
-                           "invalid; change them together at the next restart")
+                plan = plan_reload(self.cfg, new)
+            except ReloadRejected as exc:
+                await self._reload_failed(errors=exc.errors, keys=exc.keys,
+                                          restart_only=exc.restart_only, reason=RESTART_REASON)
                 return False
-            self.cfg = merged
+            self.cfg = plan.config
             logs.set_level(self.cfg.log.level, self.cfg.log.libraries)
             logs.set_secrets(config_mod.secret_values(self.cfg))
             if self.runtime is not None:
@@ -236,10 +228,10 @@ class Daemon:
             CONFIG_RELOAD_SUCCESS.set(1)
             CONFIG_RELOAD_TIMESTAMP.set(time.time())
             CONFIG_RELOADS.labels("ok").inc()
-            await self._record_reload(ok=True, changed=hot, needs_restart=cold)
-            log.info("config_reloaded", changed=hot, config_hash=config_mod.config_hash(self.cfg))
-            if cold:
-                log.warning("config_change_needs_restart", keys=cold)
+            await self._record_reload(ok=True, changed=plan.hot, needs_restart=plan.cold)
+            log.info("config_reloaded", changed=plan.hot, config_hash=config_mod.config_hash(self.cfg))
+            if plan.cold:
+                log.warning("config_change_needs_restart", keys=plan.cold)
             return True
         finally:
             self.notifier.ready("running")
@@ -291,19 +283,6 @@ def flush_and_exit(code: int) -> None:
         handler.flush()
     sys.stdout.flush()
     os._exit(code)
-
-
-def _merge_hot(old: Config, new: Config, cold: list[str]) -> Config:
-    """The new config with every restart-only key kept at its running value."""
-    data = new.model_dump()
-    running = old.model_dump()
-    for key in cold:
-        parts = key.split(".")
-        src, dst = running, data
-        for p in parts[:-1]:
-            src, dst = src[p], dst[p]
-        dst[parts[-1]] = src[parts[-1]]
-    return Config.model_validate(data)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -6,8 +6,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -15,37 +14,13 @@ import structlog
 
 from footyd.build import git_commit, version
 from footyd.clients.store import Store, StoreError
-from footyd.stages.search import SearchStage
-from footyd.wiring import Runtime
+from footyd.clock import utcnow
 
 log = structlog.get_logger(__name__)
 
 COLLECTION = "daemon"
 DOC_ID = "heartbeat"
-ERROR_MAX_CHARS = 300
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def runtime_fields(runtime: Runtime | None) -> dict[str, Any]:
-    """API quota and each source's health, as the running components see them now."""
-    out: dict[str, Any] = {"quota": None, "sources": {}}
-    if runtime is None:
-        return out
-    if runtime.client is not None:
-        out["quota"] = asdict(runtime.client.quota)
-    for stage in runtime.stages:
-        if isinstance(stage, SearchStage):
-            for source in stage.sources:
-                h = source.health
-                out["sources"][source.name] = {
-                    "state": str(h.state),
-                    "last_error": (h.last_error or "")[:ERROR_MAX_CHARS] or None,
-                    "next_try_at": h.next_try_at,
-                }
-    return out
 
 
 class Heartbeat:

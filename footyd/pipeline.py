@@ -7,18 +7,19 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 
 import structlog
 
+from footyd.clock import Clock, utcnow
 from footyd.metrics import IN_FLIGHT, QUEUE_DEPTH, STAGE_OUTCOMES
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[str], Awaitable[None]]
+Handoff = Callable[[str], Awaitable[bool]]  # queue an item on a stage: False when refused
 DueQuery = Callable[[datetime, int], Awaitable[list[str]]]
-STAGE_ORDER = ("search", "download", "dedup", "notify")
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,17 @@ class _Stage:
 
 
 class Pipeline:
-    """Runs stage workers; `put` hands an item id to a stage after its state was written."""
+    """Runs stage workers in spec order; `put` hands an item id to a stage after its state was written.
+
+    The order the specs are given in is the flow's order: the due scan and the drain follow it.
+    """
 
     def __init__(
         self,
-        specs: Sequence[StageSpec],
+        specs: Sequence[StageSpec] = (),
         *,
         scan_interval_s: float = 5.0,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utcnow,
     ) -> None:
         self._specs = list(specs)
         self._stages: dict[str, _Stage] = {}
@@ -63,6 +67,20 @@ class Pipeline:
         self._clock = clock
         self._scanner: asyncio.Task[None] | None = None
         self._scan_now = asyncio.Event()
+
+    def add(self, spec: StageSpec) -> None:
+        """Append a stage (before the pipeline starts); it drains after those added before it."""
+        if self._stages:
+            raise RuntimeError("stages are added before the pipeline starts")
+        self._specs.append(spec)
+
+    def sender(self, stage_name: str) -> Handoff:
+        """The hand-off to one stage; before the pipeline starts it refuses (the due scan finds it)."""
+
+        async def send(item_id: str) -> bool:
+            return await self.put(stage_name, item_id)
+
+        return send
 
     async def __aenter__(self) -> Pipeline:
         for spec in self._specs:
@@ -217,10 +235,7 @@ class Pipeline:
         """Close intake and finish each stage in order within its budget; return what is left."""
         await self._stop_scanner()
         left: dict[str, int] = {}
-        for name in STAGE_ORDER:
-            if name not in self._stages:
-                continue
-            stage = self._stages[name]
+        for name, stage in self._stages.items():
             # upstream stages are drained already, so nothing new arrives once this one closes
             stage.closed = True
             budget = budgets_s.get(name, 0.0)

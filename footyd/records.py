@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from footyd.clients.football import Fixture
+if TYPE_CHECKING:  # the API client (aiohttp) is not needed to shape a document
+    from footyd.clients.football import Fixture
 
 STAGE_STAMP = {"active": "activated_at", "completed": "completed_at", "staging": "staged_at"}
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import structlog
@@ -17,6 +16,7 @@ from footyd.clients.blobs import BlobStore
 from footyd.clients.football import FootballClient
 from footyd.clients.store import Store, StoreError
 from footyd.clients.webhooks import WebhookClient
+from footyd.clock import Clock, utcnow
 from footyd.config import Config, ShutdownConfig
 from footyd.errors import ConfigError, FootydError
 from footyd.orphans import release_leftover_uploads
@@ -41,10 +41,8 @@ INGEST_JOB = "daily_ingest"
 STALE_SWEEP_TIMEOUT_S = 30.0
 RETENTION_JOB = "daily_retention"
 FEED_JOB = "feed_push"
+ERROR_MAX_CHARS = 300  # a source's last error in the heartbeat
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def scope_of(cfg: Config) -> Scope:
@@ -62,11 +60,10 @@ class Runtime:
     pool: ProcessPool
     pipeline: Pipeline
     scheduler: Scheduler
+    stages: VideoStages
     client: FootballClient | None = None
     ingest: Ingest | None = None
     monitor: Monitor | None = None
-    stages: list[Stage] = field(default_factory=list)
-    search: SearchStage | None = None
     intake_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
@@ -105,8 +102,7 @@ class Runtime:
             await self._intake(STAGING_JOB, self.monitor.check_staging())
 
     async def run_feeds(self) -> None:
-        if self.search is not None:
-            await self._intake(FEED_JOB, self.search.push_feeds())
+        await self._intake(FEED_JOB, self.stages.search.push_feeds())
 
     async def run_retention(self) -> None:
         if self.cfg.retention.days is not None:
@@ -121,10 +117,9 @@ class Runtime:
         if self.monitor is not None:
             self.monitor.apply_config(cfg)
             self.scheduler.reschedule_interval(STAGING_JOB, cfg.monitor.staging_check_interval_s)
-        for stage in self.stages:
+        for stage in self.stages.in_order:
             stage.apply_config(cfg)
-        self.pipeline.set_workers("search", cfg.search.workers)
-        self.pipeline.set_workers("download", cfg.download.concurrency)
+            self.pipeline.set_workers(stage.name, stage.workers())
         self.pipeline.set_scan_interval(cfg.search.due_scan_s)
         if scope_of(old) != scope_of(cfg) or old.ingest.days_ahead != cfg.ingest.days_ahead:
             log.info("scope_changed", teams=cfg.scope.teams, leagues=cfg.scope.leagues)
@@ -142,22 +137,20 @@ class Runtime:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         log.info("intake_stopped", took_s=round(time.monotonic() - started, 3))
-        return await self.pipeline.drain(
-            {"search": budgets.search_s, "download": budgets.download_s, "dedup": budgets.dedup_s,
-             "notify": budgets.notify_s})
+        return await self.pipeline.drain(budgets.stage_budgets_s())
 
-
-def stage_specs(cfg: Config, search: SearchStage, download: DownloadStage,
-                dedup: DedupStage, notify: NotifyStage | None = None) -> list[StageSpec]:
-    """The pipeline's stages in order; worker counts come from config."""
-    specs = [
-        StageSpec("search", search.handle, cfg.search.workers, due=search.due),
-        StageSpec("download", download.handle, cfg.download.concurrency, due=download.due),
-        StageSpec("dedup", dedup.handle, cfg.dedup.workers, due=dedup.due),
-    ]
-    if notify is not None:  # idle without webhooks; drained last (a cut delivery stays due)
-        specs.append(StageSpec("notify", notify.handle, cfg.notify.workers, due=notify.due))
-    return specs
+    def snapshot(self) -> dict[str, Any]:
+        """API quota and each source's health, as the running components see them now."""
+        sources = {
+            source.name: {
+                "state": str(source.health.state),
+                "last_error": (source.health.last_error or "")[:ERROR_MAX_CHARS] or None,
+                "next_try_at": source.health.next_try_at,
+            }
+            for source in self.stages.search.sources
+        }
+        return {"quota": asdict(self.client.quota) if self.client is not None else None,
+                "sources": sources}
 
 
 async def _abort_stale_uploads(blobs: BlobStore, older_than_s: float) -> None:
@@ -187,17 +180,18 @@ async def _close_sources(sources: list[Source]) -> None:
         await source.aclose()
 
 
-@dataclass
-class _Handoffs:
-    """Stage-to-stage hand-offs, bound to the pipeline once it exists."""
+@dataclass(frozen=True)
+class VideoStages:
+    """The stages after the monitor, in the order work flows through them."""
 
-    pipeline: Pipeline | None = None
+    search: SearchStage
+    download: DownloadStage
+    dedup: DedupStage
+    notify: NotifyStage  # idle without webhooks; drained last (a cut delivery stays due)
 
-    async def download(self, clip_id: str) -> bool:
-        return self.pipeline is not None and await self.pipeline.put("download", clip_id)
-
-    async def dedup(self, goal_id: str) -> bool:
-        return self.pipeline is not None and await self.pipeline.put("dedup", goal_id)
+    @property
+    def in_order(self) -> list[Stage]:
+        return [self.search, self.download, self.dedup, self.notify]
 
 
 async def open_video_pipeline(
@@ -207,24 +201,25 @@ async def open_video_pipeline(
     store: Store,
     blobs: BlobStore,
     pool: ProcessPool,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Clock = utcnow,
     scan_interval_s: float | None = None,
-) -> tuple[Pipeline, list[Stage]]:
-    """Sources and the search, download and dedup stages on a started pipeline (on `stack`)."""
+) -> tuple[Pipeline, VideoStages]:
+    """Sources and the search, download, dedup and notify stages on a started pipeline (on `stack`)."""
     sources = build_sources(cfg)
     stack.push_async_callback(_close_sources, sources)
-    handoffs = _Handoffs()
-    search = SearchStage(cfg, store, blobs, sources, to_download=handoffs.download, clock=clock)
+    scan_s = cfg.search.due_scan_s if scan_interval_s is None else scan_interval_s
+    pipeline = Pipeline(scan_interval_s=scan_s, clock=clock)
+    search = SearchStage(cfg, store, blobs, sources, to_download=pipeline.sender(DownloadStage.name),
+                         clock=clock)
     download = await stack.enter_async_context(
-        DownloadStage(cfg, store, blobs, pool, to_dedup=handoffs.dedup, clock=clock))
+        DownloadStage(cfg, store, blobs, pool, to_dedup=pipeline.sender(DedupStage.name), clock=clock))
     dedup = DedupStage(cfg, store, blobs, pool, clock=clock)
     webhooks = await stack.enter_async_context(WebhookClient())
-    notify = NotifyStage(cfg, store, blobs, webhooks, clock=clock)
-    scan_s = cfg.search.due_scan_s if scan_interval_s is None else scan_interval_s
-    pipeline = await stack.enter_async_context(Pipeline(
-        stage_specs(cfg, search, download, dedup, notify), scan_interval_s=scan_s, clock=clock))
-    handoffs.pipeline = pipeline
-    return pipeline, [search, download, dedup, notify]
+    stages = VideoStages(search, download, dedup, NotifyStage(cfg, store, blobs, webhooks, clock=clock))
+    for stage in stages.in_order:
+        pipeline.add(StageSpec(stage.name, stage.handle, stage.workers(), due=stage.due))
+    await stack.enter_async_context(pipeline)
+    return pipeline, stages
 
 
 API_STATUS_BUDGET_S = 120.0  # /status is informational: never worth more than this
@@ -269,19 +264,19 @@ async def wire(
     await _release_leftovers(store, blobs)
     pipeline, stages = await open_video_pipeline(stack, cfg, store=store, blobs=blobs, pool=pool)
     scheduler = await stack.enter_async_context(Scheduler())
-    search = next(s for s in stages if isinstance(s, SearchStage))
     rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,
-                 scheduler=scheduler, client=client, stages=stages, search=search)
-    if search.feed_interval_s is not None:  # feeds push: their posts reach goals as they are read
-        scheduler.add_interval(FEED_JOB, rt.run_feeds, search.feed_interval_s)
+                 scheduler=scheduler, stages=stages, client=client)
+    feed_interval_s = stages.search.feed_interval_s
+    if feed_interval_s is not None:  # feeds push: their posts reach goals as they are read
+        scheduler.add_interval(FEED_JOB, rt.run_feeds, feed_interval_s)
     scheduler.add_daily(RETENTION_JOB, rt.run_retention, cfg.retention.at)  # off: days unset
     if client is not None:
         rt.spawn(_log_api_status(client), "api-status")  # retries must not delay READY
         rt.ingest = Ingest(store, client, clock=utcnow)
         rt.monitor = Monitor(
             cfg, store, client,
-            on_confirmed=lambda goal_id: pipeline.put("search", goal_id),
-            on_cancelled=lambda goal_id: pipeline.put("search", goal_id),
+            on_confirmed=pipeline.sender(SearchStage.name),
+            on_cancelled=pipeline.sender(SearchStage.name),
             set_interval=lambda s: scheduler.reschedule_interval(MONITOR_JOB, s),
         )
         scheduler.add_daily(INGEST_JOB, rt.run_ingest, cfg.ingest.at)

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.plugins.servers",
     "tests.plugins.sim",
     "tests.plugins.clips",
+    "tests.plugins.search",
     "tests.plugins.daemon",
     "tests.plugins.monitoring",
     "tests.plugins.web",

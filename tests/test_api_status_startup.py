@@ -8,11 +8,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from footyd.config import ShutdownConfig
 from footyd.errors import ExitCode
 from tests.plugins.daemon import DaemonFactory, base_config
 from tests.plugins.servers import MongoServer, S3Server
 from tests.plugins.sim import StartSim
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 
 async def test_hung_status_call_neither_delays_ready_nor_blocks_stop(

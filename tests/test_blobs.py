@@ -70,6 +70,7 @@ async def test_missing_bucket_without_create_is_a_clear_error(s3_cfg: StorageCon
             pass
 
 
+@pytest.mark.slow  # botocore's standard retries back off for 10-20 s first
 async def test_unreachable_s3_is_dependency_unavailable(s3_cfg: StorageConfig) -> None:
     cfg = s3_cfg.model_copy(update={"endpoint_url": "http://127.0.0.1:9"})
     with pytest.raises(DependencyUnavailable):

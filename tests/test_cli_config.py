@@ -195,7 +195,7 @@ async def test_config_option_help_shows_default_and_env(command: str) -> None:
 
 def test_healthcheck_probes_a_wildcard_listen_address_on_loopback() -> None:
     """The Docker image listens on 0.0.0.0: its HEALTHCHECK probes 127.0.0.1."""
-    from footyd.cli_config import healthz_url
+    from footyd.cli.config import healthz_url
 
     assert healthz_url("0.0.0.0:9464") == "http://127.0.0.1:9464/healthz"
     assert healthz_url("10.0.0.5:9464") == "http://10.0.0.5:9464/healthz"

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from footyd.clients.store import Store
@@ -16,6 +17,8 @@ from tests.plugins.cli import run_footyd
 from tests.plugins.daemon import write_toml
 from tests.plugins.http import serve_app
 from tests.plugins.sim import StartSim
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 LEAGUES = sorted({f.league.id for f in load_script(script_path("many_25")).fixtures})
 

@@ -11,6 +11,9 @@ import pytest
 
 from footyd.sim.clipgen import CATALOGUE, H264Options, generate_catalogue, write_clip
 
+# its module-scoped clips are built once: one worker runs the file
+pytestmark = pytest.mark.xdist_group("test_clipgen")
+
 
 @pytest.fixture(scope="module")
 def h264_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -15,6 +15,8 @@ import structlog
 from footyd import config as config_mod
 from footyd import logs
 from footyd.config import Config
+from footyd.config_check import judge
+from footyd.config_reload import ReloadRejected, plan_reload
 from footyd.errors import ConfigError, ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,6 +162,33 @@ def test_diff_and_hot_classification() -> None:
     assert config_mod.config_hash(old) != config_mod.config_hash(new)
 
 
+def test_the_hot_marker_on_a_field_makes_its_key_live() -> None:
+    # dedup reads its match thresholds on every run: a reload applies them
+    assert {"dedup.min_match_s", "dedup.min_match_ratio", "dedup.min_match_coverage",
+            "dedup.match_mirrored"} <= config_mod.HOT_KEYS
+    assert config_mod.is_hot("notify.webhooks.0.url")  # a marked list covers its items
+    assert not config_mod.is_hot("dedup.reference_fps") and not config_mod.is_hot("dedup.workers")
+
+
+def test_plan_reload_applies_hot_keys_and_keeps_restart_only_ones_running() -> None:
+    old = Config()
+    new = config_mod.build({"log": {"level": "debug"}, "mongo": {"database": "other"},
+                            "dedup": {"min_match_s": 3.0}}, {})
+    plan = plan_reload(old, new)
+    assert plan.hot == ["dedup.min_match_s", "log.level"] and plan.cold == ["mongo.database"]
+    assert plan.config.log.level == "debug" and plan.config.dedup.min_match_s == 3.0
+    assert plan.config.mongo.database == old.mongo.database  # waits for the restart
+
+
+def test_plan_reload_refuses_hot_keys_that_need_their_restart_only_partner() -> None:
+    new = config_mod.build({"monitor": {"poll_floor_s": 5.0, "poll_interval_s": 10.0}}, {})
+    with pytest.raises(ReloadRejected) as caught:
+        plan_reload(Config(), new)
+    assert caught.value.keys == ["monitor.poll_floor_s", "monitor.poll_interval_s"]
+    assert caught.value.restart_only == ["monitor.poll_floor_s"]
+    assert any("poll_interval_s" in e and "poll_floor_s" in e for e in caught.value.errors)
+
+
 def test_logs_redact_secret_values_and_bridge_stdlib() -> None:
     out = io.StringIO()
     logs.setup(level="info", fmt="json", secrets=[SECRET], stream=out, libraries={"pymongo": "warning"})
@@ -179,3 +208,12 @@ def test_logs_redact_secret_values_and_bridge_stdlib() -> None:
     assert [ln["event"] for ln in lines] == ["api_call_failed", "stdlib line [redacted]", "crash"]
     assert lines[0]["level"] == "info" and lines[0]["timestamp"].endswith("Z")
     assert "boom [redacted]" in lines[2]["exception"]
+
+
+def test_an_old_sample_fps_loads_with_a_warning_and_the_pool_has_its_own_size() -> None:
+    old_file = config_mod.build({"dedup": {"sample_fps": 2.0, "workers": 4}}, {})
+    warned = {f.key: f for f in judge(old_file, env={}).warnings}
+    assert "remove dedup.sample_fps" in warned["dedup.sample_fps"].fix
+    assert warned["dedup.workers"].fix == "pool.workers = 4"  # dedup no longer sizes the pool
+    sized = config_mod.build({"dedup": {"workers": 4}, "pool": {"workers": 4}}, {})
+    assert {"dedup.sample_fps", "dedup.workers"}.isdisjoint(f.key for f in judge(sized, env={}).warnings)

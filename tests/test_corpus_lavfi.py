@@ -11,6 +11,9 @@ from footyd.media import compare, fingerprint, probe
 from footyd.sim.corpus import corpus_specs
 from footyd.sim.corpus_lavfi import build_corpus_b, corpus_b_specs
 
+# `pytest -m "not slow"` skips it; its clips are built once, so one worker runs the file
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_corpus_lavfi")]
+
 DC = Config().dedup
 RULE = {"max_hamming": DC.max_hamming, "min_consecutive": DC.min_consecutive,
         "min_match_s": DC.min_match_s, "min_match_ratio": DC.min_match_ratio,

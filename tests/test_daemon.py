@@ -19,6 +19,8 @@ from footyd.errors import ExitCode
 from tests.plugins.daemon import DaemonFactory, DaemonProcess, base_config, write_toml
 from tests.plugins.servers import MongoServer, S3Server
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "sk-live-very-secret-api-key-123"
 
@@ -282,7 +284,10 @@ async def test_a_second_signal_as_an_idle_daemon_finishes_stopping_is_still_a_fo
         except ProcessLookupError:
             await proc.wait_exit()
             continue  # it was already gone: nothing was shown, try again
-        assert await proc.wait_exit() == ExitCode.FORCED, proc.tail()
+        code = await proc.wait_exit()
+        if code == ExitCode.OK and len(proc.events("signal_received")) == 1:
+            continue  # it had exited unreaped (a zombie takes a signal unseen): try again
+        assert code == ExitCode.FORCED, proc.tail()
         assert len(proc.events("signal_received")) == 2 and proc.events("shutdown_forced")
         return
     pytest.fail("the daemon exited before every second signal could be sent")

@@ -18,6 +18,9 @@ from footyd.media import fingerprint, hamming
 from footyd.media.decode import sample_frames, stream_info
 from footyd.sim.clipgen import write_clip
 
+# its module-scoped clips are built once: one worker runs the file
+pytestmark = pytest.mark.xdist_group("test_decode")
+
 REF_FPS = 5.0
 
 

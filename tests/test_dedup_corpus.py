@@ -13,6 +13,9 @@ from footyd.media.decode import sample_frames
 from footyd.media.fingerprint import SMALL_H, SMALL_W, Fingerprint, compare, content_box, fingerprint
 from footyd.sim.corpus import CorpusClip, build_corpus, corpus_specs
 
+# `pytest -m "not slow"` skips it; its clips are built once, so one worker runs the file
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_dedup_corpus")]
+
 DC = Config().dedup
 RULE = {"max_hamming": DC.max_hamming, "min_consecutive": DC.min_consecutive,
         "min_match_s": DC.min_match_s, "min_match_ratio": DC.min_match_ratio,

@@ -24,6 +24,9 @@ from tests.plugins.cli import run_footyd
 from tests.plugins.daemon import write_toml
 from tests.test_dedup_stage import World, new_world
 
+# `pytest -m "not slow"` skips it; its clips are built once, so one worker runs the file
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_dedup_order")]
+
 OVERLAY = "LEV 1-0 BAY"  # the same score bug on every clip: a hard negative across scenes
 # content-time segments of one 9.5 s goal clip: (name, start_s, end_s, width, height)
 # "best" wins on resolution among the 6 s copies; "bridge" (5.5 s, shorter by >15%) is the only

@@ -25,6 +25,9 @@ from footyd.sim.clipgen import write_clip, write_garbage
 from footyd.stages.dedup import CLIPS_DEDUPLICATED, DedupStage
 from footyd.stages.dedup_rules import ClipQuality, loss_reason, pick_best
 
+# its module-scoped clips are built once: one worker runs the file
+pytestmark = pytest.mark.xdist_group("test_dedup_stage")
+
 T0 = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 FIXTURE_ID = 7
 BACKOFF_S = 60.0

@@ -11,10 +11,12 @@ import aiohttp
 import av
 import pytest
 
-from footyd import demo_script
-from footyd.demo import DemoOptions, main, started_demo
+from footyd.demo import script as demo_script
+from footyd.demo.runner import DemoOptions, main, started_demo
 from footyd.errors import ExitCode
 from tests.plugins.servers import MongoServer
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 TINY_SCRIPT = """
 name = "tiny"

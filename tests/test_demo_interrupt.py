@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from footyd.demo import TEST_SERVER_NOTE
+from footyd.demo.runner import TEST_SERVER_NOTE
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 STARTING = "footyd demo: "
 

@@ -30,6 +30,9 @@ from footyd.stages.download import DownloadStage
 from footyd.stages.retention import Retention, RetentionReport
 from tests.plugins.clips import CLIP_T0
 
+# its module-scoped clips are built once: one worker runs the file
+pytestmark = pytest.mark.xdist_group("test_download_stage")
+
 GOAL = "g-test-1"
 FIXTURE = 4242
 

@@ -42,7 +42,8 @@ from tests.plugins.servers import S3Server
 # Client libraries (pymongo's async monitor, aiobotocore's pool) drop sockets of a faulty peer
 # without closing them; the leftovers are collected after every row (see _collect) so their
 # ResourceWarnings land here, not on an unrelated test.
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+pytestmark = [pytest.mark.slow,  # `pytest -m "not slow"` skips it
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 BOUND_S = 45.0  # no row may take longer: a hang is a failure, not a slow pass
 OVERSIZED_BYTES = 20 * 1024 * 1024
 LOOPBACK_OK = AddressPolicy(allow_private=True)

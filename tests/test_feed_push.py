@@ -45,7 +45,7 @@ async def test_feed_post_is_pushed_between_attempts_and_kept(
             pipeline, stages = await open_video_pipeline(
                 stack, cfg, store=store, blobs=s3_store, pool=pool, clock=host.clock,
                 scan_interval_s=3600)
-            search = next(s for s in stages if isinstance(s, SearchStage))
+            search = stages.search
             assert search.feed_interval_s == 0.1
             await pipeline.scan_once()  # attempt 1 of each goal: nothing posted yet
             await pipeline.idle()

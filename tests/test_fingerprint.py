@@ -20,6 +20,9 @@ from footyd.media import Fingerprint, compare, fingerprint, hamming, probe
 from footyd.media.fingerprint import to_signed64
 from footyd.sim.clipgen import write_clip, write_garbage
 
+# its module-scoped clips are built once: one worker runs the file
+pytestmark = pytest.mark.xdist_group("test_fingerprint")
+
 REF_FPS = 5.0
 DEDUP = Config().dedup
 MAX_HAMMING = DEDUP.max_hamming

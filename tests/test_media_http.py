@@ -17,6 +17,9 @@ from footyd.errors import DownloadFailed
 from footyd.sim.clipgen import write_clip
 from tests.plugins.http import serve_app
 
+# its module-scoped clips are built once: one worker runs the file
+pytestmark = pytest.mark.xdist_group("test_media_http")
+
 MB = 1024 * 1024
 LOOPBACK_OK = AddressPolicy(allow_private=True)  # the test servers are on loopback
 

@@ -15,6 +15,8 @@ from footyd.stages.ingest import Scope
 from footyd.stages.search_retract import retract_goal
 from tests.plugins.monitoring import Match, MatchFactory
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
+
 FAST = {"monitor": {"activate_before_s": 300, "complete_grace_s": 600}}
 MANY = load_script(script_path("many_25")).fixtures
 MANY_LEAGUES = tuple(sorted({f.league.id for f in MANY}))

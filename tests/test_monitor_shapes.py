@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from footyd.metrics import REGISTRY
 from footyd.sim.football_script import is_scoring, load_script, matchday, render, script_path
 from footyd.stages.ingest import Scope
 from tests.plugins.monitoring import MatchFactory
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 FAST = {"monitor": {"activate_before_s": 300, "complete_grace_s": 600}}
 MANY = load_script(script_path("many_25")).fixtures

@@ -28,6 +28,9 @@ from footyd.errors import DownloadFailed
 from footyd.sim.clipgen import write_clip
 from tests.plugins.http import serve_app
 
+# its module-scoped clips are built once: one worker runs the file
+pytestmark = pytest.mark.xdist_group("test_netguard")
+
 STRICT = AddressPolicy()
 OPEN = AddressPolicy(allow_private=True)
 FRONT_ONLY = AddressPolicy.build(False, ["127.0.0.1/32"])  # the "public" hop of these tests

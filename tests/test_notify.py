@@ -17,14 +17,14 @@ import aiohttp
 import pytest
 
 from footyd import config as config_mod
-from footyd.cli_ops import render
+from footyd.cli.ops import render
+from footyd.cli.status import status_report
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.retry_after import retry_after_s
 from footyd.clients.store import Store
 from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config
 from footyd.metrics import STAGE_OUTCOMES
-from footyd.ops_status import status_report
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
 from footyd.stages.notify import NotifyStage, delivery_id

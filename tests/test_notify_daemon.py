@@ -8,12 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import MongoConfig, StorageConfig
 from tests.plugins.daemon import DaemonFactory, base_config, write_toml
 from tests.plugins.notify import receiver, seed_events
 from tests.plugins.servers import MongoServer, S3Server
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 
 def _world(mongo: MongoServer, s3: S3Server, tmp: Path

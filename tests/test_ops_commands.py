@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
 from footyd.clients.store import Store
@@ -17,6 +18,8 @@ from footyd.errors import ExitCode
 from tests.plugins.daemon import DaemonFactory, base_config, run_cli, write_toml
 from tests.plugins.servers import MongoServer, S3Server
 from tests.plugins.sim import StartSim
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 NOW = datetime.now(UTC)
 

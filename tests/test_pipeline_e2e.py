@@ -7,6 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
@@ -14,6 +16,8 @@ from footyd.procpool import ProcessPool
 from footyd.sim.clips import ClipHost
 from footyd.wiring import open_video_pipeline
 from tests.plugins.clips import CLIP_T0, ClipHostFactory
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 SCENE_A = {"a_720p", "a_low", "a_480p", "a_trim1", "a_logo"}
 

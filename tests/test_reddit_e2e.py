@@ -6,6 +6,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
@@ -15,6 +17,8 @@ from footyd.sim.reddit import FakeReddit
 from footyd.wiring import open_video_pipeline
 from tests.plugins.clips import ClipHostFactory
 from tests.test_pipeline_e2e import _goal
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 SCRIPT = ClipScript.model_validate({"goals": [{
     "key": "wirtz", "match": ["Wirtz", "Leverkusen"], "at_s": 0,

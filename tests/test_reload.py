@@ -21,6 +21,8 @@ from footyd.metrics import CONFIG_RELOAD_SUCCESS
 from tests.plugins.daemon import DaemonFactory, base_config, write_toml
 from tests.plugins.servers import MongoServer, S3Server
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
+
 FACTORS = (0.01, 0.1, 0.5, 2.0, 10.0, 100.0)
 
 

@@ -18,6 +18,8 @@ from tests.plugins.daemon import DaemonFactory, base_config
 from tests.plugins.servers import MongoServer, S3Server
 from tests.plugins.sim import StartSim
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
+
 SPM = 0.25  # real seconds per match minute
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from footyd.errors import ExitCode
 from footyd.sim.football import ScaledClock
@@ -17,6 +18,8 @@ from footyd.sim.mongo import start_secantus
 from tests.plugins.daemon import DaemonFactory, base_config, free_port
 from tests.plugins.servers import MongoServer, S3Server
 from tests.plugins.sim import StartSim
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 SPM = 0.25
 

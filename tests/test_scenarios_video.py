@@ -22,6 +22,8 @@ from tests.plugins.clips import ClipHostFactory
 from tests.plugins.daemon import DaemonFactory, DaemonProcess, base_config
 from tests.plugins.servers import MongoServer, S3Server
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
+
 GOAL_ID = "g-scenario"
 
 

@@ -19,6 +19,8 @@ from tests.plugins.daemon import DaemonFactory, base_config, run_cli, write_toml
 from tests.plugins.secrets import SECRETS, find_leaks, scan_process_tree
 from tests.plugins.servers import MongoServer, S3Server
 
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
+
 
 def _tree(mongo: MongoServer, s3: S3Server, tmp_path: Path) -> dict[str, Any]:
     tree = base_config(mongo, s3, tmp_path, f"k_{uuid.uuid4().hex[:10]}")

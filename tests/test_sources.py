@@ -768,3 +768,17 @@ async def test_fake_source_against_the_simulated_clip_host(clip_host: ClipHost) 
     assert any(c.media_url is not None for c in found)
     assert any(c.media_url is None for c in found)  # post-only candidates, for yt-dlp
     assert clip_host.searches[0] == '(Wirtz OR Florian) ("Bayer Leverkusen" OR B04)'
+
+
+def test_every_source_name_has_a_section_a_builder_and_a_check() -> None:
+    from typing import get_args
+
+    from footyd.config_models import SourceName, SourcesConfig
+    from footyd.sources.registry import SOURCES
+
+    names = set(get_args(SourceName))
+    assert names == set(SOURCES) == set(SourcesConfig.model_fields)
+    # each check takes its own section, as build does; credentials missing by default
+    verdicts = {name: kind.check(getattr(Config().sources, name)) for name, kind in SOURCES.items()}
+    assert {n for n, v in verdicts.items() if v.errors} == {"x_api", "reddit"}
+    assert not verdicts["x_api"].can_search and verdicts["search_service"].can_search

@@ -12,11 +12,13 @@ import pytest
 
 from footyd.clients.blobs import LocalBlobStore
 from footyd.clients.store import Store
-from footyd.demo import DemoOptions, started_demo
+from footyd.demo.runner import DemoOptions, started_demo
 from footyd.errors import ExitCode
 from tests.plugins.browser import README_SHOT_ENV, Browser, readme_screenshot
 from tests.plugins.servers import MongoServer
 from tests.plugins.web import FX_LIVE, StartWeb, add_goal, seed_day
+
+pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 NO_RELOAD_MARK = "window.__footydNoReload"
 

@@ -22,6 +22,9 @@ from footyd.sim.clipgen import write_clip, write_garbage
 from tests.plugins.clips import ClipHostFactory
 from tests.plugins.http import serve_app
 
+# its module-scoped clips are built once: one worker runs the file
+pytestmark = pytest.mark.xdist_group("test_ytdlp")
+
 MB = 1024 * 1024
 T = TypeVar("T")
 LOOPBACK_OK = AddressPolicy(allow_private=True)  # the test servers are on loopback

@@ -32,6 +32,7 @@ from footyd.clients.football_parse import (
     short_repr,
 )
 from footyd.clients.retry_after import retry_after_s
+from footyd.clock import utcnow
 from footyd.config import ApiFootballConfig
 from footyd.errors import (
     ApiError,
@@ -40,6 +41,7 @@ from footyd.errors import (
     QuotaExhausted,
     RateLimited,
     Retryable,
+    outcome_label,
 )
 from footyd.metrics import REGISTRY
 
@@ -66,10 +68,6 @@ MALFORMED_ITEMS = Counter("footyd_api_malformed_items",
 API_QUOTA_EXHAUSTED = Gauge("footyd_api_quota_exhausted",
                             "1 while the daily API-Football quota is spent.", registry=REGISTRY)
 
-
-def utcnow() -> datetime:
-    """The current time, UTC aware."""
-    return datetime.now(UTC)
 
 
 def next_utc_midnight(now: datetime) -> datetime:
@@ -142,20 +140,6 @@ class _MinuteLimiter:
             now = time.monotonic()
             while len(self._done) + self._pending < self.limit:
                 self._done.append(now)
-
-
-def _outcome(exc: BaseException) -> str:
-    if isinstance(exc, QuotaExhausted):
-        return "quota_exhausted"
-    if isinstance(exc, RateLimited):
-        return "rate_limited"
-    if isinstance(exc, ApiError):
-        return "api_error"
-    if isinstance(exc, Retryable):
-        return "retryable"
-    if isinstance(exc, MalformedPayload):
-        return "malformed"
-    return "error"
 
 
 class FootballClient:
@@ -374,7 +358,7 @@ class FootballClient:
             response, pruned = self._handle(endpoint, status, headers, body)
             return Answer(response, pruned, len(body))
         except Exception as exc:
-            outcome = outcome if outcome != "ok" else _outcome(exc)
+            outcome = outcome if outcome != "ok" else outcome_label(exc)
             raise
         finally:
             await self._limiter.release()

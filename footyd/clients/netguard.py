@@ -13,12 +13,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from footyd.errors import DownloadFailed
+from footyd.errors import DownloadFailed, FailKind
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-BLOCKED_KIND = "blocked_address"  # DownloadFailed kind: terminal (the clip is rejected)
+BLOCKED_KIND = FailKind.BLOCKED_ADDRESS  # terminal: the clip is rejected
 FLAG = "download.allow_private_addresses"
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 

@@ -27,6 +27,8 @@ T = TypeVar("T")
 class SourceUnavailable(Retryable):
     """The source's circuit is open: the call was refused without touching the network."""
 
+    label = "unavailable"
+
 
 class CircuitState(StrEnum):
     """Breaker states."""

@@ -20,6 +20,7 @@ import structlog
 
 from footyd.config import RedditConfig
 from footyd.errors import Permanent, RateLimited, Retryable
+from footyd.findings import Finding, SourceVerdict, is_set
 from footyd.sources.base import MAX_URL_CHARS, Candidate, GoalQuery, is_fetchable_url
 from footyd.sources.guard import Clock, RateLimiter, Sleep
 from footyd.sources.plumbing import HttpSource, read_json_capped, standard_guard
@@ -301,3 +302,19 @@ class RedditSource(HttpSource):
             self._inflight.cancel()
             await asyncio.gather(self._inflight, return_exceptions=True)
         await super().aclose()
+
+
+def check_config(cfg: RedditConfig) -> SourceVerdict:
+    """Reddit needs an app's credentials, and throttles the placeholder user agent."""
+    if not (is_set(cfg.client_id) and is_set(cfg.client_secret)):
+        return SourceVerdict(can_search=False, errors=[Finding(
+            "sources.reddit.client_id", "reddit is in search.sources but has no client_id / "
+            "client_secret",
+            "create a free app at reddit.com/prefs/apps (type \"script\"), then "
+            "FOOTYD_SOURCES__REDDIT__CLIENT_ID and FOOTYD_SOURCES__REDDIT__CLIENT_SECRET (or "
+            "client_secret_file), or remove reddit from search.sources")])
+    if "CHANGE_ME" in cfg.user_agent:
+        return SourceVerdict(warnings=[Finding(
+            "sources.reddit.user_agent", "still the placeholder: Reddit throttles or blocks "
+            "generic user agents", 'e.g. "linux:footyd:1.0 (by /u/<your reddit user>)"')])
+    return SourceVerdict()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge
 
 from footyd.config import Config
-from footyd.errors import Permanent, RateLimited
+from footyd.errors import outcome_label
+from footyd.findings import SourceVerdict
 from footyd.metrics import REGISTRY
+from footyd.sources import fake, reddit, search_service, snscrape_source, x_api
 from footyd.sources.base import (
     Candidate,
     GoalQuery,
@@ -18,14 +23,27 @@ from footyd.sources.base import (
     SourceHealthState,
     feed_interval_s,
 )
-from footyd.sources.fake import fake_source
-from footyd.sources.guard import SourceUnavailable
-from footyd.sources.reddit import RedditSource
-from footyd.sources.search_service import SearchServiceSource
-from footyd.sources.snscrape_source import SnscrapeSource
-from footyd.sources.x_api import XApiSource
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """How to build one source from its `[sources.NAME]` section and check that section."""
+
+    build: Callable[[Any], Source]
+    check: Callable[[Any], SourceVerdict]
+
+
+# a name in search.sources is a key here and a `[sources.NAME]` section (config_models.SourcesConfig)
+SOURCES: dict[str, SourceKind] = {
+    "x_api": SourceKind(x_api.XApiSource, x_api.check_config),
+    "search_service": SourceKind(search_service.SearchServiceSource.from_config,
+                                 search_service.check_config),
+    "snscrape": SourceKind(snscrape_source.SnscrapeSource, snscrape_source.check_config),
+    "reddit": SourceKind(reddit.RedditSource, reddit.check_config),
+    "fake": SourceKind(fake.fake_source, fake.check_config),
+}
 
 SOURCE_REQUESTS = Counter(
     "footyd_source_requests",
@@ -40,16 +58,6 @@ SOURCE_HEALTH = Gauge(
 SOURCE_CANDIDATES = Counter(
     "footyd_source_candidates", "Candidates returned per source.", ["source"], registry=REGISTRY
 )
-
-
-def _outcome(exc: BaseException) -> str:
-    if isinstance(exc, SourceUnavailable):
-        return "unavailable"
-    if isinstance(exc, RateLimited):
-        return "rate_limited"
-    if isinstance(exc, Permanent):
-        return "permanent"
-    return "error"
 
 
 class InstrumentedSource:
@@ -76,7 +84,7 @@ class InstrumentedSource:
         try:
             found = await self.inner.search(query, since)
         except Exception as exc:
-            SOURCE_REQUESTS.labels(self.name, _outcome(exc)).inc()
+            SOURCE_REQUESTS.labels(self.name, outcome_label(exc)).inc()
             raise
         finally:
             self.export_health()
@@ -92,7 +100,7 @@ class InstrumentedSource:
         try:
             await refresh()
         except Exception as exc:
-            SOURCE_REQUESTS.labels(self.name, _outcome(exc)).inc()
+            SOURCE_REQUESTS.labels(self.name, outcome_label(exc)).inc()
             raise
         finally:
             self.export_health()
@@ -106,19 +114,7 @@ def build_sources(cfg: Config) -> list[Source]:
     """The sources named in search.sources, in that order, each instrumented."""
     out: list[Source] = []
     for name in dict.fromkeys(cfg.search.sources):  # ignore repeats, keep order
-        inner: Source
-        if name == "x_api":
-            inner = XApiSource(cfg.sources.x_api)
-        elif name == "search_service":
-            inner = SearchServiceSource.from_config(cfg.sources.search_service)
-        elif name == "snscrape":
-            inner = SnscrapeSource(cfg.sources.snscrape)
-        elif name == "reddit":
-            inner = RedditSource(cfg.sources.reddit)
-        elif name == "fake":
-            inner = fake_source(cfg.sources.fake)
-        else:  # config validation makes this unreachable
-            raise ValueError(f"unknown source {name!r}")
+        inner = SOURCES[name].build(getattr(cfg.sources, name))
         wrapped = InstrumentedSource(inner)
         wrapped.export_health()
         out.append(wrapped)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from footyd.config import SearchServiceConfig
 from footyd.errors import Permanent, RateLimited, Retryable
+from footyd.findings import SourceVerdict
 from footyd.sources.base import (
     MAX_BITRATE,
     MAX_DURATION_S,
@@ -189,3 +190,8 @@ def _retry_after(raw: str | None) -> float:
         return max(0.0, float(raw)) if raw else DEFAULT_RETRY_AFTER_S
     except ValueError:
         return DEFAULT_RETRY_AFTER_S
+
+
+def check_config(cfg: SearchServiceConfig) -> SourceVerdict:
+    """Nothing to check beyond the section's own validation."""
+    return SourceVerdict()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import threading
 import time
 import warnings
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 import structlog
 
 from footyd.config import SnscrapeConfig
+from footyd.findings import Finding, SourceVerdict
 from footyd.sources.base import (
     Candidate,
     GoalQuery,
@@ -166,3 +168,12 @@ class SnscrapeSource(GuardedSource):
         except Exception as exc:
             # X answers snscrape with "blocked (404)" since 2023-06-30: expected, not a crash.
             raise SourceUnavailable(f"snscrape: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def check_config(cfg: SnscrapeConfig) -> SourceVerdict:
+    """snscrape is an optional extra: enabled without it, the source never finds clips."""
+    if importlib.util.find_spec("snscrape") is not None:
+        return SourceVerdict()
+    return SourceVerdict(can_search=False, warnings=[Finding(
+        "search.sources", "snscrape is enabled but not installed (it never finds clips)",
+        "pip install 'footyd[snscrape]' or remove it from search.sources")])

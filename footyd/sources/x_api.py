@@ -13,6 +13,7 @@ import structlog
 
 from footyd.config import XApiConfig
 from footyd.errors import Permanent, RateLimited, Retryable
+from footyd.findings import Finding, SourceVerdict, is_set
 from footyd.sources.base import (
     MAX_BITRATE,
     MAX_SIDE_PX,
@@ -211,3 +212,13 @@ class XApiSource(HttpSource):
         candidates = parse_search_response(body, self.name)
         log.info("x_api_searched", goal_id=query.goal_id, candidates=len(candidates))
         return candidates
+
+
+def check_config(cfg: XApiConfig) -> SourceVerdict:
+    """x_api in search.sources without a bearer token cannot start."""
+    if is_set(cfg.bearer_token):
+        return SourceVerdict()
+    return SourceVerdict(can_search=False, errors=[Finding(
+        "sources.x_api.bearer_token", "x_api is in search.sources but has no bearer token",
+        "FOOTYD_SOURCES__X_API__BEARER_TOKEN or sources.x_api.bearer_token_file, "
+        "or remove x_api from search.sources")])

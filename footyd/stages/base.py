@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
 from footyd.config import Config
-
-Handoff = Callable[[str], Awaitable[bool]]  # pipeline.put bound to the next stage
-Clock = Callable[[], datetime]
 
 
 class Stage(Protocol):
@@ -25,3 +21,6 @@ class Stage(Protocol):
 
     def apply_config(self, cfg: Config) -> None:
         """Take hot-reloaded settings."""
+
+    def workers(self) -> int:
+        """How many workers the pipeline runs for this stage now (after apply_config)."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from prometheus_client import Counter, Histogram
 
 from footyd.clients.blobs import BlobStore
 from footyd.clients.store import AFTER, Store, StoreError
+from footyd.clock import Clock, utcnow
 from footyd.config import Config
 from footyd.errors import DownloadFailed, Permanent, Retryable
 from footyd.media.fingerprint import Fingerprint, fingerprint
@@ -56,7 +57,6 @@ from footyd.records import (
     HOLDS_BLOB,
     holds_blob,
 )
-from footyd.stages.base import Clock
 from footyd.stages.dedup_rules import (
     ClipQuality,
     Evidence,
@@ -78,9 +78,6 @@ GOAL_OVER = (GOAL_DONE, GOAL_FAILED)  # no clip can arrive: regrouping is over, 
 MATCH_TIMEOUT_S = 60.0  # comparing stored fingerprints: milliseconds per goal normally
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 def _print_of(doc: dict[str, Any]) -> Fingerprint | None:
     try:
@@ -97,10 +94,14 @@ class DedupStage:
     def __init__(self, cfg: Config, store: Store, blobs: BlobStore, pool: ProcessPool, *,
                  clock: Clock = utcnow) -> None:
         self._cfg = cfg
+        self._workers = cfg.dedup.workers
         self._store = store
         self._blobs = blobs
         self._pool = pool
         self._clock = clock
+
+    def workers(self) -> int:
+        return self._workers  # sized with the process pool: a restart changes it
 
     def apply_config(self, cfg: Config) -> None:
         self._cfg = cfg

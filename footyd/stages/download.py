@@ -7,7 +7,7 @@ import hashlib
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,12 +21,14 @@ from footyd.clients.media_http import fetch_media
 from footyd.clients.netguard import AddressPolicy, guarded_session
 from footyd.clients.store import AFTER, Doc, DuplicateKey, Store
 from footyd.clients.ytdlp import fetch_post
+from footyd.clock import Clock, utcnow
 from footyd.config import Config, DownloadConfig
-from footyd.errors import DownloadFailed, Retryable
+from footyd.errors import DownloadFailed, FailPolicy, Retryable
 from footyd.media.filters import rejection
 from footyd.media.fingerprint import Fingerprint, fingerprint
 from footyd.media.probe import VideoInfo, probe
 from footyd.metrics import REGISTRY
+from footyd.pipeline import Handoff
 from footyd.procpool import ProcessPool
 from footyd.records import (
     CLIP_DISCOVERED,
@@ -38,7 +40,6 @@ from footyd.records import (
     HOLDS_BLOB,
     clip_key,
 )
-from footyd.stages.base import Clock, Handoff
 
 log = structlog.get_logger(__name__)
 
@@ -49,14 +50,10 @@ DOWNLOAD_SECONDS = Histogram("footyd_download_seconds", "Wall time of successful
 DOWNLOAD_BYTES = Counter("footyd_download_bytes", "Bytes of clips fetched and validated.",
                          registry=REGISTRY)
 
-FAIL_KINDS = frozenset({"not_found", "forbidden", "unsupported_url"})  # retrying is waste (lesson 23)
 PROBE_TIMEOUT_S = 60.0
 MAX_BACKOFF_S = 3600.0
 HASH_CHUNK_BYTES = 1 << 20
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def file_sha256(path: Path) -> str:
@@ -124,6 +121,9 @@ class DownloadStage:
     def _policy(self) -> AddressPolicy:
         dl = self._cfg.download
         return AddressPolicy.build(dl.allow_private_addresses, dl.allowed_networks)
+
+    def workers(self) -> int:
+        return self._cfg.download.concurrency
 
     def apply_config(self, cfg: Config) -> None:
         # every handle() reads caps, filters and retry settings from here afresh
@@ -276,9 +276,10 @@ class DownloadStage:
                              width=info.width, height=info.height, duration_s=info.duration_s)
 
     async def _failed(self, doc: Doc, exc: DownloadFailed) -> None:
-        if exc.retryable:
+        policy = exc.kind.policy
+        if policy is FailPolicy.RETRY:
             await self._retry(doc, str(exc))
-        elif exc.kind in FAIL_KINDS:
+        elif policy is FailPolicy.FAIL:
             await self._terminal(doc, CLIP_FAILED, str(exc), last_error=str(exc))
         else:
             await self._terminal(doc, CLIP_REJECTED, str(exc))

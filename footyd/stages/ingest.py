@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -13,6 +13,7 @@ from prometheus_client import Counter
 from footyd import rules
 from footyd.clients.football import MALFORMED_ITEMS, Fixture, FixturesPage, FootballClient
 from footyd.clients.store import BadDocument, DuplicateKey, Store
+from footyd.clock import Clock
 from footyd.errors import FootydError
 from footyd.metrics import REGISTRY
 from footyd.records import fixture_fields
@@ -22,7 +23,6 @@ log = structlog.get_logger(__name__)
 INGESTED = Counter("footyd_ingested_fixtures", "Fixtures upserted by ingest, by result.",
                    ["result"], registry=REGISTRY)
 
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)

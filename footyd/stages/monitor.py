@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -16,12 +16,14 @@ from prometheus_client import Counter, Gauge, Histogram
 from footyd import pacing, rules
 from footyd.clients.football import MALFORMED_ITEMS, Fixture, FootballClient, MalformedItem
 from footyd.clients.store import BadDocument, Store
+from footyd.clock import Clock, utcnow
 from footyd.config import Config
 from footyd.errors import FootydError, MalformedPayload, QuotaExhausted
 from footyd.metrics import REGISTRY
+from footyd.pipeline import Handoff
 from footyd.records import STAGE_STAMP
 from footyd.stages import monitor_plan
-from footyd.stages.monitor_goals import GOAL_EVENTS, GoalWriter, Handoff, known_goal
+from footyd.stages.monitor_goals import GOAL_EVENTS, GoalWriter, known_goal
 from footyd.stages.monitor_plan import Estimates, PollPlan, Tracked, chunks
 from footyd.stages.monitor_write import FIXTURE_PROJECTION, FixtureWrites
 
@@ -44,11 +46,7 @@ FIXTURES = Gauge("footyd_fixtures", "Fixtures per stage.", ["stage"], registry=R
 TRANSITIONS = Counter("footyd_fixture_transitions", "Fixture stage transitions.", ["to"],
                       registry=REGISTRY)
 
-Clock = Callable[[], datetime]
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,12 +14,12 @@ from footyd import rules
 from footyd.clients.football import Fixture
 from footyd.clients.store import AFTER, Store
 from footyd.metrics import REGISTRY
+from footyd.pipeline import Handoff
 
 log = structlog.get_logger(__name__)
 
 GOAL_EVENTS = Counter("footyd_goal_events", "Goal lifecycle events.", ["event"], registry=REGISTRY)
 
-Handoff = Callable[[str], Awaitable[object]]
 
 
 def known_goal(doc: dict[str, Any]) -> rules.KnownGoal:

@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -25,11 +25,11 @@ from prometheus_client import Counter
 from footyd.clients.blobs import BlobStore
 from footyd.clients.store import DuplicateKey, Store
 from footyd.clients.webhooks import WebhookClient
+from footyd.clock import Clock, utcnow
 from footyd.config import Config, WebhookConfig
 from footyd.errors import Permanent, Retryable
 from footyd.metrics import REGISTRY
 from footyd.records import CLIP_DUPLICATE, GOAL_CANCELLED
-from footyd.stages.base import Clock
 from footyd.stages.notify_body import render
 
 log = structlog.get_logger(__name__)
@@ -42,9 +42,6 @@ DERIVE_BATCH = 200  # events derived per scan; the rest come with the next scan
 DUE_SCAN_LIMIT = 1000
 LANE_BATCH = 50  # deliveries one handler call sends to its webhook before yielding the lane
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def delivery_id(event_id: str, webhook_key: str) -> str:
@@ -97,11 +94,15 @@ class NotifyStage:
     def __init__(self, cfg: Config, store: Store, blobs: BlobStore, client: WebhookClient, *,
                  clock: Clock = utcnow) -> None:
         self._cfg = cfg
+        self._workers = cfg.notify.workers
         self._store = store
         self._blobs = blobs
         self._client = client
         self._clock = clock
         self._busy: set[str] = set()  # webhooks with a delivery in flight in this process
+
+    def workers(self) -> int:
+        return self._workers  # not hot: a restart changes it
 
     def apply_config(self, cfg: Config) -> None:
         self._cfg = cfg

@@ -9,7 +9,7 @@ marked fixture in place, and the next run (daily, or `footyd retention`) finishe
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -17,18 +17,15 @@ from prometheus_client import Counter
 
 from footyd.clients.blobs import BlobStore
 from footyd.clients.store import Store
+from footyd.clock import Clock, utcnow
 from footyd.config import Config
 from footyd.metrics import REGISTRY
-from footyd.stages.base import Clock
 
 log = structlog.get_logger(__name__)
 
 RETENTION_DELETED = Counter("footyd_retention_deleted", "What retention deleted, by kind.",
                             ["kind"], registry=REGISTRY)
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

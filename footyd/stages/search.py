@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -40,10 +40,12 @@ from prometheus_client import Counter
 from footyd import records
 from footyd.clients.blobs import BlobStore
 from footyd.clients.store import DuplicateKey, Store
+from footyd.clock import Clock, utcnow
 from footyd.config import Config
 from footyd.errors import FootydError, Permanent, RateLimited
 from footyd.media.filters import rejection
 from footyd.metrics import REGISTRY
+from footyd.pipeline import Handoff
 from footyd.sources import (
     Candidate,
     GoalQuery,
@@ -52,7 +54,6 @@ from footyd.sources import (
     build_query,
     feed_interval_s,
 )
-from footyd.stages.base import Clock, Handoff
 from footyd.stages.search_retract import retract_goal
 from footyd.stages.search_rules import (
     ANSWERED,
@@ -91,9 +92,6 @@ SEARCH_CANDIDATES = Counter(
     ["result"], registry=REGISTRY,
 )
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _running_score(doc: dict[str, Any]) -> tuple[int, int] | None:
@@ -193,6 +191,9 @@ class SearchStage:
     def sources(self) -> list[Source]:
         """The sources each attempt asks (their health is shown by `footyd status`)."""
         return list(self._sources)
+
+    def workers(self) -> int:
+        return self._cfg.search.workers
 
     def apply_config(self, cfg: Config) -> None:
         """Cadence, aliases, filters and on_cancel are read per use, so all of them are hot."""

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from footyd import records
+from footyd.clock import aware
 from footyd.config import SearchConfig
 from footyd.sources import Candidate
 
@@ -34,11 +35,6 @@ class SourceResult:
         if self.retry_after_s is not None:
             doc["retry_after_s"] = round(self.retry_after_s, 1)
         return doc
-
-
-def aware(at: datetime | None) -> datetime | None:
-    """Naive datetimes from MongoDB are UTC."""
-    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 def newest_first(results: Sequence[SourceResult]) -> list[Candidate]:

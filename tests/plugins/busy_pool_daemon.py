@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 import footyd.daemon
-from footyd.cli import main
+from footyd.cli.main import main
 
 _jobs: list[asyncio.Task[Any]] = []
 _wire = footyd.daemon.wire

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from footyd.sim.clips import ClipHost, ClipScript, ManualClock, generate_catalogue, load_script
+from tests.plugins.shared import shared_dir
 
 CLIP_T0 = datetime(2026, 3, 14, 12, 0, tzinfo=UTC)
 
@@ -19,9 +20,7 @@ ClipHostFactory = Callable[..., Awaitable[ClipHost]]
 @pytest.fixture(scope="session")
 def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory holding every file-backed entry of the clip catalogue (generated once)."""
-    directory = tmp_path_factory.mktemp("clip_catalogue")
-    generate_catalogue(directory)
-    return directory
+    return shared_dir(tmp_path_factory, "clip_catalogue", generate_catalogue)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import sys
-import tomllib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,43 +16,11 @@ from typing import Any
 import pytest
 
 from footyd.sim.net import free_port
+from footyd.sim.tomlfile import write_toml
 from tests.plugins.secrets import find_leaks, scan_process_tree
 from tests.plugins.servers import MongoServer, S3Server
 
 START_TIMEOUT_S = 60.0
-
-
-def write_toml(path: Path, tree: dict[str, Any]) -> Path:
-    """A tiny TOML writer for test configs (tables of scalars, lists and inline dicts)."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + "}"
-        raise TypeError(type(v))
-
-    lines: list[str] = []
-
-    def table(name: str, body: dict[str, Any]) -> None:
-        scalars = {k: v for k, v in body.items() if not isinstance(v, dict) or not v or k == "team_aliases"}
-        lines.append(f"[{name}]")
-        lines.extend(f"{k} = {value(v)}" for k, v in scalars.items())
-        for k, v in body.items():
-            if k not in scalars:
-                table(f"{name}.{k}", v)
-
-    for section, body in tree.items():
-        table(section, body)
-    path.write_text("\n".join(lines) + "\n")
-    tomllib.loads(path.read_text())  # the writer must produce valid TOML
-    return path
 
 
 class DaemonProcess:
@@ -191,6 +158,7 @@ def base_config(mongo: MongoServer, s3: S3Server, tmp: Path, database: str) -> d
         "download": {"scratch_dir": str(tmp / "scratch"), "allow_private_addresses": True},
         "log": {"level": "info", "format": "json"},
         "dedup": {"workers": 1},
+        "pool": {"workers": 1},
     }
 
 

@@ -6,15 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from footyd import demo_script
-from footyd.demo_config import clip_cache_dir
+from footyd.demo import script as demo_script
+from footyd.demo.config import clip_cache_dir
 from footyd.sim.clipgen import generate_catalogue
+from tests.plugins.shared import shared_dir
 
 
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An XDG cache holding the demo day's H.264 clips, generated once per session."""
-    cache = tmp_path_factory.mktemp("xdg_cache")
     names = sorted({c.clip for kit in demo_script.load().kits.values() for c in kit})
-    generate_catalogue(clip_cache_dir({"XDG_CACHE_HOME": str(cache)}), codec="h264", names=names)
-    return cache
+
+    def build(cache: Path) -> None:
+        generate_catalogue(clip_cache_dir({"XDG_CACHE_HOME": str(cache)}), codec="h264", names=names)
+
+    return shared_dir(tmp_path_factory, "xdg_cache", build)

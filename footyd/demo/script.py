@@ -22,7 +22,7 @@ from footyd.sim.clock import SimClock
 from footyd.sim.football_script import FixtureScript, GoalStep, Script, is_scoring, render
 from footyd.sim.reddit import goal_title
 
-SCRIPTS_DIR = Path(__file__).parent / "sim" / "scripts"
+SCRIPTS_DIR = Path(__file__).parent.parent / "sim" / "scripts"
 DEFAULT_SCRIPT = SCRIPTS_DIR / "demo_day.toml"
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from footyd.cli_common import AddCommand, load, oneshot
+from footyd.cli.common import AddCommand, load, oneshot
 from footyd.config import Config
 from footyd.errors import ExitCode
 

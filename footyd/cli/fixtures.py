@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
-from footyd.cli_common import AddCommand, load, oneshot
+from footyd.cli.common import AddCommand, load, oneshot
 from footyd.config import Config
 from footyd.errors import ExitCode
 from footyd.records import STAGE_STAMP

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from footyd import records
-from footyd.demo_report import GoalRow, Snapshot, clip_counts, found_text, goal_label, score_text
+from footyd.demo.report import GoalRow, Snapshot, clip_counts, found_text, goal_label, score_text
 
 SUMMARY_COLUMNS = ("goal", "state", "detected", "confirmed", "cancelled", "found", "kept", "dups",
                    "rejected/failed (why)", "to 1st kept")

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from footyd.demo_script import DemoScript
+from footyd.demo.script import DemoScript
 from footyd.sim.clipgen import CATALOGUE
 from footyd.sim.clips import ClipHost
 from footyd.sim.football import SimFootball

@@ -10,13 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from footyd.build import version
-from footyd.cli_common import AddCommand, load, oneshot
+from footyd.cli.actions import Moved, redrive_failed, redrive_goal, search_now
+from footyd.cli.common import AddCommand, load, oneshot
+from footyd.cli.status import status_report
 from footyd.config import Config
 from footyd.errors import ExitCode
-from footyd.ops_actions import Moved, redrive_failed, redrive_goal, search_now
-from footyd.ops_explain import explain_report
-from footyd.ops_explain import render as render_explain
-from footyd.ops_status import status_report
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -166,11 +164,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     cfg = load(args.config)
-    report = oneshot(cfg, _with_store(cfg, explain_report, cfg.dedup, args.goal_id))
+    from footyd.cli import explain  # OpenCV and PyAV: only this command needs them
+
+    report = oneshot(cfg, _with_store(cfg, explain.explain_report, cfg.dedup, args.goal_id))
     if report is None:
         print(f"footyd: goal {args.goal_id} is not stored", file=sys.stderr)
         return ExitCode.ERROR
-    print(json.dumps(report, indent=2, default=str) if args.json else render_explain(report))
+    print(json.dumps(report, indent=2, default=str) if args.json else explain.render(report))
     return ExitCode.OK
 
 

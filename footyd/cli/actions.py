@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from footyd import records
+from footyd.cli.status import FAILED_GOAL_OUTCOMES, failed_goal_filter
 from footyd.clients.store import Store
-from footyd.ops_status import FAILED_GOAL_OUTCOMES, failed_goal_filter
 
 REDRIVE_MAX = 1000  # items per --failed run; run it again for more
 

@@ -13,10 +13,14 @@ from typing import Any
 
 import structlog
 
-from footyd import cli_config, cli_fixtures, cli_ops, cli_retention, logs
 from footyd import config as config_mod
+from footyd import logs
 from footyd.build import version
-from footyd.cli_common import AddCommand, Command, config_help, default_config, load_valid
+from footyd.cli import config as cli_config
+from footyd.cli import fixtures as cli_fixtures
+from footyd.cli import ops as cli_ops
+from footyd.cli import retention as cli_retention
+from footyd.cli.common import AddCommand, Command, config_help, default_config, load_valid
 from footyd.config import Config
 from footyd.errors import ConfigError, DependencyUnavailable, ExitCode
 
@@ -108,7 +112,7 @@ def _add_demo_command(sub: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from footyd import demo
+    from footyd.demo import runner as demo
 
     if not args.speed > 0:
         print("footyd demo: --speed must be > 0", file=sys.stderr)

@@ -9,7 +9,7 @@ import urllib.request
 from typing import Any
 
 from footyd import config as config_mod
-from footyd.cli_common import AddCommand, load, load_valid, print_warnings
+from footyd.cli.common import AddCommand, load, load_valid, print_warnings
 from footyd.errors import ExitCode
 
 FLAT_LEAVES = {"team_aliases", "libraries"}  # dict-valued keys shown as one value

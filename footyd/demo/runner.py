@@ -30,14 +30,15 @@ from typing import TextIO
 import structlog
 
 from footyd import config as config_mod
-from footyd import demo_script, logs
+from footyd import logs
 from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.daemon import Daemon
-from footyd.demo_config import cached, clip_cache_dir, demo_tree
-from footyd.demo_display import Display, make_display, summary_text
-from footyd.demo_report import GoalRow, Snapshot, differences, goal_row, match_goals, snapshot
-from footyd.demo_script import DemoScript
+from footyd.demo import script as demo_script
+from footyd.demo.config import cached, clip_cache_dir, demo_tree
+from footyd.demo.display import Display, make_display, summary_text
+from footyd.demo.report import GoalRow, Snapshot, differences, goal_row, match_goals, snapshot
+from footyd.demo.script import DemoScript
 from footyd.errors import ExitCode
 from footyd.sim import watchdog
 from footyd.sim.clipgen import generate_catalogue
