@@ -9,6 +9,7 @@ from typing import Any
 from footyd import records
 from footyd.cli.status import FAILED_GOAL_OUTCOMES, failed_goal_filter
 from footyd.clients.store import Store
+from footyd.moves import move_clip, move_goal
 
 REDRIVE_MAX = 1000  # items per --failed run; run it again for more
 
@@ -35,13 +36,12 @@ def _is_failed_goal(goal: dict[str, Any]) -> bool:
 
 async def _redrive_clip(store: Store, clip: dict[str, Any], now: datetime) -> Moved | None:
     """A failed clip back to `discovered` with a fresh attempt budget, due now."""
-    done = await store.clips.update_one(
-        {"_id": clip["_id"], "state": records.CLIP_FAILED},
-        {"$set": {"state": records.CLIP_DISCOVERED, "attempt_ids": [], "next_attempt_at": now,
-                  "redriven_at": now, "redriven_reason": clip.get("reason")},
-         "$unset": {"reason": "", "finished_at": "", "last_error": ""},
-         "$inc": {"redrives": 1}})
-    if done.modified_count == 0:
+    moved = await move_clip(
+        store, clip["_id"], from_=records.CLIP_FAILED, to=records.CLIP_DISCOVERED,
+        set_={"attempt_ids": [], "next_attempt_at": now, "redriven_at": now,
+              "redriven_reason": clip.get("reason")},
+        unset=("reason", "finished_at", "last_error"), other={"$inc": {"redrives": 1}})
+    if moved is None:
         return None
     return Moved("clip", str(clip["_id"]), records.CLIP_FAILED, records.CLIP_DISCOVERED,
                  f"goal {clip.get('goal_id')}; was: {clip.get('reason')}")
@@ -51,14 +51,13 @@ async def _reopen_goal(store: Store, goal: dict[str, Any], now: datetime, *,
                        fresh_round: bool) -> Moved | None:
     """Back to `searching`, due now: a fresh round of attempts, or just a re-check of its clips."""
     attempts_made = len(goal.get("search_attempt_ids") or [])
-    update: dict[str, Any] = {"state": records.GOAL_SEARCHING, "next_search_at": now,
-                              "redriven_at": now}
+    update: dict[str, Any] = {"next_search_at": now, "redriven_at": now}
     if fresh_round:  # budget = scheduled attempts + extra: a full schedule's count is left
         update.update(extra_attempts=attempts_made, search_deferrals=0)
-    done = await store.goals.update_one(
-        {"_id": goal["_id"], "state": goal.get("state"), "outcome": goal.get("outcome")},
-        {"$set": update, "$unset": {"outcome": "", "done_at": ""}, "$inc": {"redrives": 1}})
-    if done.modified_count == 0:
+    if not await move_goal(store, goal["_id"], from_=str(goal.get("state")),
+                           to=records.GOAL_SEARCHING, where={"outcome": goal.get("outcome")},
+                           set_=update, unset=("outcome", "done_at"),
+                           other={"$inc": {"redrives": 1}}):
         return None
     note = "fresh round of attempts" if fresh_round else "re-checks its clips, outcome recomputed"
     before = str(goal.get("state")) + (f"/{goal['outcome']}" if goal.get("outcome") else "")
@@ -111,12 +110,9 @@ async def search_now(store: Store, goal_id: str, now: datetime) -> Moved | str:
     state = goal.get("state")
     if state not in (*records.GOAL_SEARCHABLE, records.GOAL_DONE, records.GOAL_FAILED):
         return f"goal {goal_id} is {state}: only confirmed goals are searched"
-    done = await store.goals.update_one(
-        {"_id": goal_id, "state": state},
-        {"$set": {"state": records.GOAL_SEARCHING, "next_search_at": now},
-         "$unset": {"outcome": "", "done_at": ""},
-         "$inc": {"extra_attempts": 1}})
-    if done.modified_count == 0:
+    if not await move_goal(store, goal_id, from_=str(state), to=records.GOAL_SEARCHING,
+                           set_={"next_search_at": now}, unset=("outcome", "done_at"),
+                           other={"$inc": {"extra_attempts": 1}}):
         return f"goal {goal_id} changed state concurrently; try again"
     made = len(goal.get("search_attempt_ids") or [])
     return Moved("goal", goal_id, str(state), records.GOAL_SEARCHING,

@@ -44,6 +44,7 @@ from footyd.config import Config
 from footyd.errors import DownloadFailed, Permanent, Retryable
 from footyd.media.fingerprint import Fingerprint, fingerprint
 from footyd.metrics import REGISTRY
+from footyd.moves import move_clip
 from footyd.procpool import ProcessPool
 from footyd.records import (
     CLIP_DOWNLOADED,
@@ -256,21 +257,17 @@ class DedupStage:
 
     async def _exclude(self, doc: dict[str, Any], now: datetime, why: str) -> None:
         """Keep a clip without deduplicating it (fail safe: nothing is deleted), saying why."""
-        res = await self._store.clips.update_one(
-            {"_id": doc["_id"], "state": {"$in": list(CLIP_HOLDS_BLOB)}},
-            {"$set": {"state": CLIP_KEPT, "kept_at": now, "dedup_excluded": why,
-                      "reason": f"kept without dedup: {why}"}})
-        if res.modified_count:
+        if await move_clip(self._store, doc["_id"], from_=CLIP_HOLDS_BLOB, to=CLIP_KEPT,
+                           set_={"kept_at": now, "dedup_excluded": why,
+                                 "reason": f"kept without dedup: {why}"}):
             CLIPS_DEDUPLICATED.labels("excluded").inc()
             log.warning("clip_dedup_excluded", clip_id=doc["_id"], reason=why)
 
     async def _mark_failed(self, doc: dict[str, Any], now: datetime) -> None:
         # a stored clip without its blob is a data problem no retry fixes: make it visible
-        res = await self._store.clips.update_one(
-            {"_id": doc["_id"], "state": {"$in": list(CLIP_HOLDS_BLOB)},
-             "fingerprint": {"$exists": False}},
-            {"$set": {"state": CLIP_FAILED, "reason": "blob missing", "failed_at": now}})
-        if res.modified_count:
+        if await move_clip(self._store, doc["_id"], from_=CLIP_HOLDS_BLOB, to=CLIP_FAILED,
+                           where={"fingerprint": {"$exists": False}},
+                           set_={"reason": "blob missing", "failed_at": now}):
             CLIPS_DEDUPLICATED.labels("failed").inc()
 
     async def _settle(self, members: list[dict[str, Any]], evidence: Evidence,
@@ -287,10 +284,9 @@ class DedupStage:
                         if m.get("blob_key") and await self._blobs.exists(m["blob_key"])]
         if not eligible:
             for m in holders:
-                await self._store.clips.update_one(
-                    {"_id": m["_id"], "state": m["state"]},
-                    {"$set": {"state": CLIP_FAILED, "reason": "blob missing", "failed_at": now},
-                     "$unset": {"blob_held": ""}})
+                await move_clip(self._store, m["_id"], from_=m["state"], to=CLIP_FAILED,
+                                set_={"reason": "blob missing", "failed_at": now},
+                                unset=("blob_held",))
             return 0
         best = pick_best([ClipQuality.from_doc(m) for m in eligible])
         winner = next(m for m in members if m["_id"] == best.clip_id)
@@ -310,23 +306,21 @@ class DedupStage:
     async def _keep(self, winner: dict[str, Any], now: datetime) -> bool:
         """Downloaded -> kept, or a held duplicate kept again (its group changed)."""
         if winner["state"] == CLIP_DOWNLOADED:
-            res = await self._store.clips.update_one(
-                {"_id": winner["_id"], "state": CLIP_DOWNLOADED},
-                {"$set": {"state": CLIP_KEPT, "kept_at": now}, "$unset": {"dropping_at": ""}})
+            moved = await move_clip(self._store, winner["_id"], from_=CLIP_DOWNLOADED, to=CLIP_KEPT,
+                                    set_={"kept_at": now}, unset=("dropping_at",))
             label = CLIP_KEPT
         else:
-            res = await self._store.clips.update_one(
-                {"_id": winner["_id"], "state": CLIP_DUPLICATE, "blob_held": True,
-                 "releasing_at": None},
-                {"$set": {"state": CLIP_KEPT, "kept_at": now,
-                          "reason": "kept again: its group changed"},
-                 "$unset": {"duplicate_of": "", "dedup_evidence": "", "blob_held": ""}})
+            moved = await move_clip(
+                self._store, winner["_id"], from_=CLIP_DUPLICATE, to=CLIP_KEPT,
+                where={"blob_held": True, "releasing_at": None},
+                set_={"kept_at": now, "reason": "kept again: its group changed"},
+                unset=("duplicate_of", "dedup_evidence", "blob_held"))
             label = "revived"
-            if res.modified_count:
+            if moved:
                 log.info("clip_kept_again", clip_id=winner["_id"], was=winner.get("duplicate_of"))
-        if res.modified_count:
+        if moved:
             CLIPS_DEDUPLICATED.labels(label).inc()
-        return bool(res.modified_count)
+        return moved is not None
 
     async def _repoint(self, dup: dict[str, Any], winner_id: str, evidence: Evidence) -> None:
         """An earlier duplicate now in a group kept by another clip points at that clip."""
@@ -355,19 +349,18 @@ class DedupStage:
         if proof.get("via"):
             where += " (matched through another copy)"
         why = "dropped by an earlier run" if marked else loss_reason(best, ClipQuality.from_doc(loser))
-        res = await clips.update_one(
-            {"_id": lid, "state": {"$in": list(CLIP_HOLDS_BLOB)}},
-            {"$set": {"state": CLIP_DUPLICATE, "duplicate_of": wid, "deduped_at": now,
-                      "reason": f"same clip as {wid}{where}, {why}", "dedup_evidence": proof,
-                      "blob_held": not marked},
-             "$unset": {"dropping_at": ""}})
-        if res.modified_count:
+        moved = await move_clip(
+            self._store, lid, from_=CLIP_HOLDS_BLOB, to=CLIP_DUPLICATE,
+            set_={"duplicate_of": wid, "deduped_at": now, "dedup_evidence": proof,
+                  "reason": f"same clip as {wid}{where}, {why}", "blob_held": not marked},
+            unset=("dropping_at",))
+        if moved:
             CLIPS_DEDUPLICATED.labels(CLIP_DUPLICATE).inc()
             log.info("clip_duplicate", clip_id=lid, duplicate_of=wid, reason=why)
         # earlier duplicates of a demoted winner now point at the clip that is kept
         await clips.update_many({"goal_id": loser["goal_id"], "state": CLIP_DUPLICATE,
                                  "duplicate_of": lid}, {"$set": {"duplicate_of": wid}})
-        return int(res.modified_count)
+        return int(moved is not None)
 
     async def _release(self, goal_id: str, now: datetime) -> str:
         """The goal is over: delete the blobs its duplicates held (mark, delete, unmark)."""

@@ -19,7 +19,7 @@ from prometheus_client import Counter, Histogram
 from footyd.clients.blobs import BlobStore
 from footyd.clients.media_http import fetch_media
 from footyd.clients.netguard import AddressPolicy, guarded_session
-from footyd.clients.store import AFTER, Doc, DuplicateKey, Store
+from footyd.clients.store import Doc, DuplicateKey, Store
 from footyd.clients.ytdlp import fetch_post
 from footyd.clock import Clock, utcnow
 from footyd.config import Config, DownloadConfig
@@ -28,6 +28,7 @@ from footyd.media.filters import rejection
 from footyd.media.fingerprint import Fingerprint, fingerprint
 from footyd.media.probe import VideoInfo, probe
 from footyd.metrics import REGISTRY
+from footyd.moves import move_clip
 from footyd.pipeline import Handoff
 from footyd.procpool import ProcessPool
 from footyd.records import (
@@ -43,8 +44,6 @@ from footyd.records import (
 
 log = structlog.get_logger(__name__)
 
-CLIPS = Counter("footyd_clips", "Clip state transitions written by the download stage.", ["state"],
-                registry=REGISTRY)
 DOWNLOAD_SECONDS = Histogram("footyd_download_seconds", "Wall time of successful clip fetches.",
                              buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300), registry=REGISTRY)
 DOWNLOAD_BYTES = Counter("footyd_download_bytes", "Bytes of clips fetched and validated.",
@@ -233,7 +232,7 @@ class DownloadStage:
             await self._retry(doc, f"upload: {exc}")
             return
         fields = {
-            "state": CLIP_DOWNLOADED, "sha256": sha, "size_bytes": info.size_bytes,
+            "sha256": sha, "size_bytes": info.size_bytes,
             "width": info.width, "height": info.height, "duration_s": info.duration_s,
             "fps": info.fps, "codec": info.codec,
             "bitrate_bps": info.size_bytes * 8 / info.duration_s if info.duration_s else None,
@@ -241,12 +240,9 @@ class DownloadStage:
             "fingerprint": fp.to_doc(),  # dedup only compares
         }
         stale = [k for k in doc.get("upload_keys") or [] if k != key]  # from a crashed attempt
-        update: dict[str, Any] = {"$set": fields}
-        if not stale:
-            update["$unset"] = {"upload_keys": ""}
         try:
-            stored = await clips.find_one_and_update(
-                {"_id": clip_id, "state": CLIP_DISCOVERED}, update, return_document=AFTER)
+            stored = await move_clip(self._store, clip_id, from_=CLIP_DISCOVERED, to=CLIP_DOWNLOADED,
+                                     set_=fields, unset=() if stale else ("upload_keys",))
         except DuplicateKey:
             # an identical clip of this goal was written meanwhile: it owns the shared object
             twin = await clips.find_one({"goal_id": goal_id, "sha256": sha, "_id": {"$ne": clip_id}})
@@ -263,7 +259,6 @@ class DownloadStage:
             return
         if stale:
             await self._release(clip_id, stale, unset=True)
-        CLIPS.labels(CLIP_DOWNLOADED).inc()
         log.info("clip_stored", clip_id=clip_id, goal_id=goal_id, reason="stored", blob_key=key,
                  sha256=sha, size_bytes=info.size_bytes,
                  width=info.width, height=info.height, duration_s=round(info.duration_s, 2))
@@ -304,15 +299,12 @@ class DownloadStage:
 
     async def _terminal(self, doc: Doc, state: str, reason: str, *, add_attempt: str | None = None,
                         **fields: Any) -> None:
-        update: dict[str, Any] = {"$set": {"state": state, "reason": reason,
-                                           "finished_at": self._clock(), **fields}}
-        if add_attempt is not None:
-            update["$addToSet"] = {"attempt_ids": add_attempt}
-        done = await self._store.clips.find_one_and_update(
-            {"_id": doc["_id"], "state": CLIP_DISCOVERED}, update, return_document=AFTER)
+        done = await move_clip(
+            self._store, doc["_id"], from_=CLIP_DISCOVERED, to=state,
+            set_={"reason": reason, "finished_at": self._clock(), **fields},
+            other={"$addToSet": {"attempt_ids": add_attempt}} if add_attempt is not None else None)
         if done is None:
             return  # someone else moved it on (retracted): their state stands
-        CLIPS.labels(state).inc()
         event = {CLIP_FAILED: "clip_failed", CLIP_REJECTED: "clip_rejected"}.get(state, "clip_duplicate")
         extra = {k: v for k, v in fields.items() if k == "duplicate_of"}
         log.info(event, clip_id=doc["_id"], goal_id=doc["goal_id"], reason=reason, **extra)

@@ -45,6 +45,7 @@ from footyd.config import Config
 from footyd.errors import FootydError, Permanent, RateLimited
 from footyd.media.filters import rejection
 from footyd.metrics import REGISTRY
+from footyd.moves import move_clips, move_goal
 from footyd.pipeline import Handoff
 from footyd.sources import (
     Candidate,
@@ -368,16 +369,14 @@ class SearchStage:
             "filtered": filtered,
             "seen": seen,
         }
-        written = await self._store.goals.update_one(
-            {"_id": goal_id, "state": {"$in": list(records.GOAL_SEARCHABLE)},
-             "search_attempt_ids": {"$ne": attempt_id}},
-            {"$addToSet": {"search_attempt_ids": attempt_id},
-             "$push": {"search_log": entry},
-             "$set": {"state": records.GOAL_SEARCHING,
-                      "next_search_at": next_attempt_at(cfg, first_seen, done=len(
-                          goal.get("search_attempt_ids") or []) + 1, now=now)}},
-        )
-        if written.matched_count == 0:
+        attempts_done = len(goal.get("search_attempt_ids") or []) + 1
+        written = await move_goal(
+            self._store, goal_id, from_=records.GOAL_SEARCHABLE, to=records.GOAL_SEARCHING,
+            where={"search_attempt_ids": {"$ne": attempt_id}},
+            set_={"next_search_at": next_attempt_at(cfg, first_seen, done=attempts_done, now=now)},
+            other={"$addToSet": {"search_attempt_ids": attempt_id},
+                   "$push": {"search_log": entry}})
+        if not written:
             await self._attempt_lost(goal_id, attempt_id, now)
             return
         answered = any(r.outcome in ANSWERED for r in results)
@@ -400,17 +399,14 @@ class SearchStage:
         entry = {"attempt": attempt_id, "at": now, "deferred": True, "retry_in_s": retry_s,
                  "sources": {r.source: r.to_doc() for r in results},
                  "candidates": 0, "new_clips": 0, "filtered": 0, "seen": 0}
-        written = await self._store.goals.update_one(
-            {"_id": goal["_id"], "state": {"$in": list(records.GOAL_SEARCHABLE)},
-             "search_attempt_ids": {"$ne": attempt_id},
-             # the count read is the count written over: a concurrent run defers once, not twice
-             "search_deferrals": {"$in": [deferrals] if deferrals else [0, None]}},
-            {"$inc": {"search_deferrals": 1},
-             "$push": {"search_log": entry},
-             "$set": {"state": records.GOAL_SEARCHING,
-                      "next_search_at": now + timedelta(seconds=retry_s)}},
-        )
-        if written.matched_count == 0:
+        written = await move_goal(
+            self._store, goal["_id"], from_=records.GOAL_SEARCHABLE, to=records.GOAL_SEARCHING,
+            # the count read is the count written over: a concurrent run defers once, not twice
+            where={"search_attempt_ids": {"$ne": attempt_id},
+                   "search_deferrals": {"$in": [deferrals] if deferrals else [0, None]}},
+            set_={"next_search_at": now + timedelta(seconds=retry_s)},
+            other={"$inc": {"search_deferrals": 1}, "$push": {"search_log": entry}})
+        if not written:
             log.info("goal_search_deferral_dropped", attempt=attempt_id)  # cancelled or raced
             return
         SEARCH_ATTEMPTS.labels("deferred").inc()
@@ -424,12 +420,11 @@ class SearchStage:
         log.info("goal_search_attempt_dropped", attempt=attempt_id, state=state)
         if state in records.GOAL_SEARCHABLE:
             return  # another run recorded this attempt and handed its clips on
-        await self._store.clips.update_many(
-            {"goal_id": goal_id, "search_attempt": attempt_id, "state": records.CLIP_DISCOVERED},
-            {"$set": {"state": records.CLIP_RETRACTED, "reason": "goal cancelled",
-                      "retracted_at": now, "previous_state": records.CLIP_DISCOVERED,
-                      "blob_deleted": False}},
-        )
+        await move_clips(
+            self._store, {"goal_id": goal_id, "search_attempt": attempt_id},
+            from_=records.CLIP_DISCOVERED, to=records.CLIP_RETRACTED,
+            set_={"reason": "goal cancelled", "retracted_at": now,
+                  "previous_state": records.CLIP_DISCOVERED, "blob_deleted": False})
 
     # -- end of search ----------------------------------------------------------------------
 
@@ -446,10 +441,8 @@ class SearchStage:
             log.debug("goal_waiting_for_clips", open_clips=open_clips)
             return
         outcome = goal_outcome(states, goal.get("search_log") or [])
-        done = await self._store.goals.update_one(
-            guard, {"$set": {"state": records.GOAL_DONE, "done_at": now, "outcome": outcome,
-                             "next_search_at": None}})
-        if done.modified_count:
+        if await move_goal(self._store, goal_id, from_=records.GOAL_SEARCHABLE, to=records.GOAL_DONE,
+                           set_={"done_at": now, "outcome": outcome, "next_search_at": None}):
             GOALS_DONE.labels(outcome).inc()
             log.info("goal_search_done", outcome=outcome, clips=len(states),
                      kept=states.count(records.CLIP_KEPT))

@@ -13,6 +13,7 @@ from footyd.clients.blobs import BlobStore
 from footyd.clients.store import Store
 from footyd.errors import FootydError
 from footyd.metrics import REGISTRY
+from footyd.moves import move_clip
 
 log = structlog.get_logger(__name__)
 
@@ -61,13 +62,12 @@ async def retract_goal(store: Store, blobs: BlobStore, goal: dict[str, Any], now
                     {"_id": goal_id, "state": records.GOAL_CANCELLED},
                     {"$set": {"retract_error": str(exc)[:ERROR_MAX_CHARS]}})
                 return
-            res = await clips.update_one(
-                {"_id": clip["_id"], "state": clip["state"]},
-                {"$set": {"state": records.CLIP_RETRACTED, "reason": "goal cancelled",
-                          "retracted_at": now, "previous_state": clip["state"],
-                          "blob_deleted": holds and delete}, "$unset": {"blob_held": ""}},
-            )
-            if res.modified_count:
+            moved = await move_clip(
+                store, clip["_id"], from_=clip["state"], to=records.CLIP_RETRACTED,
+                set_={"reason": "goal cancelled", "retracted_at": now,
+                      "previous_state": clip["state"], "blob_deleted": holds and delete},
+                unset=("blob_held",))
+            if moved:
                 retracted += 1
                 blob = "deleted" if holds and delete else ("kept" if holds else "none")
                 deleted += blob == "deleted"
