@@ -30,8 +30,8 @@ from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config, MongoConfig, StorageConfig
 from footyd.procpool import ProcessPool
+from footyd.runtime.wiring import open_video_pipeline
 from footyd.sim.clips import ClipHost, generate_catalogue, load_script
-from footyd.wiring import open_video_pipeline
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = 3

@@ -15,7 +15,7 @@ from footyd.clients.store import Store
 from footyd.config import Config, StorageConfig
 from footyd.errors import DependencyUnavailable, Permanent
 from footyd.procpool import ProcessPool
-from footyd.wiring import wire
+from footyd.runtime.wiring import wire
 from tests.plugins.faults import Fault, fault_proxy
 from tests.plugins.servers import MongoServer, S3Server
 

@@ -15,8 +15,8 @@ import structlog
 from footyd import config as config_mod
 from footyd import logs
 from footyd.config import Config
-from footyd.config_check import judge
-from footyd.config_reload import ReloadRejected, plan_reload
+from footyd.config.check import judge
+from footyd.config.reload import ReloadRejected, plan_reload
 from footyd.errors import ConfigError, ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent

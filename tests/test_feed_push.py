@@ -10,10 +10,10 @@ from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.procpool import ProcessPool
+from footyd.runtime.wiring import open_video_pipeline
 from footyd.sim.clips import ClipScript
 from footyd.sim.reddit import FakeReddit
 from footyd.stages.search import FEED_ATTEMPT, SearchStage
-from footyd.wiring import open_video_pipeline
 from tests.plugins.clips import ClipHostFactory
 from tests.test_pipeline_e2e import _goal
 

@@ -27,9 +27,9 @@ from footyd.config import Config
 from footyd.metrics import STAGE_OUTCOMES
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
+from footyd.runtime.wiring import open_video_pipeline
 from footyd.stages.notify import NotifyStage, delivery_id
 from footyd.stages.notify_body import discord_body, slack_body
-from footyd.wiring import open_video_pipeline
 from tests.plugins.clips import CLIP_T0, ClipHostFactory
 from tests.plugins.notify import HANG, Receiver, receiver, seed_events
 

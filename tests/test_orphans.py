@@ -11,7 +11,7 @@ from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.procpool import ProcessPool
-from footyd.wiring import wire
+from footyd.runtime.wiring import wire
 
 T0 = datetime(2026, 3, 14, 15, tzinfo=UTC)
 

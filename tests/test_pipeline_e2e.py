@@ -13,8 +13,8 @@ from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.procpool import ProcessPool
+from footyd.runtime.wiring import open_video_pipeline
 from footyd.sim.clips import ClipHost
-from footyd.wiring import open_video_pipeline
 from tests.plugins.clips import CLIP_T0, ClipHostFactory
 
 pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from footyd.config import Config, RedditConfig
-from footyd.config_check import judge
+from footyd.config.check import judge
 from footyd.errors import MalformedPayload, Permanent, RateLimited, Retryable
 from footyd.sim.reddit import FakeReddit
 from footyd.sources import SourceHealth, build_query

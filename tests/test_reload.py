@@ -15,9 +15,9 @@ from structlog.testing import capture_logs
 
 from footyd import config as config_mod
 from footyd.config import Config
-from footyd.daemon import Daemon
 from footyd.errors import ExitCode
 from footyd.metrics import CONFIG_RELOAD_SUCCESS
+from footyd.runtime.daemon import Daemon
 from tests.plugins.daemon import DaemonFactory, base_config, write_toml
 from tests.plugins.servers import MongoServer, S3Server
 

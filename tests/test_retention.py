@@ -17,8 +17,8 @@ from footyd.clients.store import Store
 from footyd.config import Config, MongoConfig, StorageConfig
 from footyd.errors import ExitCode, Retryable
 from footyd.procpool import ProcessPool
+from footyd.runtime.wiring import RETENTION_JOB, wire
 from footyd.stages.retention import Retention
-from footyd.wiring import RETENTION_JOB, wire
 from tests.plugins.cli import run_footyd
 from tests.plugins.daemon import write_toml
 

@@ -16,7 +16,7 @@ from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import MongoConfig, StorageConfig
 from footyd.errors import ExitCode
-from footyd.scratch import MARKER
+from footyd.runtime.scratch import MARKER
 from footyd.sim.clips import ClipHost
 from tests.plugins.clips import ClipHostFactory
 from tests.plugins.daemon import DaemonFactory, DaemonProcess, base_config

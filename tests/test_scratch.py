@@ -10,7 +10,7 @@ import pytest
 
 from footyd.config import Config
 from footyd.errors import ExitCode
-from footyd.scratch import MARKER, prepare, problems
+from footyd.runtime.scratch import MARKER, prepare, problems
 from tests.plugins.daemon import DaemonFactory, base_config
 from tests.plugins.servers import MongoServer, S3Server
 

@@ -773,7 +773,7 @@ async def test_fake_source_against_the_simulated_clip_host(clip_host: ClipHost) 
 def test_every_source_name_has_a_section_a_builder_and_a_check() -> None:
     from typing import get_args
 
-    from footyd.config_models import SourceName, SourcesConfig
+    from footyd.config.models import SourceName, SourcesConfig
     from footyd.sources.registry import SOURCES
 
     names = set(get_args(SourceName))

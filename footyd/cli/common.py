@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from footyd import config as config_mod
 from footyd import logs
 from footyd.config import Config
-from footyd.config_check import Verdict, judge
+from footyd.config.check import Verdict, judge
 from footyd.errors import ConfigError, DependencyUnavailable, ExitCode
 
 T = TypeVar("T")

@@ -49,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logs(cfg)
     for finding in verdict.warnings:  # the daemon runs, but part of it will sit idle
         log.warning("config_warning", key=finding.key, problem=finding.problem, fix=finding.fix)
-    from footyd.daemon import Daemon, flush_and_exit
+    from footyd.runtime.daemon import Daemon, flush_and_exit
 
     daemon = Daemon(cfg, Path(args.config))
     try:

@@ -8,7 +8,7 @@ from typing import Any
 from footyd import records
 from footyd.clients.store import Store
 from footyd.clock import aware
-from footyd.heartbeat import COLLECTION, DOC_ID
+from footyd.runtime.heartbeat import COLLECTION, DOC_ID
 
 LIST_MAX = 20  # rows per list: status is a glance, not a report
 FIXTURE_LIST_MAX = 50

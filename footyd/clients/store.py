@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConfigurationError, DuplicateKeyError, InvalidURI, PyMongoError
 
 from footyd.config import MongoConfig
-from footyd.config_check import mongo_hosts
+from footyd.config.check import mongo_hosts
 from footyd.errors import ConfigError, DependencyUnavailable
 
 log = structlog.get_logger(__name__)

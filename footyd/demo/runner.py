@@ -1,7 +1,7 @@
 """`footyd demo`: the real daemon (same wiring as `footyd run`) on the simulators, one match day.
 
 The API-Football simulator and the clip host (+ the `fake` source) run on loopback free ports in
-this process; the daemon is `footyd.daemon.Daemon` with a config built here. MongoDB is
+this process; the daemon is `footyd.runtime.daemon.Daemon` with a config built here. MongoDB is
 FOOTYD_MONGO__URI when set, else an embedded test server started as a subprocess; blobs go to a
 local directory unless FOOTYD_STORAGE__* configure S3. The outcome is checked against the
 script's expectations: `DemoResult.exit_code` is 0 only if the day went as written.
@@ -33,13 +33,13 @@ from footyd import config as config_mod
 from footyd import logs
 from footyd.clients.store import Store
 from footyd.config import Config
-from footyd.daemon import Daemon
 from footyd.demo import script as demo_script
 from footyd.demo.config import cached, clip_cache_dir, demo_tree
 from footyd.demo.display import Display, make_display, summary_text
 from footyd.demo.report import GoalRow, Snapshot, differences, goal_row, match_goals, snapshot
 from footyd.demo.script import DemoScript
 from footyd.errors import ExitCode
+from footyd.runtime.daemon import Daemon
 from footyd.sim import watchdog
 from footyd.sim.clipgen import generate_catalogue
 from footyd.sim.clips import ClipHost

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from footyd.config import FakeSourceConfig
-from footyd.findings import Finding, SourceVerdict
+from footyd.config.findings import Finding, SourceVerdict
 from footyd.sources.search_service import SearchServiceSource
 
 

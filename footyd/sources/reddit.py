@@ -19,8 +19,8 @@ import aiohttp
 import structlog
 
 from footyd.config import RedditConfig
+from footyd.config.findings import Finding, SourceVerdict, is_set
 from footyd.errors import Permanent, RateLimited, Retryable
-from footyd.findings import Finding, SourceVerdict, is_set
 from footyd.sources.base import MAX_URL_CHARS, Candidate, GoalQuery, is_fetchable_url
 from footyd.sources.guard import Clock, RateLimiter, Sleep
 from footyd.sources.plumbing import HttpSource, read_json_capped, standard_guard

@@ -11,8 +11,8 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from footyd.config import Config
+from footyd.config.findings import SourceVerdict
 from footyd.errors import outcome_label
-from footyd.findings import SourceVerdict
 from footyd.metrics import REGISTRY
 from footyd.sources import fake, reddit, search_service, snscrape_source, x_api
 from footyd.sources.base import (

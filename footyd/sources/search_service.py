@@ -12,8 +12,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from footyd.config import SearchServiceConfig
+from footyd.config.findings import SourceVerdict
 from footyd.errors import Permanent, RateLimited, Retryable
-from footyd.findings import SourceVerdict
 from footyd.sources.base import (
     MAX_BITRATE,
     MAX_DURATION_S,

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import structlog
 
 from footyd.config import SnscrapeConfig
-from footyd.findings import Finding, SourceVerdict
+from footyd.config.findings import Finding, SourceVerdict
 from footyd.sources.base import (
     Candidate,
     GoalQuery,

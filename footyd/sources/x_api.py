@@ -12,8 +12,8 @@ import aiohttp
 import structlog
 
 from footyd.config import XApiConfig
+from footyd.config.findings import Finding, SourceVerdict, is_set
 from footyd.errors import Permanent, RateLimited, Retryable
-from footyd.findings import Finding, SourceVerdict, is_set
 from footyd.sources.base import (
     MAX_BITRATE,
     MAX_SIDE_PX,

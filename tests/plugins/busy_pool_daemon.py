@@ -13,11 +13,11 @@ from typing import Any
 
 import structlog
 
-import footyd.daemon
+import footyd.runtime.daemon
 from footyd.cli.main import main
 
 _jobs: list[asyncio.Task[Any]] = []
-_wire = footyd.daemon.wire
+_wire = footyd.runtime.daemon.wire
 
 
 async def _wire_with_busy_pool(*args: Any, **kwargs: Any) -> Any:
@@ -28,7 +28,7 @@ async def _wire_with_busy_pool(*args: Any, **kwargs: Any) -> Any:
     return runtime
 
 
-footyd.daemon.wire = _wire_with_busy_pool  # type: ignore[assignment]
+footyd.runtime.daemon.wire = _wire_with_busy_pool  # type: ignore[assignment]
 
 if __name__ == "__main__":
     sys.exit(main(["run", "-c", sys.argv[1]]))

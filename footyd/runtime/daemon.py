@@ -16,15 +16,12 @@ import structlog
 
 from footyd import config as config_mod
 from footyd import logs
-from footyd import scratch as scratch_mod
 from footyd.build import git_commit, version
 from footyd.clients.blobs import BlobStore, open_blob_store
 from footyd.clients.store import Store
 from footyd.config import Config
-from footyd.config_reload import RESTART_REASON, ReloadRejected, plan_reload
+from footyd.config.reload import RESTART_REASON, ReloadRejected, plan_reload
 from footyd.errors import ConfigError, ExitCode
-from footyd.health import HealthServer
-from footyd.heartbeat import Heartbeat
 from footyd.metrics import (
     BUILD_INFO,
     CONFIG_RELOAD_SUCCESS,
@@ -32,9 +29,12 @@ from footyd.metrics import (
     CONFIG_RELOADS,
 )
 from footyd.procpool import ProcessPool
-from footyd.sdnotify import Notifier, watchdog_interval_s
+from footyd.runtime import scratch as scratch_mod
+from footyd.runtime.health import HealthServer
+from footyd.runtime.heartbeat import Heartbeat
+from footyd.runtime.sdnotify import Notifier, watchdog_interval_s
+from footyd.runtime.wiring import Runtime, wire
 from footyd.web.server import WebServer
-from footyd.wiring import Runtime, wire
 
 log = structlog.get_logger(__name__)
 

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
-from footyd import scratch
 from footyd.config import ENV_PREFIX, Config, env_field_kind
-from footyd.findings import Finding, Verdict, is_set
+from footyd.config.findings import Finding, Verdict, is_set
+from footyd.runtime import scratch
 
 MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
 # FOOTYD_* variables that are not config keys

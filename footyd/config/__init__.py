@@ -1,6 +1,6 @@
 """Configuration: TOML loading, FOOTYD_* env overrides, *_file secrets, hot keys, diff().
 
-The models live in config_models.py and are re-exported here (`from footyd.config import Config`).
+The models live in config/models.py and are re-exported here (`from footyd.config import Config`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from footyd.config_models import (
+from footyd.config.models import (
     HOT,
     WEBHOOK_EVENTS,
     ApiFootballConfig,

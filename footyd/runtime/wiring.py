@@ -11,7 +11,6 @@ from typing import Any
 
 import structlog
 
-from footyd import scratch
 from footyd.clients.blobs import BlobStore
 from footyd.clients.football import FootballClient
 from footyd.clients.store import Store, StoreError
@@ -19,10 +18,11 @@ from footyd.clients.webhooks import WebhookClient
 from footyd.clock import Clock, utcnow
 from footyd.config import Config, ShutdownConfig
 from footyd.errors import ConfigError, FootydError
-from footyd.orphans import release_leftover_uploads
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
-from footyd.schedule import Scheduler
+from footyd.runtime import scratch
+from footyd.runtime.orphans import release_leftover_uploads
+from footyd.runtime.schedule import Scheduler
 from footyd.sources import Source, build_sources
 from footyd.stages.base import Stage
 from footyd.stages.dedup import DedupStage

@@ -1,0 +1,1 @@
+"""The running daemon: lifecycle, wiring, scheduler, health endpoint, heartbeat, systemd notify."""
