@@ -6,6 +6,7 @@ from __future__ import annotations
 pytest_plugins = [
     "tests.plugins.secrets",
     "tests.plugins.servers",
+    "tests.plugins.seaweed",
     "tests.plugins.sim",
     "tests.plugins.clips",
     "tests.plugins.search",

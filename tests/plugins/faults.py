@@ -7,6 +7,7 @@ connection, or answer with a malformed or oversized body. Everything else is for
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -75,7 +76,9 @@ class FaultProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         headers["Host"] = request.host
         async with aiohttp.ClientSession(auto_decompress=False) as session, session.request(
-            request.method, self.upstream + request.path_qs, data=body, headers=headers,
+            request.method, self.upstream + request.path_qs, headers=headers,
+            # a file-like body: aiohttp warns that large raw bytes block the loop
+            data=io.BytesIO(body) if body else None,
             allow_redirects=False,
         ) as resp:
             payload = await resp.read()

@@ -100,20 +100,25 @@ async def store(mongo_cfg: MongoConfig) -> AsyncIterator[Store]:
         await s.db.client.drop_database(mongo_cfg.database)
 
 
-@pytest.fixture
-def s3_cfg(s3_server: S3Server) -> StorageConfig:
-    """Storage config for a fresh bucket per test (created on open)."""
+def storage_cfg(server: S3Server) -> StorageConfig:
+    """Storage config for a fresh bucket on `server` (created on open)."""
     return StorageConfig.model_validate(
         {
             "kind": "s3",
             "bucket": f"t-{uuid.uuid4().hex[:16]}",
-            "endpoint_url": s3_server.endpoint_url,
-            "region": s3_server.region,
-            "access_key_id": s3_server.access_key_id,
-            "secret_access_key": s3_server.secret_access_key,
+            "endpoint_url": server.endpoint_url,
+            "region": server.region,
+            "access_key_id": server.access_key_id,
+            "secret_access_key": server.secret_access_key,
             "create_bucket": True,
         }
     )
+
+
+@pytest.fixture
+def s3_cfg(s3_server: S3Server) -> StorageConfig:
+    """Storage config for a fresh bucket per test (created on open)."""
+    return storage_cfg(s3_server)
 
 
 @pytest.fixture
