@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from footyd import rules
 from footyd.clients.football import FootballClient
 from footyd.clients.football_parse import decode_body, parse_fixture, parse_page
 from footyd.config import ApiFootballConfig
 from footyd.errors import FootydError, MalformedPayload
 from footyd.records import fixture_fields
+from footyd.stages import rules
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SCALARS = (st.none() | st.booleans() | st.text(max_size=12)

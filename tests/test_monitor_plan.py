@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from footyd import pacing
+from footyd.stages import pacing
 from footyd.stages.monitor_plan import Estimates, Tracked, plan
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from footyd.errors import MalformedPayload
-from footyd.rules import (
+from footyd.stages.rules import (
     GoalChange,
     GoalEvent,
     GoalRules,

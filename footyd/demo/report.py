@@ -10,7 +10,7 @@ from typing import Any
 from footyd import records
 from footyd.clients.store import Store
 from footyd.demo.script import DemoGoal, DemoScript
-from footyd.rules import minute_label
+from footyd.stages.rules import minute_label
 
 CLIP_FIELDS = {"goal_id": 1, "state": 1, "reason": 1, "kept_at": 1, "source_url": 1, "blob_key": 1,
                "source": 1}

@@ -10,13 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 import structlog
 from prometheus_client import Counter
 
-from footyd import rules
 from footyd.clients.football import MALFORMED_ITEMS, Fixture, FixturesPage, FootballClient
 from footyd.clients.store import BadDocument, DuplicateKey, Store
 from footyd.clock import Clock
 from footyd.errors import FootydError
 from footyd.metrics import REGISTRY
 from footyd.records import fixture_fields
+from footyd.stages import rules
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,6 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from footyd import pacing, rules
 from footyd.clients.football import MALFORMED_ITEMS, Fixture, FootballClient, MalformedItem
 from footyd.clients.store import BadDocument, Store
 from footyd.clock import Clock, utcnow
@@ -22,7 +21,7 @@ from footyd.errors import FootydError, MalformedPayload, QuotaExhausted
 from footyd.metrics import REGISTRY
 from footyd.pipeline import Handoff
 from footyd.records import STAGE_STAMP
-from footyd.stages import monitor_plan
+from footyd.stages import monitor_plan, pacing, rules
 from footyd.stages.monitor_goals import GOAL_EVENTS, GoalWriter, known_goal
 from footyd.stages.monitor_plan import Estimates, PollPlan, Tracked, chunks
 from footyd.stages.monitor_write import FIXTURE_PROJECTION, FixtureWrites

@@ -10,11 +10,11 @@ from typing import Any
 import structlog
 from prometheus_client import Counter
 
-from footyd import rules
 from footyd.clients.football import Fixture
 from footyd.clients.store import AFTER, Store
 from footyd.metrics import REGISTRY
 from footyd.pipeline import Handoff
+from footyd.stages import rules
 
 log = structlog.get_logger(__name__)
 

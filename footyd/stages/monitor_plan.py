@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from footyd import rules
+from footyd.stages import rules
 
 MAX_IDS = 20  # upstream answers nothing for more
 MAX_LIVE_LEAGUES = 20  # beyond this, `live=all` (the URL stays short)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from footyd import rules
 from footyd.clients.football import Fixture
 from footyd.clients.store import Store, UpdateMany, UpdateOne, bson_size
 from footyd.records import fixture_fields, poll_hash, raw_json
+from footyd.stages import rules
 
 # what the monitor reads back before deciding (the stored hash stands for everything else)
 FIXTURE_PROJECTION = {"stage": 1, "kickoff": 1, "status": 1, "terminal_since": 1,

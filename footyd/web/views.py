@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from footyd import records, rules
+from footyd import records
+from footyd.stages import rules
 
 Doc = dict[str, Any]
 View = dict[str, Any]
