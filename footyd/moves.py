@@ -29,9 +29,12 @@ GOAL_MOVES = Counter("footyd_goal_moves", "Goal state changes made by the search
                      "operator commands, by the state entered.", ["state"], registry=REGISTRY)
 
 
+def _in(states: States) -> Any:
+    return states if isinstance(states, str) else {"$in": list(states)}
+
+
 def _query(item_id: str, from_: States, where: Mapping[str, Any] | None) -> Doc:
-    state: Any = from_ if isinstance(from_, str) else {"$in": list(from_)}
-    return {"_id": item_id, "state": state, **(where or {})}
+    return {"_id": item_id, "state": _in(from_), **(where or {})}
 
 
 def _update(to: str, set_: Mapping[str, Any] | None, unset: Iterable[str],
@@ -61,8 +64,7 @@ async def move_clip(store: Store, clip_id: str, *, from_: States, to: str,
 async def move_clips(store: Store, where: Mapping[str, Any], *, from_: States, to: str,
                      set_: Mapping[str, Any] | None = None) -> int:
     """Move every clip matching `where` that is in `from_` to `to`; how many moved."""
-    state: Any = from_ if isinstance(from_, str) else {"$in": list(from_)}
-    res = await store.clips.update_many({**where, "state": state}, _update(to, set_, (), None))
+    res = await store.clips.update_many({**where, "state": _in(from_)}, _update(to, set_, (), None))
     if res.modified_count:
         CLIP_MOVES.labels(to).inc(res.modified_count)
         log.debug("lifecycle_move", item="clip", items=res.modified_count, to=to)

@@ -22,7 +22,7 @@ from footyd.procpool import ProcessPool
 from footyd.runtime.wiring import wire
 from tests.plugins.faults import Fault, fault_proxy
 from tests.plugins.seaweed import running_weed
-from tests.plugins.servers import MongoServer, S3Server, storage_cfg
+from tests.plugins.servers import MongoServer, S3Server, local_storage_cfg, storage_cfg
 
 
 @pytest.fixture(params=["moto", "seaweedfs"])
@@ -48,8 +48,7 @@ async def any_s3_store(any_s3_cfg: StorageConfig) -> AsyncIterator[S3BlobStore]:
 async def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
     store: BlobStore
     if request.param == "local":
-        store = LocalBlobStore(StorageConfig.model_validate(
-            {"kind": "local", "local_dir": str(tmp_path / "blobs")}))
+        store = LocalBlobStore(local_storage_cfg(tmp_path))
     else:
         store = S3BlobStore(storage_cfg(request.getfixturevalue(
             "s3_server" if request.param == "moto" else "seaweed_server")))

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
+
 from footyd.metrics import REGISTRY
 from footyd.pipeline import Pipeline, StageSpec
 
@@ -202,3 +204,26 @@ async def test_worker_count_follows_config_while_a_high_numbered_worker_is_busy(
             h.gate(f"hold{i}").set()
         await p.idle()
     assert len(h.done) == 9
+
+
+
+async def test_senders_refuse_until_started_and_the_drain_follows_the_order_stages_were_added(
+) -> None:
+    p = Pipeline()
+    to_b, to_a = p.sender("b"), p.sender("a")
+    assert not await to_b("x")  # not started: refused, the due scan finds it later
+    handled: list[str] = []
+
+    async def record(item_id: str) -> None:
+        handled.append(item_id)
+
+    p.add(StageSpec("b", record, 1))
+    p.add(StageSpec("a", record, 1))
+    async with p:
+        assert await to_b("x") and await to_a("y")
+        await p.idle()
+        left = await p.drain({"a": 1.0, "b": 1.0})
+    assert sorted(handled) == ["x", "y"]
+    assert list(left) == ["b", "a"]  # no fixed stage list: the drain walks the added order
+    with pytest.raises(RuntimeError):
+        p.add(StageSpec("c", record, 1))  # a started (even a stopped) pipeline takes no stage

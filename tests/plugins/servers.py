@@ -127,10 +127,14 @@ async def s3_store(s3_cfg: StorageConfig) -> AsyncIterator[S3BlobStore]:
         yield blobs
 
 
+def local_storage_cfg(tmp_path: Path) -> StorageConfig:
+    """Storage config for a local blob directory under `tmp_path`."""
+    return StorageConfig.model_validate({"kind": "local", "local_dir": str(tmp_path / "blobs")})
+
+
 @pytest.fixture
 async def local_store(tmp_path: Path) -> AsyncIterator[LocalBlobStore]:
-    cfg = StorageConfig.model_validate({"kind": "local", "local_dir": str(tmp_path / "blobs")})
-    async with LocalBlobStore(cfg) as blobs:
+    async with LocalBlobStore(local_storage_cfg(tmp_path)) as blobs:
         yield blobs
 
 
