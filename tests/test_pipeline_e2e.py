@@ -10,11 +10,16 @@ from typing import Any
 import pytest
 
 from footyd.clients.blobs import S3BlobStore
+from footyd.clients.football_parse import Fixture
 from footyd.clients.store import Store
+from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config
 from footyd.procpool import ProcessPool
 from footyd.runtime.wiring import open_video_pipeline
 from footyd.sim.clips import ClipHost
+from footyd.stages import rules
+from footyd.stages.monitor_goals import GoalWriter
+from footyd.stages.notify import NotifyStage
 from tests.plugins.clips import CLIP_T0, ClipHostFactory
 
 pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
@@ -37,14 +42,15 @@ def _cfg(host: ClipHost, scratch: Path, **search: Any) -> Config:
     })
 
 
-async def _goal(store: Store, goal_id: str = "g-wirtz", fixture_id: int = 1) -> None:
+async def _goal(store: Store, goal_id: str = "g-wirtz", fixture_id: int = 1, *,
+                state: str = "confirmed") -> None:
     await store.goals.insert_one({
         "_id": goal_id, "fixture_id": fixture_id, "league_id": 78, "kickoff": CLIP_T0,
         "team_id": 168, "team_name": "Bayer Leverkusen", "opponent_id": 157,
         "opponent_name": "Bayern Munich", "elapsed": 23, "extra": None, "minute": 23,
         "scorer_id": 1, "scorer_name": "Florian Wirtz", "assist_name": None,
-        "detail": "Normal Goal", "score_home": 1, "score_away": 0, "state": "confirmed",
-        "first_seen_at": CLIP_T0, "confirmed_at": CLIP_T0, "next_search_at": CLIP_T0,
+        "detail": "Normal Goal", "score_home": 1, "score_away": 0, "state": state,
+        "first_seen_at": CLIP_T0, "confirmed_at": CLIP_T0 if state != "pending" else None, "next_search_at": CLIP_T0,
         "search_attempt_ids": [],
     })
 
@@ -132,3 +138,108 @@ async def test_cancelled_goal_mid_pipeline_is_retracted(
     assert {c["state"] async for c in store.clips.find({})} <= {"retracted", "rejected", "failed"}
     assert await s3_store.list_keys("") == []
     assert len(goal["search_attempt_ids"]) == 1  # no search after the cancellation
+
+
+def _fixture(fixture_id: int = 1) -> Fixture:
+    return Fixture(id=fixture_id, kickoff=CLIP_T0, status_short="1H", status_long="First Half",
+                   elapsed=23, league_id=78, league_name="Bundesliga", season=2026, home_id=168,
+                   home_name="Bayer Leverkusen", away_id=157, away_name="Bayern Munich",
+                   goals_home=1, goals_away=0, events=[], raw={})
+
+
+def _seen(goal_id: str, *, confirm: bool) -> rules.SeenGoal:
+    event = rules.GoalEvent(index=0, team_id=168, team_name="Bayer Leverkusen", elapsed=23,
+                            extra=None, scorer_id=1, scorer_name="Florian Wirtz",
+                            assist_name=None, detail="Normal Goal", score_home=1, score_away=0)
+    return rules.SeenGoal(goal_id=goal_id, event=event, changes={}, seen_count=2,
+                          confirm=confirm, reappeared=False)
+
+
+async def _notify_events(store: Store, blobs: S3BlobStore, now: Any) -> list[str]:
+    """The webhook events derived so far (a receiver is configured, never called)."""
+    cfg = Config.model_validate({"notify": {"webhooks": [
+        {"url": "http://127.0.0.1:9/hook", "name": "h"}]}})
+    async with WebhookClient() as client:
+        await NotifyStage(cfg, store, blobs, client).derive(now)
+    return sorted([d["event"] async for d in store.notifications.find({})])
+
+
+async def test_a_goal_is_searched_from_its_first_sighting_and_shown_only_once_confirmed(
+    store: Store, s3_store: S3BlobStore, clip_host_factory: ClipHostFactory, tmp_path: Path
+) -> None:
+    host = await clip_host_factory("demo")
+    clock = host.clock
+    cfg = _cfg(host, tmp_path / "scratch", attempts=3)
+    await _goal(store, state="pending")
+    confirmed: list[str] = []
+
+    async def on_confirmed(goal_id: str) -> bool:
+        confirmed.append(goal_id)
+        return True
+
+    async with AsyncExitStack() as stack:
+        pool = ProcessPool(1)
+        stack.callback(pool.shutdown)
+        pipeline, _stages = await open_video_pipeline(
+            stack, cfg, store=store, blobs=s3_store, pool=pool, clock=clock, scan_interval_s=3600)
+        for _ in range(5):  # three attempts, then the spent schedule parks the goal
+            clock.advance(100)
+            await pipeline.scan_once()
+            await pipeline.idle()
+        goal = await store.goals.find_one({"_id": "g-wirtz"})
+        assert goal is not None and goal["state"] == "pending"
+        assert len(goal["search_attempt_ids"]) == 3 and goal["next_search_at"] is None
+        kept = [c async for c in store.clips.find({"state": "kept"})]
+        assert kept, "clips of a pending goal are downloaded and deduplicated"
+        # nothing is announced while the goal is pending
+        assert await _notify_events(store, s3_store, clock()) == []
+
+        writer = GoalWriter(store, on_confirmed=on_confirmed, on_cancelled=on_confirmed)
+        await writer.apply(_fixture(), [_seen("g-wirtz", confirm=True)], poll_id="p9",
+                           now=clock(), order_base=0)
+        assert confirmed == ["g-wirtz"]
+        goal = await store.goals.find_one({"_id": "g-wirtz"})
+        assert goal is not None and goal["state"] == "confirmed"
+        assert goal["next_search_at"] == clock()  # the parked goal is woken to finish
+        await pipeline.scan_once()
+        await pipeline.idle()
+    goal = await store.goals.find_one({"_id": "g-wirtz"})
+    assert goal is not None and goal["state"] == "done" and goal["outcome"] == "clips_kept"
+    assert len(goal["search_attempt_ids"]) == 3  # confirming costs no extra search
+    events = await _notify_events(store, s3_store, clock())
+    assert events.count("goal_confirmed") == 1 and events.count("clip_kept") >= 1
+    occurred = [d["facts"]["occurred_at"] async for d in store.notifications.find(
+        {"event": "clip_kept"})]
+    assert occurred and all(t >= goal["confirmed_at"] for t in occurred)
+
+
+async def test_a_goal_cancelled_before_confirmation_retracts_what_it_found(
+    store: Store, s3_store: S3BlobStore, clip_host_factory: ClipHostFactory, tmp_path: Path
+) -> None:
+    host = await clip_host_factory("demo")
+    clock = host.clock
+    cfg = _cfg(host, tmp_path / "scratch", attempts=3)
+    await _goal(store, state="pending")
+    async with AsyncExitStack() as stack:
+        pool = ProcessPool(1)
+        stack.callback(pool.shutdown)
+        pipeline, _stages = await open_video_pipeline(
+            stack, cfg, store=store, blobs=s3_store, pool=pool, clock=clock, scan_interval_s=3600)
+        clock.advance(310)
+        await pipeline.scan_once()
+        await pipeline.idle()
+        assert await s3_store.list_keys("")  # stored while pending
+
+        async def retract(goal_id: str) -> bool:
+            return await pipeline.sender("search")(goal_id)
+
+        writer = GoalWriter(store, on_confirmed=retract, on_cancelled=retract)
+        await writer.apply(_fixture(), [rules.MissingGoal("g-wirtz", missing_count=2, cancel=True)],
+                           poll_id="p9", now=clock(), order_base=0)
+        await pipeline.idle()
+    goal = await store.goals.find_one({"_id": "g-wirtz"})
+    assert goal is not None and goal["state"] == "cancelled" and goal["retracted_at"] is not None
+    assert goal["previous_state"] == "pending"
+    assert {c["state"] async for c in store.clips.find({})} <= {"retracted", "rejected", "failed"}
+    assert await s3_store.list_keys("") == []
+    assert await _notify_events(store, s3_store, clock()) == []  # a goal never announced is never retracted

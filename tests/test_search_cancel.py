@@ -166,10 +166,18 @@ async def test_unknown_or_finished_goals_are_left_alone(
     store: Store, s3_store: S3BlobStore, host: ClipHost, fake: SearchServiceSource,
     downloads: Downloads, clock: ManualClock,
 ) -> None:
-    stage = stage_for(make_cfg(), store, s3_store, [fake], downloads, clock)
+    stage = stage_for(make_cfg(before_confirm=False), store, s3_store, [fake], downloads, clock)
     await insert_goal(store, "g_pending", state="pending")
     await insert_goal(store, "g_done", state="done")
+    assert await stage.due(clock(), 10) == []
     for goal_id in ("missing", "g_pending", "g_done"):
         await stage.handle(goal_id)
     assert host.searches == []
     assert (await goal(store, "g_pending"))["search_attempt_ids"] == []
+    # searched from the first sighting (the default), a pending goal stays pending
+    stage.apply_config(make_cfg())
+    assert await stage.due(clock(), 10) == ["g_pending"]
+    await stage.handle("g_pending")
+    pending = await goal(store, "g_pending")
+    assert pending["search_attempt_ids"] == ["a1"] and pending["state"] == "pending"
+    assert len(host.searches) == 1

@@ -94,6 +94,8 @@ class SearchConfig(Section):
     # for late HD copies; [] = every interval_s (the flat cadence of earlier versions)
     schedule: Annotated[list[tuple[float, float]], HOT] = Field(
         default_factory=lambda: list(DEFAULT_SCHEDULE), max_length=20)
+    # search a goal from the poll that first sees it; its clips stay unseen until it is confirmed
+    before_confirm: Annotated[bool, HOT] = True
     window_margin_s: Annotated[float, HOT] = Field(120.0, ge=0)
     sources: list[SourceName] = Field(default_factory=list)  # none: goals are not searched
     team_aliases: Annotated[dict[str, list[str]], HOT] = Field(default_factory=dict)

@@ -104,7 +104,8 @@ class GoalWriter:
                 {"scorer_id": ev.scorer_id, "scorer_name": ev.scorer_name, "detail": ev.detail, "at": now}
             ],
             "search_attempt_ids": [],
-            "next_search_at": now if change.confirmed else None,
+            # due at once: search.before_confirm decides whether a pending goal is searched
+            "next_search_at": now,
             "updated_at": now,
         }
         await self._store.goals.insert_one(doc)
@@ -143,10 +144,11 @@ class GoalWriter:
             GOAL_EVENTS.labels("reappeared").inc()
             log.info("goal_reappeared", fixture_id=fixture_id, goal_id=change.goal_id)
         if change.confirm:
+            confirm: dict[str, Any] = {"state": "confirmed", "confirmed_at": now, "updated_at": now}
+            if doc.get("next_search_at") is None:
+                confirm["next_search_at"] = now  # parked (searched while pending, attempts spent)
             confirmed = await self._store.goals.find_one_and_update(
-                {"_id": change.goal_id, "state": "pending"},
-                {"$set": {"state": "confirmed", "confirmed_at": now, "next_search_at": now,
-                          "updated_at": now}},
+                {"_id": change.goal_id, "state": "pending"}, {"$set": confirm},
                 return_document=AFTER,
             )
             if confirmed is not None:

@@ -29,7 +29,7 @@ from footyd.clock import Clock, utcnow
 from footyd.config import Config, WebhookConfig
 from footyd.errors import Permanent, Retryable
 from footyd.metrics import REGISTRY
-from footyd.records import CLIP_DUPLICATE, GOAL_CANCELLED
+from footyd.records import CLIP_DUPLICATE, GOAL_CANCELLED, GOAL_PENDING
 from footyd.stages.notify_body import render
 
 log = structlog.get_logger(__name__)
@@ -40,6 +40,7 @@ NOTIFICATIONS = Counter("footyd_notifications", "Webhook deliveries by outcome."
 PENDING, DELIVERED, FAILED, DROPPED = "pending", "delivered", "failed", "dropped"
 DERIVE_BATCH = 200  # events derived per scan; the rest come with the next scan
 DUE_SCAN_LIMIT = 1000
+NEVER = object()  # a goal whose clips are never announced (cancelled before it was confirmed)
 LANE_BATCH = 50  # deliveries one handler call sends to its webhook before yielding the lane
 
 
@@ -133,20 +134,37 @@ class NotifyStage:
         for kind, field in (("goal_confirmed", "confirmed_at"), ("goal_cancelled", "cancelled_at")):
             query: dict[str, Any] = {field: {"$gte": since}, "notify_marks": {"$ne": kind}}
             if kind == "goal_cancelled":
-                query["state"] = GOAL_CANCELLED
+                # a goal never announced is not "cancelled" to a receiver: it never existed
+                query.update(state=GOAL_CANCELLED, confirmed_at={"$ne": None})
             async for g in goals.find(query, {field: 1}).limit(DERIVE_BATCH):
                 yield Event(f"{kind}:{g['_id']}", kind, "goals", g["_id"], g["_id"], g[field])
-        async for c in clips.find({"kept_at": {"$gte": since}, "notify_marks": {"$ne": "clip_kept"}},
-                                  {"kept_at": 1, "goal_id": 1}).limit(DERIVE_BATCH):
-            yield Event(f"clip_kept:{c['_id']}", "clip_kept", "clips", c["_id"], c["goal_id"],
-                        c["kept_at"])
-        # a kept clip that later lost to a better copy: the event is about the new copy
-        async for c in clips.find({"deduped_at": {"$gte": since}, "state": CLIP_DUPLICATE,
-                                   "kept_at": {"$ne": None},
-                                   "notify_marks": {"$ne": "clip_replaced"}},
-                                  {"deduped_at": 1, "goal_id": 1}).limit(DERIVE_BATCH):
-            yield Event(f"clip_replaced:{c['_id']}", "clip_replaced", "clips", c["_id"],
-                        c["goal_id"], c["deduped_at"])
+        for kind, field, extra in (
+            ("clip_kept", "kept_at", {}),
+            # a kept clip that later lost to a better copy: the event is about the new copy
+            ("clip_replaced", "deduped_at", {"state": CLIP_DUPLICATE, "kept_at": {"$ne": None}}),
+        ):
+            found = [c async for c in clips.find(
+                {field: {"$gte": since}, "notify_marks": {"$ne": kind}, **extra},
+                {field: 1, "goal_id": 1}).limit(DERIVE_BATCH)]
+            confirmed = await self._confirmed_at({c["goal_id"] for c in found})
+            for c in found:
+                confirmed_at = confirmed.get(c["goal_id"], NEVER)
+                if confirmed_at is None:
+                    continue  # its goal is still pending (searched early): derived once confirmed
+                if confirmed_at is NEVER:  # cancelled (or gone) before it was ever confirmed
+                    await clips.update_one({"_id": c["_id"]}, {"$addToSet": {"notify_marks": kind}})
+                    continue
+                yield Event(f"{kind}:{c['_id']}", kind, "clips", c["_id"], c["goal_id"],
+                            max(c[field], confirmed_at))
+
+    async def _confirmed_at(self, goal_ids: set[str]) -> dict[str, Any]:
+        """Per goal: when it was confirmed, None while pending, NEVER when it never will be."""
+        if not goal_ids:
+            return {}
+        cursor = self._store.goals.find({"_id": {"$in": sorted(goal_ids)}},
+                                        {"confirmed_at": 1, "state": 1})
+        return {g["_id"]: g.get("confirmed_at") or (None if g.get("state") == GOAL_PENDING else NEVER)
+                async for g in cursor}
 
     async def derive(self, now: datetime) -> int:
         """Write an outbox document per (new event, subscribed webhook); returns events derived."""

@@ -12,6 +12,12 @@ tagged "a{k}" are re-read from MongoDB, so the rerun records and hands off the s
 between 3 and 4 leaves discovered clips with next_attempt_at <= now: download's due scan finds them.
 Retraction (search_retract.py) deletes a blob before writing the clip's "retracted" state.
 
+Search from the first sighting (`search.before_confirm`, default on): a pending goal is searched
+like a confirmed one, but its attempts keep it `pending` (the monitor alone confirms), and when its
+schedule is spent before confirmation it is parked (next_search_at = None) for the monitor to
+wake. Its clips are downloaded and deduplicated; the page, the feed and webhooks show nothing of
+a goal until it is confirmed, and a goal cancelled first is retracted like any cancelled goal.
+
 Feeds push, searches pull: a feed source (one request serves every goal, e.g. the Reddit
 listing) is also read every `feed_interval_s` by `push_feeds`, which matches the posts against
 every searchable goal at once and inserts new ones tagged `search_attempt` = "feed" (same unique
@@ -95,6 +101,13 @@ SEARCH_CANDIDATES = Counter(
 
 
 
+def _attempt_move(goal: dict[str, Any]) -> dict[str, Any]:
+    """An attempt leaves a pending goal pending (only the monitor confirms); else it is searching."""
+    if goal.get("state") == records.GOAL_PENDING:
+        return {"from_": records.GOAL_PENDING, "to": records.GOAL_PENDING}
+    return {"from_": records.GOAL_SEARCHABLE, "to": records.GOAL_SEARCHING}
+
+
 def _running_score(doc: dict[str, Any]) -> tuple[int, int] | None:
     """The (home, away) score right after the goal, when the goal record has it."""
     home, away = doc.get("score_home"), doc.get("score_away")
@@ -143,7 +156,7 @@ class SearchStage:
         feeds = [s for s in feeds if await self._refresh_feed(s)]
         if not feeds:
             return 0
-        cursor = self._store.goals.find({"state": {"$in": list(records.GOAL_SEARCHABLE)}}).sort(
+        cursor = self._store.goals.find({"state": {"$in": self._searchable()}}).sort(
             "first_seen_at", -1).limit(FEED_MAX_GOALS)
         pushed = 0
         async for goal in cursor:
@@ -177,7 +190,7 @@ class SearchStage:
         if not new_ids:
             return 0
         current = await self._store.goals.find_one({"_id": goal["_id"]}, {"state": 1})
-        if current is None or current.get("state") not in records.GOAL_SEARCHABLE:
+        if current is None or current.get("state") not in self._searchable():
             await self._attempt_lost(goal["_id"], FEED_ATTEMPT, now)  # cancelled meanwhile
             return 0
         FEED_CLIPS.inc(len(new_ids))
@@ -196,6 +209,11 @@ class SearchStage:
     def workers(self) -> int:
         return self._cfg.search.workers
 
+    def _searchable(self) -> list[str]:
+        """The goal states searched now: pending ones too with `search.before_confirm`."""
+        early = [records.GOAL_PENDING] if self._cfg.search.before_confirm else []
+        return [*early, *records.GOAL_SEARCHABLE]
+
     def apply_config(self, cfg: Config) -> None:
         """Cadence, aliases, filters and on_cancel are read per use, so all of them are hot."""
         self._cfg = cfg
@@ -206,7 +224,7 @@ class SearchStage:
         fields = {"first_seen_at": 1}
         found: list[dict[str, Any]] = []
         for query in (
-            {"state": {"$in": list(records.GOAL_SEARCHABLE)}, "next_search_at": {"$lte": now}},
+            {"state": {"$in": self._searchable()}, "next_search_at": {"$lte": now}},
             {"state": records.GOAL_CANCELLED, "retracted_at": None},
         ):
             cursor = goals.find(query, fields).sort("first_seen_at", -1).limit(limit)
@@ -228,7 +246,7 @@ class SearchStage:
                     await retract_goal(self._store, self._blobs, doc, now,
                                        delete=self._cfg.goals.on_cancel == "delete")
                 return
-            if state not in records.GOAL_SEARCHABLE:
+            if state not in self._searchable():
                 return
             next_at = aware(doc.get("next_search_at"))
             if next_at is not None and next_at > now:
@@ -237,6 +255,8 @@ class SearchStage:
             budget = len(self._cfg.search.attempt_offsets_s()) + int(doc.get("extra_attempts") or 0)
             if len(doc.get("search_attempt_ids") or []) < budget:
                 await self._attempt(doc, now)
+            elif state == records.GOAL_PENDING:
+                await self._park(doc)
             else:
                 await self._finish(doc, now)
 
@@ -371,7 +391,7 @@ class SearchStage:
         }
         attempts_done = len(goal.get("search_attempt_ids") or []) + 1
         written = await move_goal(
-            self._store, goal_id, from_=records.GOAL_SEARCHABLE, to=records.GOAL_SEARCHING,
+            self._store, goal_id, **_attempt_move(goal),
             where={"search_attempt_ids": {"$ne": attempt_id}},
             set_={"next_search_at": next_attempt_at(cfg, first_seen, done=attempts_done, now=now)},
             other={"$addToSet": {"search_attempt_ids": attempt_id},
@@ -400,7 +420,7 @@ class SearchStage:
                  "sources": {r.source: r.to_doc() for r in results},
                  "candidates": 0, "new_clips": 0, "filtered": 0, "seen": 0}
         written = await move_goal(
-            self._store, goal["_id"], from_=records.GOAL_SEARCHABLE, to=records.GOAL_SEARCHING,
+            self._store, goal["_id"], **_attempt_move(goal),
             # the count read is the count written over: a concurrent run defers once, not twice
             where={"search_attempt_ids": {"$ne": attempt_id},
                    "search_deferrals": {"$in": [deferrals] if deferrals else [0, None]}},
@@ -418,7 +438,7 @@ class SearchStage:
         goal = await self._store.goals.find_one({"_id": goal_id}, {"state": 1})
         state = goal.get("state") if goal else None
         log.info("goal_search_attempt_dropped", attempt=attempt_id, state=state)
-        if state in records.GOAL_SEARCHABLE:
+        if state in self._searchable():
             return  # another run recorded this attempt and handed its clips on
         await move_clips(
             self._store, {"goal_id": goal_id, "search_attempt": attempt_id},
@@ -427,6 +447,14 @@ class SearchStage:
                   "previous_state": records.CLIP_DISCOVERED, "blob_deleted": False})
 
     # -- end of search ----------------------------------------------------------------------
+
+    async def _park(self, goal: dict[str, Any]) -> None:
+        """Schedule spent while pending: wait for the monitor (confirm wakes it, cancel retracts)."""
+        parked = await self._store.goals.update_one(
+            {"_id": goal["_id"], "state": records.GOAL_PENDING},
+            {"$set": {"next_search_at": None}})
+        if parked.modified_count:
+            log.info("goal_search_parked", attempts=len(goal.get("search_attempt_ids") or []))
 
     async def _finish(self, goal: dict[str, Any], now: datetime) -> None:
         goal_id = goal["_id"]

@@ -25,9 +25,11 @@ FIXTURE_ID = 1001
 
 
 def make_cfg(*, attempts: int = 3, interval_s: float = 60, on_cancel: str = "delete",
-             aliases: dict[str, list[str]] | None = None, source_timeout_s: float = 45) -> Config:
+             aliases: dict[str, list[str]] | None = None, source_timeout_s: float = 45,
+             before_confirm: bool = True) -> Config:
     return Config.model_validate({
         "search": {"attempts": attempts, "interval_s": interval_s, "schedule": [],
+                   "before_confirm": before_confirm,
                    "window_margin_s": 120,
                    "team_aliases": aliases or {}, "source_timeout_s": source_timeout_s},
         "goals": {"on_cancel": on_cancel},
