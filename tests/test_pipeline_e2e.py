@@ -50,7 +50,8 @@ async def _goal(store: Store, goal_id: str = "g-wirtz", fixture_id: int = 1, *,
         "opponent_name": "Bayern Munich", "elapsed": 23, "extra": None, "minute": 23,
         "scorer_id": 1, "scorer_name": "Florian Wirtz", "assist_name": None,
         "detail": "Normal Goal", "score_home": 1, "score_away": 0, "state": state,
-        "first_seen_at": CLIP_T0, "confirmed_at": CLIP_T0 if state != "pending" else None, "next_search_at": CLIP_T0,
+        "first_seen_at": CLIP_T0, "confirmed_at": CLIP_T0 if state != "pending" else None,
+        "next_search_at": CLIP_T0,
         "search_attempt_ids": [],
     })
 
