@@ -16,6 +16,8 @@ from typing import Any
 import structlog
 from prometheus_client import Counter
 
+from footyd import records
+from footyd.clients.blobs import BlobStore
 from footyd.clients.store import AFTER, Doc, Store
 from footyd.metrics import REGISTRY
 
@@ -81,3 +83,9 @@ async def move_goal(store: Store, goal_id: str, *, from_: States, to: str,
         GOAL_MOVES.labels(to).inc()
         log.debug("lifecycle_move", item="goal", item_id=goal_id, to=to)
     return bool(res.modified_count)
+
+
+async def delete_clip_objects(blobs: BlobStore, blob_key: str) -> None:
+    """Delete a clip's stored video and the poster beside it (either may be gone already)."""
+    await blobs.delete(records.poster_key(blob_key))  # first: a crash between leaves the video,
+    await blobs.delete(blob_key)  # whose next deletion takes the poster too

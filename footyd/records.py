@@ -79,3 +79,8 @@ def holds_blob(doc: dict[str, Any]) -> bool:
 def clip_key(fixture_id: int, goal_id: str, sha256: str) -> str:
     """The content-addressed blob key (relative to storage.prefix): re-uploads overwrite."""
     return f"{fixture_id}/{goal_id}/{sha256[:16]}.mp4"
+
+
+def poster_key(blob_key: str) -> str:
+    """Where a clip's poster JPEG is stored: beside its video, deleted with it."""
+    return blob_key.removesuffix(".mp4") + ".jpg"

@@ -24,6 +24,7 @@ from footyd.records import clip_key
 from footyd.sim.clipgen import write_clip, write_garbage
 from footyd.stages.dedup import CLIPS_DEDUPLICATED, DedupStage
 from footyd.stages.dedup_rules import ClipQuality, loss_reason, pick_best
+from tests.plugins.blobs import videos_of
 
 # its module-scoped clips are built once: one worker runs the file
 pytestmark = pytest.mark.xdist_group("test_dedup_stage")
@@ -66,6 +67,8 @@ class CountingBlobs:
 
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)
+        if key.endswith(".jpg"):
+            return  # a poster goes with its video: `deleted` lists the videos
         self.deleted.append(key)
         if self.crash_after_deletes is not None and len(self.deleted) >= self.crash_after_deletes:
             raise self.Crash
@@ -132,7 +135,8 @@ class World:
                 for name, d in (await self.clips(goal_id)).items()}
 
     async def objects(self) -> set[str]:
-        return set(await self.blobs.list_keys(""))
+        """The stored videos (a poster is never stored without its video)."""
+        return set(videos_of(await self.blobs.list_keys("")))
 
     async def finish(self, goal_id: str) -> None:
         """The goal is over (search done): dedup releases the blobs its duplicates held."""
@@ -149,7 +153,7 @@ class World:
                    or (d["state"] == "duplicate" and d.get("blob_held"))}
         kept = {d["blob_key"] for d in docs if d["state"] == "kept"}
         prefix = self.blobs.key_for(str(FIXTURE_ID), goal_id) + "/"
-        objects = set(await self.blobs.list_keys(prefix))
+        objects = set(videos_of(await self.blobs.list_keys(prefix)))
         assert objects == holding
         assert kept <= objects
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import aioboto3
+import cv2
+import numpy as np
 import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
@@ -22,12 +24,14 @@ from footyd.clients.store import Store
 from footyd.config import Config, StorageConfig
 from footyd.media.fingerprint import Fingerprint, fingerprint
 from footyd.metrics import REGISTRY
+from footyd.moves import delete_clip_objects
 from footyd.procpool import ProcessPool
 from footyd.records import clip_key
 from footyd.sim.clipgen import ClipSpec
 from footyd.sim.clips import ClipHost, ManualClock
 from footyd.stages.download import DownloadStage
 from footyd.stages.retention import Retention, RetentionReport
+from tests.plugins.blobs import videos_of
 from tests.plugins.clips import CLIP_T0
 
 # its module-scoped clips are built once: one worker runs the file
@@ -62,7 +66,8 @@ class HookedBlobs:
     async def put_file(self, key: str, path: Path, *, content_type: str,
                        metadata: dict[str, str]) -> None:
         await self._inner.put_file(key, path, content_type=content_type, metadata=metadata)
-        await self._after_put(key)
+        if not key.endswith(".jpg"):  # the hook is about the video; its poster follows
+            await self._after_put(key)
 
     async def get_file(self, key: str, path: Path) -> None:
         await self._inner.get_file(key, path)
@@ -139,7 +144,8 @@ class Env:
         return doc
 
     async def keys(self) -> list[str]:
-        return await self.blobs.list_keys("")
+        """The stored videos (a poster is never stored without its video)."""
+        return videos_of(await self.blobs.list_keys(""))
 
     def scratch_left(self) -> list[Path]:
         root = self.scratch / "download"  # the per-clip dirs below it must all be gone
@@ -215,6 +221,29 @@ async def test_media_url_is_stored_under_its_content_key(env: Env, s3_cfg: Stora
     assert clips_total("downloaded") == before + 1
     stored = [e for e in logs if e["event"] == "clip_stored"]
     assert stored and stored[0]["clip_id"] == clip_id and stored[0]["goal_id"] == GOAL
+
+
+async def test_the_poster_from_the_same_decode_is_stored_beside_the_video(
+        env: Env, s3_cfg: StorageConfig, tmp_path: Path) -> None:
+    stage = await env.stage()
+    clip_id = await env.add_clip(media="a_low")
+    await stage.handle(clip_id)
+    doc = await env.clip(clip_id)
+    assert doc["poster_key"] == doc["blob_key"].removesuffix(".mp4") + ".jpg"
+    assert (await head(s3_cfg, doc["poster_key"]))["ContentType"] == "image/jpeg"
+    path = tmp_path / "poster.jpg"
+    await env.blobs.get_file(doc["poster_key"], path)
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape == (360, 640, 3)  # the clip's size, in colour
+    frame = 0.4 * doc["duration_s"]  # the poster is the frame at 40% of the clip
+    cap = cv2.VideoCapture(str(env.clip_dir / "a_low.mp4"))
+    cap.set(cv2.CAP_PROP_POS_MSEC, frame * 1000)
+    ok, want = cap.read()
+    cap.release()
+    assert ok and float(np.abs(image.astype(int) - want.astype(int)).mean()) < 12  # vs 29 at 0 s
+    assert float(image.std()) > 10  # a picture, not a flat frame
+    await delete_clip_objects(env.blobs, doc["blob_key"])
+    assert await env.blobs.list_keys("") == []  # the poster goes with its video
     # idempotent: a second delivery of the same id does nothing
     await stage.handle(clip_id)
     assert len(env.inbox.calls) == 1 and env.host.hits["a_low"] == 1
@@ -492,7 +521,8 @@ class RetireBeforePut(HookedBlobs):
 
     async def put_file(self, key: str, path: Path, *, content_type: str,
                        metadata: dict[str, str]) -> None:
-        await self._after_put(key)
+        if not key.endswith(".jpg"):  # the hook is about the video; its poster follows
+            await self._after_put(key)
         await self._inner.put_file(key, path, content_type=content_type, metadata=metadata)
 
 

@@ -108,7 +108,10 @@ async def test_one_goal_realistic_candidate_mix(
     assert states["slow"] == "failed" and "attempts spent" in clips["slow"]["reason"]
     # exactly the kept clips' objects remain in S3; no scratch files
     stored = await s3_store.list_keys("")
-    assert sorted(stored) == sorted(clips[n]["blob_key"] for n in kept)
+    # each kept clip's video and its poster (from the same decode), nothing else
+    assert all(clips[n]["poster_key"] for n in kept)
+    assert sorted(stored) == sorted(k for n in kept
+                                    for k in (clips[n]["blob_key"], clips[n]["poster_key"]))
     assert list((tmp_path / "scratch").rglob("*.mp4")) == []
     assert len(goal["search_attempt_ids"]) == 10
 

@@ -86,7 +86,8 @@ async def _assert_converged(store: Store, blobs: S3BlobStore) -> None:
     names = sorted((c["media_url"] or c["post_url"]).rsplit("/", 1)[-1] for c in kept)
     assert names == ["a_720p.mp4", "b_540p.mp4"]
     # no orphaned object: exactly the kept clips' blobs are in the bucket
-    assert sorted(await blobs.list_keys("")) == sorted(c["blob_key"] for c in kept)
+    assert sorted(await blobs.list_keys("")) == sorted(
+        k for c in kept for k in (c["blob_key"], c.get("poster_key")) if k)
     assert all(c["state"] in ("kept", "duplicate", "rejected", "failed") for c in clips)
 
 

@@ -22,6 +22,8 @@ MAX_SIDE_PX = 8192
 # stream has at least this many frames per sample interval
 NONREF_MIN_FRAMES_PER_SAMPLE = 4
 MAX_DECODE_ERRORS = 10  # corrupt packets tolerated before the rest of the file is given up
+POSTER_AT_FRACTION = 0.4  # a goal clip's moment is rarely its first frame
+POSTER_AT_S = 2.0  # when the header does not say how long the clip is
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Samples:
     sample_fps: float
     frames: tuple[np.ndarray, ...]
     truncated: str = ""
+    poster: np.ndarray | None = None  # one RGB frame (h x w x 3) when asked for, see sample_frames
 
 
 def _open(path: str) -> av.container.InputContainer:
@@ -78,7 +81,8 @@ def stream_info(path: str) -> StreamInfo:
 
 
 def sample_frames(path: str, *, sample_fps: float, width: int, height: int,
-                  max_megapixel_s: float | None = None, allow_nonref: bool = True) -> Samples:
+                  max_megapixel_s: float | None = None, allow_nonref: bool = True,
+                  poster_width: int | None = None) -> Samples:
     """Decode `path` once and return a `width` x `height` gray frame every 1/sample_fps seconds.
 
     Sample k is the decoded frame whose timestamp is nearest to k/sample_fps after the first
@@ -86,7 +90,9 @@ def sample_frames(path: str, *, sample_fps: float, width: int, height: int,
     noted in `truncated`; too many end the decode with the samples so far; no sample at all
     raises invalid_media. With
     `max_megapixel_s`, decoding more than that many megapixel-seconds of video raises "filtered"
-    (headers can lie about duration, so this is checked while decoding too).
+    (headers can lie about duration, so this is checked while decoding too). With
+    `poster_width`, the same decode also keeps one colour frame at that width (the poster: the
+    frame at 40% of the header duration, else at POSTER_AT_S, else the last one).
     """
     if sample_fps <= 0:
         raise ValueError("sample_fps must be positive")
@@ -101,11 +107,44 @@ def sample_frames(path: str, *, sample_fps: float, width: int, height: int,
         ctx.options = {"skip_loop_filter": "all"}
         if allow_nonref and info.fps >= NONREF_MIN_FRAMES_PER_SAMPLE * sample_fps:
             ctx.skip_frame = "NONREF"
+        poster = None
+        if poster_width is not None:
+            at_s = POSTER_AT_FRACTION * info.duration_s if info.duration_s else POSTER_AT_S
+            poster = _Poster(at_s, poster_width, info.width, info.height)
         frames, truncated = _sample(container, stream, sample_fps, width, height, megapixels,
-                                    max_megapixel_s)
+                                    max_megapixel_s, poster)
     if not frames:
         raise DownloadFailed("invalid_media", f"no frame decodes{': ' + truncated if truncated else ''}")
-    return Samples(sample_fps=sample_fps, frames=tuple(frames), truncated=truncated)
+    return Samples(sample_fps=sample_fps, frames=tuple(frames), truncated=truncated,
+                   poster=poster.image() if poster is not None else None)
+
+
+class _Poster:
+    """Keeps the first frame at or after `at_s` (else the last one) as RGB at `width`."""
+
+    def __init__(self, at_s: float, width: int, src_w: int, src_h: int) -> None:
+        self.at_s = at_s
+        self.width = max(2, min(width, src_w) // 2 * 2)
+        self.height = max(2, round(self.width * src_h / max(src_w, 1)) // 2 * 2)
+        self._rgb: np.ndarray | None = None
+        self._last: av.VideoFrame | None = None
+
+    def offer(self, t: float, frame: av.VideoFrame) -> None:
+        if self._rgb is not None:
+            return
+        if t >= self.at_s:
+            self._rgb = self._convert(frame)
+        else:
+            self._last = frame
+
+    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+        return frame.reformat(width=self.width, height=self.height, format="rgb24",
+                              interpolation="AREA").to_ndarray()
+
+    def image(self) -> np.ndarray | None:
+        if self._rgb is None and self._last is not None:
+            self._rgb = self._convert(self._last)
+        return self._rgb
 
 
 def _check_cost(duration_s: float, megapixels: float, max_megapixel_s: float) -> None:
@@ -138,8 +177,8 @@ def _time_of(packet: av.Packet) -> str:
 
 
 def _sample(container: av.container.InputContainer, stream: av.VideoStream, sample_fps: float,
-            width: int, height: int, megapixels: float,
-            max_megapixel_s: float | None) -> tuple[list[np.ndarray], str]:
+            width: int, height: int, megapixels: float, max_megapixel_s: float | None,
+            poster: _Poster | None = None) -> tuple[list[np.ndarray], str]:
     out: list[np.ndarray] = []
     errors: list[str] = []
     t0: float | None = None
@@ -159,6 +198,8 @@ def _sample(container: av.container.InputContainer, stream: av.VideoStream, samp
             continue  # out-of-order timestamp: not worth a sample
         if max_megapixel_s is not None and t * megapixels > max_megapixel_s:
             _check_cost(t, megapixels, max_megapixel_s)
+        if poster is not None:
+            poster.offer(t, frame)
         target = len(out) / sample_fps
         # every target passed by this frame is served by this frame or the previous one
         while t >= target:

@@ -13,6 +13,7 @@ import structlog
 from footyd import records
 from footyd.clients.blobs import BlobStore
 from footyd.clients.store import Store
+from footyd.moves import delete_clip_objects
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +33,7 @@ async def release_leftover_uploads(store: Store, blobs: BlobStore) -> int:
                          {"blob_key": key, "state": records.CLIP_DUPLICATE, "blob_held": True},
                          {"upload_keys": key, "state": records.CLIP_DISCOVERED}]}, {"_id": 1})
             if holder is None:
-                await blobs.delete(key)
+                await delete_clip_objects(blobs, key)
                 deleted += 1
                 log.info("orphan_blob_deleted", blob_key=key, clip_id=doc["_id"], reason="leftover")
         await clips.update_one({"_id": doc["_id"], "upload_keys": doc["upload_keys"]},

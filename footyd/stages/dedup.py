@@ -44,7 +44,7 @@ from footyd.config import Config
 from footyd.errors import DownloadFailed, Permanent, Retryable
 from footyd.media.fingerprint import Fingerprint, fingerprint
 from footyd.metrics import REGISTRY
-from footyd.moves import move_clip
+from footyd.moves import delete_clip_objects, move_clip
 from footyd.procpool import ProcessPool
 from footyd.records import (
     CLIP_DOWNLOADED,
@@ -342,7 +342,7 @@ class DedupStage:
         clips = self._store.clips
         marked = bool(loser.get("dropping_at"))
         if marked and loser.get("blob_key") and loser["blob_key"] != winner.get("blob_key"):
-            await self._blobs.delete(loser["blob_key"])
+            await delete_clip_objects(self._blobs, loser["blob_key"])
         proof = evidence.of(lid, wid)
         # offset: where the loser starts inside the winner (time in winner = time in loser + it)
         where = f" at offset {proof['offset_s']:+.1f}s"
@@ -377,7 +377,7 @@ class DedupStage:
             # content-addressed keys: an identical copy may still need the object
             if key and not await clips.find_one(
                     {"blob_key": key, "_id": {"$ne": dup["_id"]}, **HOLDS_BLOB}, {"_id": 1}):
-                await self._blobs.delete(key)
+                await delete_clip_objects(self._blobs, key)
             await clips.update_one({"_id": dup["_id"], "state": CLIP_DUPLICATE},
                                    {"$set": {"blob_released_at": now},
                                     "$unset": {"blob_held": "", "releasing_at": ""}})

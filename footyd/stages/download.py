@@ -24,11 +24,13 @@ from footyd.clients.ytdlp import fetch_post
 from footyd.clock import Clock, utcnow
 from footyd.config import Config, DownloadConfig
 from footyd.errors import DownloadFailed, FailPolicy, Retryable
+from footyd.media.decode import sample_frames
 from footyd.media.filters import rejection
-from footyd.media.fingerprint import Fingerprint, fingerprint
+from footyd.media.fingerprint import SMALL_H, SMALL_W, Fingerprint, fingerprint_frames
+from footyd.media.poster import POSTER_WIDTH_PX, encode_jpeg
 from footyd.media.probe import VideoInfo, probe
 from footyd.metrics import REGISTRY
-from footyd.moves import move_clip
+from footyd.moves import delete_clip_objects, move_clip
 from footyd.pipeline import Handoff
 from footyd.procpool import ProcessPool
 from footyd.records import (
@@ -40,6 +42,7 @@ from footyd.records import (
     GOAL_CANCELLED,
     HOLDS_BLOB,
     clip_key,
+    poster_key,
 )
 
 log = structlog.get_logger(__name__)
@@ -72,13 +75,15 @@ class Probed:
     kind: str = ""
     reason: str = ""
     fingerprint: Fingerprint | None = None
+    poster_jpeg: bytes | None = None
 
 
 def analyse_in_worker(path: str, filters: DownloadConfig, *, sample_fps: float,
                       max_megapixel_s: float) -> Probed:
     """Probe, filter, then fingerprint in one pool call while the scratch file exists.
 
-    The filters run before the decode so refused junk (portrait, too short) costs no fingerprint.
+    The filters run before the decode so refused junk (portrait, too short) costs no fingerprint;
+    the fingerprint's decode also keeps the poster frame.
     """
     try:
         info = probe(path)
@@ -86,8 +91,12 @@ def analyse_in_worker(path: str, filters: DownloadConfig, *, sample_fps: float,
                         size_bytes=info.size_bytes)
         if why is not None:
             return Probed(info, "filtered", why)
-        return Probed(info, fingerprint=fingerprint(path, sample_fps=sample_fps,
-                                                    max_megapixel_s=max_megapixel_s))
+        samples = sample_frames(path, sample_fps=sample_fps, width=SMALL_W, height=SMALL_H,
+                                max_megapixel_s=max_megapixel_s, poster_width=POSTER_WIDTH_PX)
+        fp = fingerprint_frames(samples.frames, sample_fps=samples.sample_fps,
+                                truncated=samples.truncated)
+        poster = encode_jpeg(samples.poster) if samples.poster is not None else None
+        return Probed(info, fingerprint=fp, poster_jpeg=poster)
     except DownloadFailed as exc:
         return Probed(None, exc.kind, exc.reason)
 
@@ -164,7 +173,7 @@ class DownloadStage:
     async def _process(self, doc: Doc, scratch: Path) -> None:
         try:
             path = await self._fetch(doc, scratch)
-            info, fp = await self._analyse(path)
+            probed = await self._analyse(path)
             sha = await asyncio.to_thread(file_sha256, path)
         except DownloadFailed as exc:
             await self._failed(doc, exc)
@@ -172,10 +181,11 @@ class DownloadStage:
         except Retryable as exc:
             await self._retry(doc, f"{type(exc).__name__}: {exc}")
             return
-        DOWNLOAD_BYTES.inc(info.size_bytes)
-        await self._store_clip(doc, path, info, sha, fp)
+        assert probed.info is not None and probed.fingerprint is not None  # _analyse checked
+        DOWNLOAD_BYTES.inc(probed.info.size_bytes)
+        await self._store_clip(doc, path, probed, sha)
 
-    async def _analyse(self, path: Path) -> tuple[VideoInfo, Fingerprint]:
+    async def _analyse(self, path: Path) -> Probed:
         dc = self._cfg.dedup
         try:
             probed = await self._pool.run(
@@ -189,7 +199,7 @@ class DownloadStage:
             raise DownloadFailed("invalid_media", f"probe failed: {type(exc).__name__}") from exc
         if probed.info is None or probed.fingerprint is None:
             raise DownloadFailed(probed.kind, probed.reason)
-        return probed.info, probed.fingerprint
+        return probed
 
     async def _fetch(self, doc: Doc, scratch: Path) -> Path:
         dl = self._cfg.download
@@ -209,8 +219,9 @@ class DownloadStage:
         DOWNLOAD_SECONDS.observe(time.monotonic() - started)
         return path
 
-    async def _store_clip(self, doc: Doc, path: Path, info: VideoInfo, sha: str,
-                          fp: Fingerprint) -> None:
+    async def _store_clip(self, doc: Doc, path: Path, probed: Probed, sha: str) -> None:
+        info, fp = probed.info, probed.fingerprint
+        assert info is not None and fp is not None
         clips = self._store.clips
         clip_id, goal_id = doc["_id"], doc["goal_id"]
         twin = await clips.find_one({"goal_id": goal_id, "sha256": sha, "_id": {"$ne": clip_id}})
@@ -231,6 +242,7 @@ class DownloadStage:
         except Retryable as exc:
             await self._retry(doc, f"upload: {exc}")
             return
+        poster = await self._store_poster(key, path, probed.poster_jpeg, meta)
         fields = {
             "sha256": sha, "size_bytes": info.size_bytes,
             "width": info.width, "height": info.height, "duration_s": info.duration_s,
@@ -238,6 +250,7 @@ class DownloadStage:
             "bitrate_bps": info.size_bytes * 8 / info.duration_s if info.duration_s else None,
             "blob_key": key, "stored_at": self._clock(), "last_error": None,
             "fingerprint": fp.to_doc(),  # dedup only compares
+            "poster_key": poster,
         }
         stale = [k for k in doc.get("upload_keys") or [] if k != key]  # from a crashed attempt
         try:
@@ -263,6 +276,22 @@ class DownloadStage:
                  sha256=sha, size_bytes=info.size_bytes,
                  width=info.width, height=info.height, duration_s=round(info.duration_s, 2))
         await self._to_dedup(goal_id)
+
+    async def _store_poster(self, key: str, video: Path, jpeg: bytes | None,
+                            meta: dict[str, str]) -> str | None:
+        """Upload the poster beside the video; a clip without one is still a clip (None)."""
+        if jpeg is None:
+            return None
+        path = video.with_name("poster.jpg")
+        try:
+            await asyncio.to_thread(path.write_bytes, jpeg)
+            pkey = poster_key(key)
+            await self._blobs.put_file(pkey, path, content_type="image/jpeg", metadata=meta)
+        except (Retryable, OSError) as exc:
+            log.warning("clip_poster_not_stored", error=f"{type(exc).__name__}: {exc}"[:300],
+                        exc_info=True)
+            return None
+        return pkey
 
     async def _duplicate(self, doc: Doc, twin: Doc, info: VideoInfo) -> None:
         original = twin.get("duplicate_of") if twin.get("state") == CLIP_DUPLICATE else None
@@ -319,7 +348,7 @@ class DownloadStage:
             if holders:
                 continue
             try:
-                await self._blobs.delete(key)
+                await delete_clip_objects(self._blobs, key)
             except Retryable:
                 log.warning("orphan_blob_delete_failed", blob_key=key, exc_info=True)
                 return  # keep upload_keys so the leftover stays findable

@@ -13,7 +13,7 @@ from footyd.clients.blobs import BlobStore
 from footyd.clients.store import Store
 from footyd.errors import FootydError
 from footyd.metrics import REGISTRY
-from footyd.moves import move_clip
+from footyd.moves import delete_clip_objects, move_clip
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,7 @@ async def _drop_unrecorded_uploads(store: Store, blobs: BlobStore, goal_id: str,
         shared = await store.clips.find_one(
             {"goal_id": goal_id, "blob_key": key, "_id": {"$ne": clip["_id"]}}, {"_id": 1})
         if delete or shared is None:  # on_cancel=keep keeps only blobs a clip records
-            await blobs.delete(key)
+            await delete_clip_objects(blobs, key)
 
 
 async def retract_goal(store: Store, blobs: BlobStore, goal: dict[str, Any], now: datetime, *,
@@ -53,7 +53,7 @@ async def retract_goal(store: Store, blobs: BlobStore, goal: dict[str, Any], now
             holds = records.holds_blob(clip) and bool(clip.get("blob_key"))
             try:
                 if holds and delete:
-                    await blobs.delete(clip["blob_key"])
+                    await delete_clip_objects(blobs, clip["blob_key"])
                 await _drop_unrecorded_uploads(store, blobs, goal_id, clip, delete=delete)
             except FootydError as exc:
                 # retracted_at stays unset, so the due scan tries again
