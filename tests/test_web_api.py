@@ -180,7 +180,7 @@ async def test_token_guards_the_api(seeded: SeededDay, local_store: LocalBlobSto
     assert (await get(video))[0] == 401
     assert (await get(video, params={"token": "s3cret-token"}))[0] == 200
     status, page, _ = await get(web.url + "/")  # the page holds no data: it asks for the token
-    assert status == 200 and b"app.js" in page
+    assert status == 200 and b"fan.js" in page
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:8464", "[::]:8464", "192.168.1.5:80", "example.com:8464"])

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 SourceName = Literal["x_api", "search_service", "snscrape", "fake", "reddit"]
 LevelName = Literal["debug", "info", "warning", "error"]
@@ -299,6 +299,14 @@ class WebConfig(Section):
     # Host header names served (DNS-rebinding guard); [] = loopback names and the listen host,
     # or any name when a token guards the API; "*" = any
     allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
+    # the address people reach the page at (behind a proxy: "https://goals.example.org"); links in
+    # /feed.atom and Open Graph tags use it; unset: the scheme and Host of each request
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", max_length=300)
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
 
     def host_allowed(self, host_header: str) -> bool:
         """Whether a request's Host (name[:port]) is one this server answers to."""

@@ -16,6 +16,7 @@ from footyd.clients.blobs import BlobStore
 from footyd.clients.store import Store
 from footyd.config import WebConfig
 from footyd.errors import Retryable
+from footyd.web import fan
 from footyd.web.feed import ChangeFeed, Event, Subscriber
 from footyd.web.views import (
     HEAVY_FIELDS,
@@ -28,6 +29,7 @@ from footyd.web.views import (
     parse_doc_id,
     parse_event_id,
     parse_fixture_id,
+    parse_int_param,
     sort_clips,
 )
 
@@ -72,9 +74,11 @@ class Api:
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/fixtures", self.fixtures)
+        app.router.add_get("/api/goals", self.fan_goals)
         app.router.add_get("/api/fixtures/{fixture_id}", self.fixture)
         app.router.add_get("/api/goals/{goal_id}", self.goal)
         app.router.add_get("/api/clips/{clip_id}/video", self.clip_video)
+        app.router.add_get("/api/clips/{clip_id}/poster", self.clip_poster)
         app.router.add_get("/api/stream", self.stream)
 
     def close(self) -> None:
@@ -124,6 +128,37 @@ class Api:
             return json_error(404, f"goal {goal_id} not found")
         return web.json_response({"as_of": as_of, "goal": goals[0]})
 
+    async def fan_goals(self, request: web.Request) -> web.Response:
+        """GET /api/goals?date=&team=&league= (or ?goal=ID): public goals, newest first."""
+        q = request.query
+        unknown = set(q) - {"date", "team", "league", "goal", "token"}
+        if unknown:
+            raise BadParam(f"unknown query parameter {sorted(unknown)[0]!r}")
+        as_of = self._feed.last_id
+        if "goal" in q:
+            goals = await fan.fan_goals(self._store, {"_id": parse_doc_id(q["goal"], "goal")}, limit=1)
+            if not goals:
+                return json_error(404, f"goal {q['goal']} not found")
+            return web.json_response({"as_of": as_of, "goals": goals})
+        day, start, end = parse_day(q.get("date"), self._clock())
+        team = parse_int_param(q.get("team"), "team")
+        league = parse_int_param(q.get("league"), "league")
+        goals = await fan.goals_of_matches(
+            self._store, fan.fixture_query(start, end, team=team, league=league))
+        fixtures = [fixture_view(d) async for d in self._store.fixtures.find(
+            fan.fixture_query(start, end), HEAVY_FIELDS).limit(MAX_FIXTURES)]
+        return web.json_response({"date": day.isoformat(), "as_of": as_of, "goals": goals,
+                                  **fan.choices(fixtures)})
+
+    async def clip_poster(self, request: web.Request) -> web.StreamResponse:
+        """GET /api/clips/{id}/poster: the clip's poster JPEG (stored beside its video)."""
+        clip_id = parse_doc_id(request.match_info["clip_id"], "clip")
+        doc = await self._store.clips.find_one({"_id": clip_id}, {"state": 1, "poster_key": 1})
+        key = (doc or {}).get("poster_key")
+        if doc is None or doc.get("state") not in records.CLIP_HOLDS_BLOB or not isinstance(key, str):
+            return json_error(404, f"clip {clip_id} has no poster")
+        return await self._serve_blob(clip_id, key, "image/jpeg")
+
     async def clip_video(self, request: web.Request) -> web.StreamResponse:
         """GET /api/clips/{id}/video: the stored file (Range) or a redirect to a presigned URL."""
         clip_id = parse_doc_id(request.match_info["clip_id"], "clip")
@@ -133,6 +168,10 @@ class Api:
         key = doc.get("blob_key")
         if doc.get("state") not in records.CLIP_HOLDS_BLOB or not isinstance(key, str):
             return json_error(404, f"clip {clip_id} has no stored video", state=doc.get("state"))
+        return await self._serve_blob(clip_id, key, "video/mp4")
+
+    async def _serve_blob(self, clip_id: str, key: str, content_type: str) -> web.StreamResponse:
+        """A stored object: the local file (Range), or a redirect to a presigned S3 URL."""
         blobs: object = self._blobs
         if isinstance(blobs, LocalFiles):
             try:
@@ -140,9 +179,9 @@ class Api:
             except ValueError:
                 return json_error(404, f"clip {clip_id} has no stored video")
             if not await asyncio.to_thread(path.is_file):
-                return json_error(404, f"clip {clip_id} video is missing from the store")
+                return json_error(404, f"clip {clip_id} file is missing from the store")
             # content-addressed key: the bytes behind this URL never change
-            return web.FileResponse(path, headers={"Content-Type": "video/mp4",
+            return web.FileResponse(path, headers={"Content-Type": content_type,
                                                    "Cache-Control": "private, max-age=86400"})
         if isinstance(blobs, Presigner):
             try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from types import TracebackType
 
 import structlog
@@ -17,26 +16,19 @@ from footyd.config import WebConfig
 from footyd.errors import DependencyUnavailable
 from footyd.web.api import Api, json_error
 from footyd.web.feed import ChangeFeed
+from footyd.web.pages import STATIC_DIR, Pages, token_of
 from footyd.web.views import BadParam
 
 log = structlog.get_logger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "static"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    # videos may come from a presigned S3 URL on another origin; nothing else may
+    # videos and posters may come from a presigned S3 URL on another origin; nothing else may
     "Content-Security-Policy": "default-src 'self'; media-src 'self' https: http:; "
-                               "img-src 'self' data:; frame-ancestors 'none'",
+                               "img-src 'self' data: https: http:; frame-ancestors 'none'",
 }
-
-
-def _token_of(request: web.Request) -> str:
-    auth = request.headers.get("Authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return request.query.get("token", "")
 
 
 class WebServer:
@@ -64,7 +56,7 @@ class WebServer:
         self._api = Api(self._cfg, self._store, self._blobs, self.feed)
         app = web.Application(middlewares=[self._hosts, self._errors, self._auth], client_max_size=4096)
         self._api.routes(app)
-        app.router.add_get("/", self._index)
+        Pages(self._cfg, self._store).routes(app)
         app.router.add_static("/static/", STATIC_DIR, append_version=False)
         app.on_response_prepare.append(_security_headers)
         # streams end on close(); the rest are short reads
@@ -94,15 +86,13 @@ class WebServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _index(self, _request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """With a token configured, /api/* needs it (bearer header or ?token=, for <video>/SSE)."""
+        """With a token configured, /api/* and the feed need it (bearer header or ?token=, for
+        <video>, SSE and feed readers); the page shells do not (they hold no data)."""
         secret = self._cfg.token.get_secret_value() if self._cfg.token else ""
-        if secret and request.path.startswith("/api/"):
-            if not hmac.compare_digest(_token_of(request).encode(), secret.encode()):
+        if secret and (request.path.startswith("/api/") or request.path == "/feed.atom"):
+            if not hmac.compare_digest(token_of(request).encode(), secret.encode()):
                 resp = json_error(401, "missing or wrong token")
                 resp.headers["WWW-Authenticate"] = "Bearer"
                 return resp

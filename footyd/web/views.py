@@ -48,20 +48,20 @@ def _iso(value: Any) -> str | None:
     return None
 
 
-def _num(value: Any) -> float | int | None:
+def num(value: Any) -> float | int | None:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _str(value: Any, limit: int = 300) -> str | None:
+def text(value: Any, limit: int = 300) -> str | None:
     return value[:limit] if isinstance(value, str) else None
 
 
 def _team(value: Any) -> View:
     value = value if isinstance(value, dict) else {}
-    return {"id": _num(value.get("id")), "name": _str(value.get("name"))}
+    return {"id": num(value.get("id")), "name": text(value.get("name"))}
 
 
-def _http_url(value: Any) -> str | None:
+def http_url(value: Any) -> str | None:
     """Only http(s) links reach the page (the values come from the internet)."""
     if isinstance(value, str) and value.startswith(("https://", "http://")):
         return value[:2000]
@@ -75,14 +75,14 @@ def fixture_view(doc: Doc) -> View:
     return {
         "id": doc["_id"],
         "kickoff": _iso(doc.get("kickoff")),
-        "status": _str(doc.get("status")),
-        "status_long": _str(doc.get("status_long")),
-        "minute": _num(doc.get("elapsed")),
-        "stage": _str(doc.get("stage")),
-        "league": {"id": _num(doc.get("league_id")), "name": _str(doc.get("league_name"))},
+        "status": text(doc.get("status")),
+        "status_long": text(doc.get("status_long")),
+        "minute": num(doc.get("elapsed")),
+        "stage": text(doc.get("stage")),
+        "league": {"id": num(doc.get("league_id")), "name": text(doc.get("league_name"))},
         "home": _team(doc.get("home")),
         "away": _team(doc.get("away")),
-        "score": {"home": _num(score.get("home")), "away": _num(score.get("away")),
+        "score": {"home": num(score.get("home")), "away": num(score.get("away")),
                   "penalty": _penalty(score.get("penalty"))},
     }
 
@@ -91,28 +91,28 @@ def _penalty(raw: Any) -> dict[str, Any] | None:
     """The shootout score, when the fixture had one."""
     if not isinstance(raw, dict):
         return None
-    home, away = _num(raw.get("home")), _num(raw.get("away"))
+    home, away = num(raw.get("home")), num(raw.get("away"))
     return {"home": home, "away": away} if home is not None and away is not None else None
 
 
 def goal_view(doc: Doc) -> View:
     """A goal with scorer, minute, running score and state."""
-    elapsed = _num(doc.get("elapsed"))
-    extra = _num(doc.get("extra"))
+    elapsed = num(doc.get("elapsed"))
+    extra = num(doc.get("extra"))
     minute = rules.minute_label(int(elapsed), int(extra) if extra else None) if elapsed is not None else None
     return {
         "id": doc["_id"],
         "fixture_id": doc.get("fixture_id"),
-        "team": {"id": _num(doc.get("team_id")), "name": _str(doc.get("team_name"))},
-        "scorer": _str(doc.get("scorer_name")),
-        "assist": _str(doc.get("assist_name")),
-        "detail": _str(doc.get("detail")),
+        "team": {"id": num(doc.get("team_id")), "name": text(doc.get("team_name"))},
+        "scorer": text(doc.get("scorer_name")),
+        "assist": text(doc.get("assist_name")),
+        "detail": text(doc.get("detail")),
         "minute": minute,
         "elapsed": elapsed,
         "extra": extra,
-        "score": {"home": _num(doc.get("score_home")), "away": _num(doc.get("score_away"))},
-        "state": _str(doc.get("state")),
-        "outcome": _str(doc.get("outcome")),
+        "score": {"home": num(doc.get("score_home")), "away": num(doc.get("score_away"))},
+        "state": text(doc.get("state")),
+        "outcome": text(doc.get("outcome")),
         "first_seen_at": _iso(doc.get("first_seen_at")),
         "confirmed_at": _iso(doc.get("confirmed_at")),
         "cancelled_at": _iso(doc.get("cancelled_at")),
@@ -121,23 +121,23 @@ def goal_view(doc: Doc) -> View:
 
 def clip_view(doc: Doc) -> View:
     """A clip candidate; `video_url` only while its bytes are stored."""
-    state = _str(doc.get("state"))
+    state = text(doc.get("state"))
     has_video = state in records.CLIP_HOLDS_BLOB and isinstance(doc.get("blob_key"), str)
     return {
         "id": doc["_id"],
         "goal_id": doc.get("goal_id"),
         "fixture_id": doc.get("fixture_id"),
         "state": state,
-        "reason": _str(doc.get("reason"), 500),
-        "duplicate_of": _str(doc.get("duplicate_of")),
-        "source": _str(doc.get("source")),
-        "post_url": _http_url(doc.get("post_url")),
+        "reason": text(doc.get("reason"), 500),
+        "duplicate_of": text(doc.get("duplicate_of")),
+        "source": text(doc.get("source")),
+        "post_url": http_url(doc.get("post_url")),
         "posted_at": _iso(doc.get("posted_at")),
-        "width": _num(doc.get("width")),
-        "height": _num(doc.get("height")),
-        "duration_s": _num(doc.get("duration_s")),
-        "size_bytes": _num(doc.get("size_bytes")),
-        "codec": _str(doc.get("codec")),
+        "width": num(doc.get("width")),
+        "height": num(doc.get("height")),
+        "duration_s": num(doc.get("duration_s")),
+        "size_bytes": num(doc.get("size_bytes")),
+        "codec": text(doc.get("codec")),
         "video_url": f"/api/clips/{doc['_id']}/video" if has_video else None,
     }
 
@@ -175,6 +175,15 @@ def parse_fixture_id(raw: str) -> int:
     """A fixture id from a path: a positive integer."""
     if not FIXTURE_ID_RE.fullmatch(raw) or not 0 < int(raw) < MAX_FIXTURE_ID:
         raise BadParam("fixture id must be a positive integer")
+    return int(raw)
+
+
+def parse_int_param(raw: str | None, what: str) -> int | None:
+    """An optional id in a query string (team, league): a positive integer."""
+    if raw is None or raw == "":
+        return None
+    if not FIXTURE_ID_RE.fullmatch(raw) or not 0 < int(raw) < MAX_FIXTURE_ID:
+        raise BadParam(f"{what} must be a positive integer")
     return int(raw)
 
 
