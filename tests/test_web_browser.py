@@ -28,7 +28,7 @@ async def test_goal_appears_live_and_its_kept_clip_plays(
         browser: Browser, tmp_path: Path) -> None:
     seeded = await seed_day(store, local_store, h264_video)
     web = await start_web(local_store, token="page-token")  # the page passes ?token= on
-    await browser.get(web.url + "/?token=page-token")
+    await browser.get(web.url + "/ops?token=page-token")
     await browser.wait_js(
         f"return document.querySelector('[data-goal-id=\"{seeded.goals['searching']}\"]')",
         what="seeded goals rendered")
@@ -124,7 +124,7 @@ async def test_during_a_demo_run_a_goal_appears_and_its_kept_clip_plays(
         assert demo.page_url is not None
         playing = asyncio.create_task(demo.wait())
         await wait_page(demo.page_url)
-        await browser.get(demo.page_url)
+        await browser.get(demo.page_url + "ops")
         await browser.wait_js("return document.getElementById('conn').dataset.state === 'live' "
                               "&& document.querySelector('[data-fixture-id]')", what="fixtures loaded")
         before = await browser.js(GOAL_IDS_JS)
@@ -164,7 +164,7 @@ async def test_the_page_renders_from_the_json_api_before_any_stream_event(
     await browser.call(browser.driver.execute_cdp_cmd, "Network.enable", {})
     await browser.call(browser.driver.execute_cdp_cmd, "Network.setBlockedURLs",
                        {"urls": ["*/api/stream*"]})
-    await browser.get(web.url + "/")
+    await browser.get(web.url + "/ops")
     await browser.wait_js(
         f"return document.querySelector('[data-goal-id=\"{seeded.goals['searching']}\"]')",
         what="goals rendered without the stream")
@@ -184,7 +184,7 @@ async def test_the_page_words_own_goals_cancellations_and_duplicates_for_people(
     await store.fixtures.update_one({"_id": FX_LIVE}, {"$set": {
         "status": "PEN", "score": {"home": 2, "away": 2, "penalty": {"home": 3, "away": 4}}}})
     web = await start_web(local_store)
-    await browser.get(web.url + "/")
+    await browser.get(web.url + "/ops")
     sel = {k: f'[data-goal-id="{g}"]' for k, g in seeded.goals.items()}
     await browser.wait_js(f"return document.querySelector('{sel['done']}')", what="goals")
     score = await browser.js(f"const s = document.querySelector('[data-fixture-id=\"{FX_LIVE}\"] "

@@ -12,44 +12,18 @@ from xml.etree import ElementTree as ET
 import aiohttp
 import pytest
 
-from footyd import records
 from footyd.clients.blobs import LocalBlobStore
 from footyd.clients.store import Store
 from footyd.web.server import WebServer
-from tests.plugins.web import FX_LIVE, FX_YESTERDAY, SeededDay, StartWeb, add_goal, seed_day
+from tests.plugins.web import FX_LIVE, FX_YESTERDAY, SeededDay, StartWeb, seed_fan_day
 
 ATOM = "{http://www.w3.org/2005/Atom}"
-POSTER = b"\xff\xd8\xff\xe0 poster bytes \xff\xd9"
 
 
 @pytest.fixture
 async def day(store: Store, local_store: LocalBlobStore, h264_video: Path,
               tmp_path: Path) -> SeededDay:
-    """The seeded day, goals seen a minute apart, the HD clip with a poster, plus a pending goal
-    (searched early: its kept clip must stay unseen) and a goal of yesterday's match."""
-    seeded = await seed_day(store, local_store, h264_video)
-    for n, role in enumerate(("searching", "cancelled", "done")):
-        await store.goals.update_one({"_id": seeded.goals[role]}, {"$set": {
-            "first_seen_at": seeded.now - timedelta(minutes=10 - n), "opponent_name": "Chelsea",
-            "assist_name": "Martin Ødegaard" if role == "searching" else None}})
-    hd = await store.clips.find_one({"_id": seeded.clips["kept_hd"]})
-    assert hd is not None
-    poster = tmp_path / "poster.jpg"
-    poster.write_bytes(POSTER)
-    await local_store.put_file(records.poster_key(hd["blob_key"]), poster,
-                               content_type="image/jpeg", metadata={})
-    await store.clips.update_one({"_id": hd["_id"]}, {"$set": {
-        "poster_key": records.poster_key(hd["blob_key"]), "bitrate_bps": 2e6,
-        "permalink": "https://www.reddit.com/r/soccer/comments/abc/saka/"}})
-    pending, _ = await add_goal(store, local_store, h264_video, elapsed=80, scorer="Declan Rice")
-    await store.goals.update_one({"_id": pending}, {"$set": {"state": "pending", "confirmed_at": None}})
-    seeded.goals["pending"] = pending
-    old, _ = await add_goal(store, local_store, h264_video, fixture_id=FX_YESTERDAY, elapsed=12,
-                            scorer="Paulo Dybala")
-    await store.goals.update_one({"_id": old}, {"$set": {
-        "first_seen_at": seeded.now - timedelta(days=1)}})
-    seeded.goals["yesterday"] = old
-    return seeded
+    return await seed_fan_day(store, local_store, h264_video, tmp_path)
 
 
 async def get(url: str, **kw: Any) -> tuple[int, Any, Any]:
@@ -90,8 +64,8 @@ async def test_the_day_lists_public_goals_newest_first_each_with_its_best_clip(
     assert status == 200 and body["date"] == day.now.date().isoformat()
     ids = [g["id"] for g in body["goals"]]
     # newest first; the pending goal (searched before confirmation) is not there
-    assert ids == [day.goals["done"], day.goals["cancelled"], day.goals["searching"]]
-    goal = body["goals"][2]
+    assert ids == [day.goals["searching"], day.goals["cancelled"], day.goals["done"]]
+    goal = body["goals"][0]
     assert goal["title"] == "Bukayo Saka 23' · Arsenal 1–0 Chelsea"
     assert goal["assist"] == "Martin Ødegaard" and goal["url"] == f"/goal/{goal['id']}"
     best = goal["best"]
@@ -138,7 +112,7 @@ async def test_the_poster_is_served(day: SeededDay, local_store: LocalBlobStore,
                                     start_web: StartWeb) -> None:
     web = await start_web(local_store)
     status, body, headers = await get(f"{web.url}/api/clips/{day.clips['kept_hd']}/poster")
-    assert status == 200 and body == POSTER and headers["Content-Type"] == "image/jpeg"
+    assert status == 200 and body == day.poster and headers["Content-Type"] == "image/jpeg"
     status, body, _ = await get(f"{web.url}/api/clips/{day.clips['kept_sd']}/poster")
     assert status == 404 and "no poster" in body["error"]
 
@@ -208,8 +182,8 @@ async def test_the_atom_feed_lists_goals_with_their_best_clip(
     entries = feed.findall(f"{ATOM}entry")
     # newest first; neither the pending goal nor the disallowed one
     assert [e.findtext(f"{ATOM}id") for e in entries] == [
-        f"{web.url}/goal/{g}" for g in (day.goals["done"], day.goals["searching"], day.goals["yesterday"])]
-    saka = entries[1]
+        f"{web.url}/goal/{g}" for g in (day.goals["searching"], day.goals["done"], day.goals["yesterday"])]
+    saka = entries[0]
     assert saka.findtext(f"{ATOM}title") == "Bukayo Saka 23' · Arsenal 1–0 Chelsea"
     links = {ln.get("rel"): ln.get("href") for ln in saka.findall(f"{ATOM}link")}
     assert links == {"alternate": f"{web.url}/goal/{day.goals['searching']}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ CHROMIUM = os.environ.get("FOOTYD_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("FOOTYD_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
 INSTALL_HINT = "apt-get install -y chromium chromium-driver   (.ci/run does this when they are missing)"
 PHONE = (430, 932)  # CSS pixels: a large phone in portrait
+MIN_WINDOW_WIDTH_PX = 500  # headless Chromium's narrowest window; narrower sizes are emulated
 T = TypeVar("T")
 
 # JS: state of the first <video> in a kept-clip figure (what "plays" means in the tests)
@@ -47,14 +48,22 @@ def _find(path: str, name: str) -> str:
     return found
 
 
-def start_chromium(tmp: Path, size: tuple[int, int] = PHONE) -> WebDriver:
-    """Headless Chromium from Debian; fails (never skips) with the install hint when missing."""
+def start_chromium(tmp: Path, size: tuple[int, int] = PHONE, *,
+                   autoplay_anything: bool = True) -> WebDriver:
+    """Headless Chromium from Debian; fails (never skips) with the install hint when missing.
+
+    `autoplay_anything=False` keeps Chromium's own autoplay policy (muted video only, as on a
+    phone), for tests of what plays without a tap.
+    """
     options = webdriver.ChromeOptions()
     options.binary_location = _find(CHROMIUM, "chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-                "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                f"--window-size={size[0]},{size[1]}", f"--user-data-dir={tmp / 'chromium-profile'}"):
+    args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--mute-audio", "--no-first-run", "--disable-extensions",
+            "--disable-background-networking", f"--window-size={size[0]},{size[1]}",
+            f"--user-data-dir={tmp / 'chromium-profile'}"]
+    if autoplay_anything:
+        args.append("--autoplay-policy=no-user-gesture-required")
+    for arg in args:
         options.add_argument(arg)
     service = Service(executable_path=_find(CHROMEDRIVER, "chromedriver"),
                       log_output=str(tmp / "chromedriver.log"))
@@ -142,17 +151,21 @@ class Browser:
 
 
 README_SHOT_ENV = "FOOTYD_README_SCREENSHOT"  # e.g. docs/page.png: the test also writes it there
+README_DIR_ENV = "FOOTYD_README_DIR"  # e.g. docs: the fan page tests write their pictures there
 
 
 README_WIDTH_PX = 760  # the README picture: a narrow desktop window, whole page
 
 
-async def readme_screenshot(browser: Browser, name: str = "page.png") -> Path:
-    """Save a whole-page screenshot in the test's tmp dir; also to $FOOTYD_README_SCREENSHOT."""
-    target = os.environ.get(README_SHOT_ENV)
-    if target:
+async def readme_screenshot(browser: Browser, name: str = "page.png", *,
+                            target: str | None = None, full_page: bool = True) -> Path:
+    """Save a screenshot in the test's tmp dir; also to `target` (default $FOOTYD_README_SCREENSHOT,
+    at README_WIDTH_PX wide); with a `target`, the window keeps its size."""
+    resize = target is None
+    target = target or os.environ.get(README_SHOT_ENV)
+    if target and resize:
         await browser.call(browser.driver.set_window_size, README_WIDTH_PX, 800)
-    path = await browser.screenshot(browser.tmp / name, full_page=True)
+    path = await browser.screenshot(browser.tmp / name, full_page=full_page)
     if target:
         import cv2  # highest zlib level: the README copy stays small
 
@@ -171,4 +184,29 @@ async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
     try:
         yield Browser(driver, tmp_path)
     finally:
+        await asyncio.to_thread(driver.quit)
+
+
+OpenBrowser = Callable[..., Awaitable[Browser]]
+
+
+@pytest.fixture
+async def open_browser(tmp_path: Path) -> AsyncIterator[OpenBrowser]:
+    """Start Chromiums of a given window size, Chromium's own autoplay policy unless told."""
+    drivers: list[WebDriver] = []
+
+    async def _open(size: tuple[int, int], *, autoplay_anything: bool = False) -> Browser:
+        home = tmp_path / f"chromium-{len(drivers)}"
+        home.mkdir()
+        driver = await asyncio.to_thread(start_chromium, home, size,
+                                         autoplay_anything=autoplay_anything)
+        drivers.append(driver)
+        if size[0] < MIN_WINDOW_WIDTH_PX:  # narrower than a desktop window can be: a phone
+            await asyncio.to_thread(driver.execute_cdp_cmd, "Emulation.setDeviceMetricsOverride",
+                                    {"width": size[0], "height": size[1], "deviceScaleFactor": 2,
+                                     "mobile": True})
+        return Browser(driver, home)
+
+    yield _open
+    for driver in drivers:
         await asyncio.to_thread(driver.quit)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import cv2
 import pytest
 
 from footyd import records
@@ -31,6 +32,7 @@ class SeededDay:
     goals: dict[str, str] = field(default_factory=dict)  # role -> goal id
     clips: dict[str, str] = field(default_factory=dict)  # role -> clip id
     video: Path | None = None
+    poster: bytes = b""  # seed_fan_day: the HD clip's poster JPEG
 
 
 def _fixture(fid: int, kickoff: datetime, status: str, elapsed: int | None, score: tuple[Any, Any],
@@ -172,3 +174,45 @@ async def add_goal(store: Store, blobs: BlobStore, video: Path, *, fixture_id: i
         "state": records.CLIP_KEPT, "width": 640, "height": 360, "duration_s": 4.0, "codec": "h264",
         "blob_key": key, "sha256": f"{elapsed:064x}", "created_at": now})
     return gid, clip_id
+
+
+def poster_of(video: Path) -> bytes:
+    """A JPEG of the video's frame at 1 s (what download stores as a poster)."""
+    cap = cv2.VideoCapture(str(video))
+    cap.set(cv2.CAP_PROP_POS_MSEC, 1000)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok, video
+    ok, jpeg = cv2.imencode(".jpg", frame)
+    assert ok
+    return bytes(jpeg.tobytes())
+
+
+async def seed_fan_day(store: Store, local_store: BlobStore, h264_video: Path,
+                       tmp_path: Path) -> SeededDay:
+    """seed_day, goals seen a minute apart, the HD clip with a poster, plus a pending goal
+    (searched early: its kept clip must stay unseen) and a goal of yesterday's match."""
+    seeded = await seed_day(store, local_store, h264_video)
+    for n, role in enumerate(("searching", "cancelled", "done")):  # newest first
+        await store.goals.update_one({"_id": seeded.goals[role]}, {"$set": {
+            "first_seen_at": seeded.now - timedelta(minutes=8 + n), "opponent_name": "Chelsea",
+            "assist_name": "Martin Ødegaard" if role == "searching" else None}})
+    hd = await store.clips.find_one({"_id": seeded.clips["kept_hd"]})
+    assert hd is not None
+    poster = tmp_path / "poster.jpg"
+    seeded.poster = await asyncio.to_thread(poster_of, h264_video)
+    poster.write_bytes(seeded.poster)
+    await local_store.put_file(records.poster_key(hd["blob_key"]), poster,
+                               content_type="image/jpeg", metadata={})
+    await store.clips.update_one({"_id": hd["_id"]}, {"$set": {
+        "poster_key": records.poster_key(hd["blob_key"]), "bitrate_bps": 2e6,
+        "permalink": "https://www.reddit.com/r/soccer/comments/abc/saka/"}})
+    pending, _ = await add_goal(store, local_store, h264_video, elapsed=80, scorer="Declan Rice")
+    await store.goals.update_one({"_id": pending}, {"$set": {"state": "pending", "confirmed_at": None}})
+    seeded.goals["pending"] = pending
+    old, _ = await add_goal(store, local_store, h264_video, fixture_id=FX_YESTERDAY, elapsed=12,
+                            scorer="Paulo Dybala")
+    await store.goals.update_one({"_id": old}, {"$set": {
+        "first_seen_at": seeded.now - timedelta(days=1)}})
+    seeded.goals["yesterday"] = old
+    return seeded
