@@ -96,6 +96,9 @@ class SearchConfig(Section):
         default_factory=lambda: list(DEFAULT_SCHEDULE), max_length=20)
     # search a goal from the poll that first sees it; its clips stay unseen until it is confirmed
     before_confirm: Annotated[bool, HOT] = True
+    # a feed source (the Reddit listing) hands its posts to every goal as it reads them; false:
+    # feeds are read only by a goal's attempts (the behaviour before 2026-12; restart to change)
+    feeds_push: bool = True
     window_margin_s: Annotated[float, HOT] = Field(120.0, ge=0)
     sources: list[SourceName] = Field(default_factory=list)  # none: goals are not searched
     team_aliases: Annotated[dict[str, list[str]], HOT] = Field(default_factory=dict)
@@ -164,9 +167,9 @@ class RedditConfig(Section):
     user_agent: str = Field("linux:footyd:1.0 (by /u/CHANGE_ME)", min_length=8, max_length=256)
     subreddits: list[str] = Field(default_factory=lambda: ["soccer"], min_length=1, max_length=10)
     flairs: list[str] = Field(default_factory=lambda: ["Media"])  # empty: any flair
-    # one listing fetch per interval serves every goal (below 30 only against the simulator;
-    # requests_per_min caps the rate whatever this says)
-    poll_s: float = Field(30.0, ge=0.1, le=600)
+    # one listing fetch per subreddit per interval serves every goal (10 s: 6 requests/min each,
+    # Reddit allows 100/min per client id); requests_per_min caps the rate whatever this says
+    poll_s: float = Field(10.0, ge=0.1, le=600)
     max_age_min: float = Field(20.0, gt=0, le=240)  # older posts are ignored
     minute_drift_min: int = Field(2, ge=0, le=10)  # title minute vs the API's
     timeout_s: float = Field(10.0, gt=0, le=120)

@@ -140,7 +140,10 @@ class SearchStage:
 
     @property
     def feed_interval_s(self) -> float | None:
-        """How often push_feeds should run (the fastest feed's interval); None without feeds."""
+        """How often push_feeds should run (the fastest feed's interval); None without feeds, or
+        with `search.feeds_push = false` (feeds are then read only by attempts)."""
+        if not self._cfg.search.feeds_push:
+            return None
         intervals = [i for i in map(feed_interval_s, self._sources) if i is not None]
         return min(intervals) if intervals else None
 
