@@ -47,6 +47,9 @@ async def test_feed_post_is_pushed_between_attempts_and_kept(
                 scan_interval_s=3600)
             search = stages.search
             assert search.feed_interval_s == 0.1
+            off = cfg.model_copy(update={"search": cfg.search.model_copy(update={"feeds_push": False})})
+            assert SearchStage(off, store, s3_store, search.sources,
+                               to_download=pipeline.sender("download")).feed_interval_s is None
             await pipeline.scan_once()  # attempt 1 of each goal: nothing posted yet
             await pipeline.idle()
             assert await store.clips.count_documents({}) == 0

@@ -14,6 +14,7 @@ from footyd.clients.football_parse import Fixture
 from footyd.clients.store import Store
 from footyd.clients.webhooks import WebhookClient
 from footyd.config import Config
+from footyd.pipeline import Pipeline
 from footyd.procpool import ProcessPool
 from footyd.runtime.wiring import open_video_pipeline
 from footyd.sim.clips import ClipHost
@@ -56,6 +57,16 @@ async def _goal(store: Store, goal_id: str = "g-wirtz", fixture_id: int = 1, *,
     })
 
 
+async def _pipeline(stack: AsyncExitStack, cfg: Config, store: Store, blobs: S3BlobStore,
+                    clock: Any) -> Pipeline:
+    """The video pipeline on one pool worker, scanned only when the test says so."""
+    pool = ProcessPool(1)
+    stack.callback(pool.shutdown)
+    pipeline, _stages = await open_video_pipeline(
+        stack, cfg, store=store, blobs=blobs, pool=pool, clock=clock, scan_interval_s=3600)
+    return pipeline
+
+
 def _name(clip: dict[str, Any]) -> str:
     url = clip["media_url"] or clip["post_url"]
     return str(url).split("?")[0].rsplit("/", 1)[-1].removesuffix(".mp4")
@@ -74,10 +85,7 @@ async def test_one_goal_realistic_candidate_mix(
     cfg = _cfg(host, tmp_path / "scratch")
     await _goal(store)
     async with AsyncExitStack() as stack:
-        pool = ProcessPool(1)
-        stack.callback(pool.shutdown)
-        pipeline, _stages = await open_video_pipeline(
-            stack, cfg, store=store, blobs=s3_store, pool=pool, clock=clock, scan_interval_s=3600)
+        pipeline = await _pipeline(stack, cfg, store, s3_store, clock)
 
         kept_before_hd: set[str] = set()
         for minute in range(16):
@@ -124,10 +132,7 @@ async def test_cancelled_goal_mid_pipeline_is_retracted(
     cfg = _cfg(host, tmp_path / "scratch", attempts=3)
     await _goal(store)
     async with AsyncExitStack() as stack:
-        pool = ProcessPool(1)
-        stack.callback(pool.shutdown)
-        pipeline, _stages = await open_video_pipeline(
-            stack, cfg, store=store, blobs=s3_store, pool=pool, clock=clock, scan_interval_s=3600)
+        pipeline = await _pipeline(stack, cfg, store, s3_store, clock)
         clock.advance(310)  # several clips revealed
         await pipeline.scan_once()
         await pipeline.idle()
@@ -182,10 +187,7 @@ async def test_a_goal_is_searched_from_its_first_sighting_and_shown_only_once_co
         return True
 
     async with AsyncExitStack() as stack:
-        pool = ProcessPool(1)
-        stack.callback(pool.shutdown)
-        pipeline, _stages = await open_video_pipeline(
-            stack, cfg, store=store, blobs=s3_store, pool=pool, clock=clock, scan_interval_s=3600)
+        pipeline = await _pipeline(stack, cfg, store, s3_store, clock)
         for _ in range(5):  # three attempts, then the spent schedule parks the goal
             clock.advance(100)
             await pipeline.scan_once()
@@ -225,10 +227,7 @@ async def test_a_goal_cancelled_before_confirmation_retracts_what_it_found(
     cfg = _cfg(host, tmp_path / "scratch", attempts=3)
     await _goal(store, state="pending")
     async with AsyncExitStack() as stack:
-        pool = ProcessPool(1)
-        stack.callback(pool.shutdown)
-        pipeline, _stages = await open_video_pipeline(
-            stack, cfg, store=store, blobs=s3_store, pool=pool, clock=clock, scan_interval_s=3600)
+        pipeline = await _pipeline(stack, cfg, store, s3_store, clock)
         clock.advance(310)
         await pipeline.scan_once()
         await pipeline.idle()

@@ -13,6 +13,9 @@ from typing import Any
 from aiohttp import web
 
 WallClock = Callable[[], float]
+# Reddit counts 100 requests a minute per client id over 10-minute periods
+RATE_WINDOW_S = 600.0
+RATE_WINDOW_LIMIT = 1000
 
 
 def slug(title: str) -> str:
@@ -45,7 +48,9 @@ class FakeReddit:
         self.user_agents: list[str] = []
         self.fail_status: int | None = None  # every listing answers this status
         self.rate_limited_for_s: float | None = None  # the next listing answers 429 with reset
-        self.remaining: float | None = None  # X-Ratelimit-Remaining to send (None: 100 - used)
+        self.remaining: float | None = None  # X-Ratelimit-Remaining to send (None: the period's)
+        self._window_start: float | None = None
+        self._window_used = 0
         self._ids = itertools.count(0x1A2B3C)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -111,10 +116,18 @@ class FakeReddit:
                                   "expires_in": self.token_ttl_s, "scope": "*"})
 
     def _rate_headers(self) -> dict[str, str]:
-        used = self.listing_requests
-        left = max(0, 100 - used) if self.remaining is None else self.remaining
-        return {"x-ratelimit-used": str(used), "x-ratelimit-remaining": f"{left:.1f}",
-                "x-ratelimit-reset": "300"}
+        """Reddit's counters: requests used and left in the current 10-minute period."""
+        if self.remaining is not None:  # a test's fixed answer
+            return {"x-ratelimit-used": str(self.listing_requests),
+                    "x-ratelimit-remaining": f"{self.remaining:.1f}", "x-ratelimit-reset": "300"}
+        now = self.clock()
+        if self._window_start is None or now - self._window_start >= RATE_WINDOW_S:
+            self._window_start, self._window_used = now, 0
+        self._window_used += 1
+        left = max(0, RATE_WINDOW_LIMIT - self._window_used)
+        reset = max(1, round(RATE_WINDOW_S - (now - self._window_start)))
+        return {"x-ratelimit-used": str(self._window_used), "x-ratelimit-remaining": f"{left:.1f}",
+                "x-ratelimit-reset": str(reset)}
 
     async def _listing(self, req: web.Request) -> web.StreamResponse:
         self.listing_requests += 1
