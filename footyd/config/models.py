@@ -84,7 +84,8 @@ class GoalsConfig(Section):
     on_cancel: Annotated[Literal["delete", "keep"], HOT] = "delete"
 
 
-DEFAULT_SCHEDULE = [(60.0, 20.0), (300.0, 120.0), (3000.0, 900.0)]
+# every 30 s while the first clips appear (1-3 min after a goal), then late HD copies: 10 attempts
+DEFAULT_SCHEDULE = [(180.0, 30.0), (2700.0, 840.0)]
 
 
 class SearchConfig(Section):
