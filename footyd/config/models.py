@@ -298,6 +298,12 @@ class WebConfig(Section):
     poll_interval_s: float = Field(2.0, gt=0, le=60)  # the poll feed's period
     poll_window_days: int = Field(2, ge=0, le=14)  # the poll feed watches kickoffs within this
     resume_buffer: int = Field(2000, ge=10, le=100_000)  # events kept for Last-Event-ID resume
+    # a change stream silent this long (not even an empty batch) is not answering: poll instead
+    stream_stall_s: float = Field(30.0, ge=1, le=600)
+    # while on change streams, how often a poll checks they missed nothing (if they did: reopen)
+    stream_audit_s: float = Field(60.0, ge=1, le=3600)
+    # while polling in `auto` (or after a stall), how often to try change streams again
+    stream_retry_s: float = Field(300.0, ge=1, le=86_400)
     max_streams: int = Field(100, ge=1, le=10_000)  # concurrent SSE clients
     write_timeout_s: float = Field(10.0, gt=0, le=300)  # a stream client slower than this is cut
     # Host header names served (DNS-rebinding guard); [] = loopback names and the listen host,
