@@ -166,3 +166,30 @@ async def test_25_live_fixtures_polled_in_two_chunks(match_factory: MatchFactory
     chunks = [c.params["ids"].split("-") for c in new_calls]
     assert sorted(len(c) for c in chunks) == [5, 20]
     assert {int(i) for c in chunks for i in c} == fixture_ids
+
+
+async def test_a_goal_still_pending_past_the_grace_is_polled_until_it_is_settled(
+        match_factory: MatchFactory) -> None:
+    # the daemon sees a late goal once, then polls no more until the grace after the final
+    # whistle has passed (down, or stretched by quota pacing): that goal must still be settled
+    script = {"fixtures": [{
+        "id": 6007, "kickoff_min": 0,
+        "league": {"id": 39, "name": "PL", "season": 2025},
+        "home": {"id": 5, "name": "Late FC"}, "away": {"id": 6, "name": "Early FC"},
+        "timeline": [{"at": 0, "status": "1H"},
+                     {"at": 89, "goal": {"team": "home", "player": "L. Last"}},
+                     {"at": 92, "status": "FT"}],
+    }]}
+    from footyd.sim.football_script import Script
+
+    m = await match_factory(Script.model_validate(script),
+                            config={**FAST, "goals": {"confirm_polls": 3}})
+    await m.ingest_day(Scope(leagues=(39,)))
+    await m.play(-5, 89)
+    await m.at(93)  # final whistle seen: the grace (10 minutes) starts
+    (goal,) = await m.goals(6007)
+    assert goal["state"] == "pending"  # seen twice, three sightings confirm it
+    await m.at(104)  # past the grace
+    (goal,) = await m.goals(6007)
+    assert goal["state"] == "confirmed"
+    assert (await m.fixture(6007))["stage"] == "active"  # its goal's search is still open

@@ -95,8 +95,8 @@ async def _minute(sub: Subscriber, minute: int) -> Event:
 
 async def _until(check: Callable[[], bool]) -> None:
     async with asyncio.timeout(BOUND_S):
-        while not check():
-            await asyncio.sleep(0.05)  # the feed's task switches source; there is no event to await
+        while not check():  # noqa: ASYNC110 - the feed's source switch has no event to await
+            await asyncio.sleep(0.05)
 
 
 async def _write_elapsed(store: Store, minute: int) -> None:

@@ -29,6 +29,7 @@ from footyd.metrics import (
     CONFIG_RELOADS,
 )
 from footyd.procpool import ProcessPool
+from footyd.runtime import looplag
 from footyd.runtime import scratch as scratch_mod
 from footyd.runtime.health import HealthServer
 from footyd.runtime.heartbeat import Heartbeat
@@ -132,6 +133,8 @@ class Daemon:
                 self.notifier.ready()
                 watchdog = asyncio.create_task(self._watchdog())
                 stack.push_async_callback(_cancel, watchdog)
+                lag_probe = asyncio.create_task(looplag.probe(), name="loop-lag-probe")
+                stack.push_async_callback(_cancel, lag_probe)
                 await self._serve()
                 await self._drain()
                 # closing resources gets its own budget; past it, exit rather than hang

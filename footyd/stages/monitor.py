@@ -109,13 +109,20 @@ class Monitor:
             await self._activate_due(now, report)
             grace = timedelta(seconds=self.cfg.monitor.complete_grace_s)
             tracked: list[Tracked] = []
+            late: list[Tracked] = []
             async for doc in self._store.fixtures.find(
                     {"stage": "active"},
                     {"terminal_since": 1, "league_id": 1, "status": 1, "kickoff": 1}):
                 since = doc.get("terminal_since")
-                if since is None or now - since < grace:
-                    tracked.append(Tracked(doc["_id"], doc.get("league_id", 0), doc.get("status"),
-                                           doc.get("kickoff")))
+                item = Tracked(doc["_id"], doc.get("league_id", 0), doc.get("status"), doc.get("kickoff"))
+                (tracked if since is None or now - since < grace else late).append(item)
+            if late:
+                # past its grace a finished fixture is polled only while a goal of it waits for
+                # polls to confirm or cancel it: unpolled, it would stay pending (and the fixture
+                # active) for good, e.g. after a daemon down across the final whistle
+                waiting = set(await self._store.goals.distinct("fixture_id", {
+                    "fixture_id": {"$in": [t.id for t in late]}, "state": "pending"}))
+                tracked += [t for t in late if t.id in waiting]
             await self._poll_tracked(tracked, report, now)
             await self._complete_finished(now, report)
             report.took_s = time.monotonic() - started
