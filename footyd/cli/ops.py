@@ -60,6 +60,21 @@ def _daemon_line(d: dict[str, Any], now: datetime) -> str:
     return f"daemon: no daemon running ({d['reason']}; last: {who}, heartbeat {_ago(d.get('beat_at'), now)})"
 
 
+def _replica_lines(report: dict[str, Any]) -> list[str]:
+    """With more than one replica: who leads, and each replica on a line."""
+    rows = [r for r in report.get("replicas", []) if r["running"]]
+    if len(rows) < 2:
+        return []
+    lead = report.get("leader") or {}
+    lines = [f"replicas: {len(rows)} running; leader {lead.get('replica')} (epoch {lead.get('epoch')})"
+             + (" LAPSED: a standby takes over" if lead.get("lapsed") else "")]
+    for r in rows:
+        up = int(r.get("uptime_s") or 0)
+        lines.append(f"  {r['replica']} {'leader' if r['leader'] else 'standby'} on {r['host']} "
+                     f"pid {r['pid']}, footyd {r['version']}, up {up // 3600}h{up % 3600 // 60:02d}m")
+    return lines
+
+
 def _quota_line(q: dict[str, Any] | None, *, api_enabled: bool = True) -> str:
     if not api_enabled:
         return ("api quota: none used: API-Football is disabled (api_football.api_key is not set; "
@@ -76,7 +91,7 @@ def _quota_line(q: dict[str, Any] | None, *, api_enabled: bool = True) -> str:
 
 def render(report: dict[str, Any], now: datetime) -> str:
     """The human-readable status."""
-    lines = [_daemon_line(report["daemon"], now),
+    lines = [_daemon_line(report["daemon"], now), *_replica_lines(report),
              _quota_line(report["api_quota"], api_enabled=report.get("api_football_enabled", True))]
     sources = report["sources"]
     lines.append("sources: " + (", ".join(

@@ -8,7 +8,8 @@ from typing import Any
 from footyd import records
 from footyd.clients.store import Store
 from footyd.clock import aware
-from footyd.runtime.heartbeat import COLLECTION, DOC_ID
+from footyd.runtime.heartbeat import COLLECTION, DOC_ID, REPLICA_PREFIX
+from footyd.runtime.lease import DOC_ID as LEASE_ID
 
 LIST_MAX = 20  # rows per list: status is a glance, not a report
 FIXTURE_LIST_MAX = 50
@@ -39,6 +40,26 @@ def daemon_state(hb: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
         return {"running": False, "reason": f"last heartbeat older than {stale_s:g} s", **info}
     uptime = (now - started_at).total_seconds() if started_at else None
     return {"running": True, **info, "uptime_s": round(uptime, 1) if uptime is not None else None}
+
+
+async def replicas(store: Store, now: datetime) -> dict[str, Any]:
+    """Every replica that beat recently (running or stopped), and who holds the leader lease."""
+    rows = []
+    async for hb in store.db[COLLECTION].find({"_id": {"$regex": f"^{REPLICA_PREFIX}"}}):
+        state = daemon_state(hb, now)
+        if state.get("beat_age_s") is not None and state["beat_age_s"] > 86_400:
+            continue  # a replica gone for a day is history, not status
+        rows.append({"replica": hb.get("replica"), "leader": bool(hb.get("leader")) and
+                     state["running"], **{k: state.get(k) for k in (
+                         "running", "host", "pid", "version", "uptime_s", "beat_age_s")}})
+    lease = await store.db[COLLECTION].find_one({"_id": LEASE_ID})
+    leader = None
+    if lease is not None:
+        expires = aware(lease.get("expires_at"))
+        leader = {"replica": lease.get("holder"), "epoch": lease.get("epoch"),
+                  "expires_at": expires, "lapsed": expires is None or expires <= now}
+    return {"replicas": sorted(rows, key=lambda r: (not r["running"], str(r["replica"]))),
+            "leader": leader}
 
 
 async def _counts(store: Store, collection: str, key: str) -> dict[str, int]:
@@ -112,4 +133,5 @@ async def status_report(store: Store, now: datetime) -> dict[str, Any]:
         "api_quota": (hb or {}).get("quota"),
         "sources": (hb or {}).get("sources") or {},
         "last_reload": (hb or {}).get("last_reload"),
+        **await replicas(store, now),
     }

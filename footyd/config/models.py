@@ -463,6 +463,21 @@ class RetentionConfig(Section):
     stale_upload_s: Annotated[float, HOT] = Field(86400.0, gt=0)  # abort multipart uploads older than this
 
 
+class ReplicasConfig(Section):
+    """Several footyd on one MongoDB: the leader lease for the work that must happen once."""
+
+    lease_ttl_s: float = Field(15.0, ge=2, le=600)  # taken over after this long without renewal
+    lease_renew_s: float = Field(5.0, gt=0, le=300)  # how often the holder renews it
+
+    @model_validator(mode="after")
+    def _renew_within_ttl(self) -> ReplicasConfig:
+        if self.lease_renew_s * 2 > self.lease_ttl_s:
+            raise ValueError(f"lease_renew_s ({self.lease_renew_s:g}) must be at most half of "
+                             f"lease_ttl_s ({self.lease_ttl_s:g}): one failed renewal must not "
+                             "lose the lease")
+        return self
+
+
 class Config(Section):
     api_football: ApiFootballConfig = Field(default_factory=ApiFootballConfig)
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
@@ -482,3 +497,4 @@ class Config(Section):
     shutdown: ShutdownConfig = Field(default_factory=ShutdownConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    replicas: ReplicasConfig = Field(default_factory=ReplicasConfig)

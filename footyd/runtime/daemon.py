@@ -33,6 +33,7 @@ from footyd.runtime import looplag
 from footyd.runtime import scratch as scratch_mod
 from footyd.runtime.health import HealthServer
 from footyd.runtime.heartbeat import Heartbeat
+from footyd.runtime.lease import Lease, Replica
 from footyd.runtime.sdnotify import Notifier, watchdog_interval_s
 from footyd.runtime.wiring import Runtime, wire
 from footyd.web.server import WebServer
@@ -66,6 +67,7 @@ class Daemon:
         self.health: HealthServer | None = None
         self.last_reload: dict[str, object] | None = None  # shown by `footyd status`
         self.heartbeat: Heartbeat | None = None
+        self.lease: Lease | None = None
         self.web: WebServer | None = None
 
     # -- signals: handlers only set events --------------------------------------------------
@@ -164,7 +166,9 @@ class Daemon:
         pool = ProcessPool(cfg.pool.workers, max_memory_mb=cfg.dedup.worker_max_memory_mb)
         # off the loop, bounded: a running job must not block the close timer or a second signal
         stack.push_async_callback(lambda: pool.aclose(self.cfg.shutdown.close_s / 2))
-        self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool)
+        self.lease = await stack.enter_async_context(Lease(
+            store, cfg.replicas.lease_ttl_s, cfg.replicas.lease_renew_s, Replica.here()))
+        self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool, lease=self.lease)
         self.heartbeat = await stack.enter_async_context(Heartbeat(
             store, cfg.health.stale_tick_s / 4, cfg.health.stale_tick_s, self._heartbeat_fields))
         health = HealthServer(
@@ -180,7 +184,9 @@ class Daemon:
 
     def _heartbeat_fields(self) -> dict[str, object]:
         running = self.runtime.snapshot() if self.runtime is not None else {"quota": None, "sources": {}}
-        return {**running, "last_reload": self.last_reload,
+        lease = self.lease
+        replica = {"replica": lease.me.id, "leader": lease.held} if lease is not None else {}
+        return {**running, **replica, "last_reload": self.last_reload,
                 "config_hash": config_mod.config_hash(self.cfg)}
 
     def _features(self) -> dict[str, object]:

@@ -19,7 +19,16 @@ from footyd.clock import utcnow
 log = structlog.get_logger(__name__)
 
 COLLECTION = "daemon"
-DOC_ID = "heartbeat"
+DOC_ID = "heartbeat"  # the leader's (or a lone daemon's): what `footyd status` reports
+REPLICA_PREFIX = "replica:"  # one more per replica, for the replica list
+
+
+def doc_ids(doc: dict[str, Any]) -> list[str]:
+    """Where a beat goes: its replica's document, and the main one when it leads."""
+    ids = [DOC_ID] if doc.get("leader", True) else []
+    if doc.get("replica"):
+        ids.append(REPLICA_PREFIX + str(doc["replica"]))
+    return ids
 
 
 
@@ -63,7 +72,9 @@ class Heartbeat:
         try:
             doc = {**self._identity, **self._fields(), "beat_at": now,
                    "stopped_at": now if stopped else None}
-            await self._store.db[COLLECTION].update_one({"_id": DOC_ID}, {"$set": doc}, upsert=True)
+            for doc_id in doc_ids(doc):
+                await self._store.db[COLLECTION].update_one({"_id": doc_id}, {"$set": doc},
+                                                            upsert=True)
         except StoreError as exc:
             log.warning("heartbeat_failed", error=type(exc).__name__)
         except Exception:

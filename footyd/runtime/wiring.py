@@ -21,6 +21,7 @@ from footyd.errors import ConfigError, FootydError
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
 from footyd.runtime import scratch
+from footyd.runtime.lease import Lease
 from footyd.runtime.orphans import release_leftover_uploads
 from footyd.runtime.schedule import Scheduler
 from footyd.sources import Source, build_sources
@@ -65,6 +66,12 @@ class Runtime:
     ingest: Ingest | None = None
     monitor: Monitor | None = None
     intake_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    lease: Lease | None = None  # None: a replica of its own, always leading
+
+    @property
+    def leads(self) -> bool:
+        """Whether this replica does the work that must happen once (see runtime/lease.py)."""
+        return self.lease is None or self.lease.held
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run an intake task owned by the runtime (awaited or cancelled on drain)."""
@@ -89,23 +96,25 @@ class Runtime:
                 self.intake_tasks.discard(task)
 
     async def run_ingest(self) -> None:
-        if self.ingest is not None:
+        if self.ingest is not None and self.leads:
             days = ingest_days(utcnow(), self.cfg.ingest.days_ahead)
             await self._intake(INGEST_JOB, self.ingest.run(scope_of(self.cfg), days))
 
     async def run_monitor(self) -> None:
-        if self.monitor is not None:
+        if self.monitor is not None and self.leads:
             await self._intake(MONITOR_JOB, self.monitor.poll_active())
 
     async def run_staging_check(self) -> None:
-        if self.monitor is not None:
+        if self.monitor is not None and self.leads:
             await self._intake(STAGING_JOB, self.monitor.check_staging())
 
     async def run_feeds(self) -> None:
+        if not self.leads:
+            return
         await self._intake(FEED_JOB, self.stages.search.push_feeds())
 
     async def run_retention(self) -> None:
-        if self.cfg.retention.days is not None:
+        if self.cfg.retention.days is not None and self.leads:
             job = Retention(self.cfg, self.store, self.blobs, clock=utcnow).run()
             await self._intake(RETENTION_JOB, job)
 
@@ -247,6 +256,7 @@ async def wire(
     store: Store,
     blobs: BlobStore,
     pool: ProcessPool,
+    lease: Lease | None = None,
 ) -> Runtime:
     """Open the client, pipeline and scheduler on the stack and register the jobs."""
     client: FootballClient | None = None
@@ -265,7 +275,7 @@ async def wire(
     pipeline, stages = await open_video_pipeline(stack, cfg, store=store, blobs=blobs, pool=pool)
     scheduler = await stack.enter_async_context(Scheduler())
     rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,
-                 scheduler=scheduler, stages=stages, client=client)
+                 scheduler=scheduler, stages=stages, client=client, lease=lease)
     feed_interval_s = stages.search.feed_interval_s
     if feed_interval_s is not None:  # feeds push: their posts reach goals as they are read
         scheduler.add_interval(FEED_JOB, rt.run_feeds, feed_interval_s)
@@ -282,6 +292,8 @@ async def wire(
         scheduler.add_daily(INGEST_JOB, rt.run_ingest, cfg.ingest.at)
         if cfg.ingest.on_startup:
             rt.spawn(rt.run_ingest(), "ingest-on-start")
+            if lease is not None:  # a standby that takes over ingests as a fresh start does
+                lease.on_elected = lambda: rt.spawn(rt.run_ingest(), "ingest-on-elected")
         scheduler.add_interval(MONITOR_JOB, rt.run_monitor, cfg.monitor.poll_interval_s, run_now=True)
         scheduler.add_interval(STAGING_JOB, rt.run_staging_check, cfg.monitor.staging_check_interval_s)
     return rt
