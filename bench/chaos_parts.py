@@ -28,6 +28,8 @@ from footyd.demo.runner import Demo, DemoOptions
 from footyd.sim.clipgen import generate_catalogue
 
 TARGETS = ("download", "fingerprint", "upload", "dedup", "webhook")
+# with replicas: a held upload or delivery cannot be traced to one replica; the leader can
+REPLICA_TARGETS = ("leader", "download", "dedup", "fingerprint")
 # the log line after which the daemon is inside that step (the step's end, per clip or goal)
 LOG_TRIGGERS = {"download": ("ytdlp_started", "clip_id", ("ytdlp_fetched", "ytdlp_failed")),
                 "fingerprint": ("ytdlp_fetched", "clip_id", ("clip_stored", "clip_rejected",
@@ -49,6 +51,8 @@ class ChaosPlan:
     aim_s: float = 20.0  # how long to wait for a kill's moment before killing anyway
     converge_s: float = 180.0  # after the last kill, how long the day may take to settle
     audit_s: float = 2.0  # the page feed's stream audit (the default, 60 s, is for weeks)
+    replicas: int = 1  # footyd processes on the one MongoDB; a killed one is started again
+    lease_ttl_s: float = 2.0  # with replicas: the leader lease (the default, 15 s, is for hosts)
 
 
 @dataclass
@@ -87,7 +91,9 @@ class ChaosResult:
 class DaemonProc:
     """One `footyd run` subprocess in its own process group; its JSON log lines, parsed."""
 
-    def __init__(self, config: Path, log_path: Path, lines: list[dict[str, Any]]) -> None:
+    def __init__(self, config: Path, log_path: Path, lines: list[dict[str, Any]],
+                 replica: int = 0) -> None:
+        self.replica = replica  # which of the run's replicas (its lines carry it as `_replica`)
         self._config = config
         self._log_path = log_path
         self.lines = lines  # shared by every daemon of the run: triggers look past an index
@@ -112,6 +118,7 @@ class DaemonProc:
                 with contextlib.suppress(ValueError):
                     line = json.loads(raw)
                     if isinstance(line, dict):
+                        line["_replica"] = self.replica
                         self.lines.append(line)
                         self.changed.set()
 
@@ -200,6 +207,7 @@ class PageMirror:
         self.clips: dict[str, str] = {}
         self.events = 0
         self.changed = asyncio.Event()  # set on every event
+        self.last: dict[str, str] = {}  # per document: how the mirror last learned its state
 
     async def run(self) -> None:
         async with aiohttp.ClientSession() as http:
@@ -226,11 +234,16 @@ class PageMirror:
             async with http.get(f"{self._url}/api/fixtures/{fid}") as resp:
                 if resp.status == 404:
                     continue
+                # a 503 (MongoDB away) must not pass for "no goals": the states from before
+                # would stay, and the page's feed will not send them again
+                resp.raise_for_status()
                 body = await resp.json()
             for goal in body.get("goals", []):
                 self.goals[goal["id"]] = goal["state"]
+                self.last[goal["id"]] = f"load {goal['state']} at {time.monotonic():.2f}"
                 for clip in goal.get("clips", []):
                     self.clips[clip["id"]] = clip["state"]
+                    self.last[clip["id"]] = f"load {clip['state']} at {time.monotonic():.2f}"
 
     async def _apply(self, http: aiohttp.ClientSession, kind: str, data: dict[str, Any]) -> None:
         self.events += 1
@@ -239,6 +252,7 @@ class PageMirror:
             await self._load(http)
         elif kind in ("goal", "clip"):
             table = self.goals if kind == "goal" else self.clips
+            self.last[data["id"]] = f"event {data.get('state')} at {time.monotonic():.2f}"
             if data.get("deleted"):
                 table.pop(data["id"], None)
             else:

@@ -7,6 +7,7 @@ line and the test suite runs a short seeded variant (tests/test_chaos.py).
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
 import logging
 import random
@@ -23,6 +24,7 @@ from pydantic import SecretStr
 
 from bench.chaos_parts import (
     LOG_TRIGGERS,
+    REPLICA_TARGETS,
     S3_DOWN,
     TARGETS,
     ChaosDemo,
@@ -37,7 +39,7 @@ from footyd.clients.store import Store
 from footyd.config import MongoConfig
 from footyd.demo.report import differences, goal_row, match_goals, snapshot
 from footyd.demo.runner import DemoOptions
-from footyd.runtime.scratch import MARKER
+from footyd.runtime.scratch import LOCK, MARKER
 from footyd.sim.mongo import start_secantus, stop_secantus
 from footyd.sim.net import free_port
 from footyd.sim.tomlfile import write_toml
@@ -60,7 +62,10 @@ class ChaosRun:
         self._started = time.monotonic()
         self._mongo_port = free_port()
         self._mongo: Any = None
-        self._daemons = 0
+        self._daemons = 0  # starts, for the API budget
+        self.procs: list[DaemonProc] = []
+        self.configs: list[Path] = []
+        self.failovers: list[float] = []
         # moto keeps its buckets per process: a fresh bucket per run
         self.bucket = f"chaos-{plan.seed}-{secrets.token_hex(4)}"
 
@@ -88,7 +93,8 @@ class ChaosRun:
             self.demo = demo
             tree, page = self.demo.tree(uri)
             self._configure(tree)
-            self.config = write_toml(self.workdir / "footyd.toml", tree)
+            self.configs = [write_toml(self.workdir / f"footyd-{i}.toml", self._replica_tree(tree, i))
+                            for i in range(self.plan.replicas)]
             self.store = await stack.enter_async_context(Store(MongoConfig(
                 uri=SecretStr(uri), database=tree["mongo"]["database"],
                 server_selection_timeout_s=2.0)))
@@ -110,36 +116,63 @@ class ChaosRun:
                                         "secret": "chaos-webhook-secret", "timeout_s": 5.0}],
                           "backoff_base_s": 0.5, "backoff_max_s": 2.0}
         tree["web"]["stream_audit_s"] = self.plan.audit_s
+        if self.plan.replicas > 1:
+            ttl = self.plan.lease_ttl_s
+            tree["replicas"] = {"lease_ttl_s": ttl, "lease_renew_s": ttl / 4,
+                                "claim_ttl_s": max(3.0, 3 * ttl)}
+
+    def _replica_tree(self, tree: dict[str, Any], n: int) -> dict[str, Any]:
+        """Replica n's config: the same but for what is per host (ports, the scratch folder)."""
+        if n == 0:
+            return tree
+        tree = copy.deepcopy(tree)
+        tree["health"]["listen"] = f"127.0.0.1:{free_port()}"
+        tree["web"]["listen"] = f"127.0.0.1:{free_port()}"
+        tree["download"]["scratch_dir"] = f"{tree['download']['scratch_dir']}-{n}"
+        return tree
 
     # -- the daemon ----------------------------------------------------------------------------
-    async def _spawn(self) -> tuple[DaemonProc, float]:
-        """A new daemon once it is READY, and the time that took; one that exits first (MongoDB
-        or S3 away: it refuses to start without them) is started again, as systemd would."""
+    async def _spawn(self, n: int = 0) -> tuple[DaemonProc, float]:
+        """Replica n's new daemon once it is READY, and the time that took; one that exits first
+        (MongoDB or S3 away: it refuses to start without them) is started again, as systemd would."""
         t0 = time.monotonic()
         while True:
             self._daemons += 1
-            daemon = DaemonProc(self.config, self.workdir / "footyd.log", self.lines)
+            daemon = DaemonProc(self.configs[n], self.workdir / f"footyd-{n}.log", self.lines, n)
             since = len(self.lines)
             await daemon.start()
-            line = await daemon.wait_line("daemon_started", since, 60.0)
+            line = await daemon.wait_line("daemon_started", since, 60.0,
+                                          lambda ln: ln.get("_replica") == n)
             if line is not None:
                 return daemon, round(time.monotonic() - t0, 2)
             await daemon.reap()
             self.result.facts["failed_starts"] = self.result.facts.get("failed_starts", 0) + 1
             await asyncio.sleep(1.0)  # systemd's RestartSec
 
-    async def _aim(self, daemon: DaemonProc, target: str) -> bool:
-        """Wait for `target`'s moment (True) or give up after aim_s (False); the caller kills."""
+    async def _aim(self, target: str) -> tuple[int, bool]:
+        """Wait for `target`'s moment; which replica to kill and whether the step is in flight
+        (False: gave up after aim_s, a replica picked at random is killed anyway)."""
         since = len(self.lines)
+        missed = (self.rng.randrange(len(self.procs)), False)
+        if target == "leader":
+            doc = await self.store.db["daemon"].find_one({"_id": "leader"})
+            pids = [p.proc.pid if p.proc is not None else None for p in self.procs]
+            if doc is None or doc.get("pid") not in pids:
+                return missed
+            return pids.index(doc["pid"]), True
         if target in LOG_TRIGGERS:
             start, key, ends = LOG_TRIGGERS[target]
-            line = await daemon.wait_line(start, since, self.plan.aim_s)
+            line = await self._live().wait_line(start, since, self.plan.aim_s)
             if line is None:
-                return False
-            ident = line.get(key)
+                return missed
+            ident, n = line.get(key), int(line["_replica"])
             await asyncio.sleep(self.rng.uniform(0.0, 0.05))  # somewhere inside the step
-            return not any(ln.get("event") in ends and ln.get(key) == ident
-                           for ln in self.lines[since:])
+            return n, not any(ln.get("event") in ends and ln.get(key) == ident
+                              for ln in self.lines[since:])
+        return 0, await self._hold(target)
+
+    async def _hold(self, target: str) -> bool:
+        """Hold the next video upload or webhook delivery (one replica: it is the one doing it)."""
         if target == "upload":  # hold the next video PUT at S3, then kill with it in flight
             self.gate.held.clear()
             self.gate.release = asyncio.Event()
@@ -183,7 +216,8 @@ class ChaosRun:
     async def _play(self, stack: AsyncExitStack) -> None:
         plan = self.plan
         day_s = self.demo.script.end_minute() * self.demo.minute_s
-        targets = [TARGETS[i % len(TARGETS)] for i in range(plan.kills)]
+        kinds = TARGETS if plan.replicas == 1 else REPLICA_TARGETS
+        targets = [kinds[i % len(kinds)] for i in range(plan.kills)]
         self.rng.shuffle(targets)
         # kills spread over the day; MongoDB goes away once, after the first kill past half-time
         kill_at = sorted(self.rng.uniform(0.05, 0.85) * day_s for _ in targets)
@@ -191,22 +225,29 @@ class ChaosRun:
         outage_at = self.rng.uniform(0.15, 0.35) * day_s
         outage = asyncio.create_task(self._s3_outage(outage_at) if plan.s3_outage_s else _nothing())
         stack.push_async_callback(_cancel, outage)
-        daemon, ready_s = await self._spawn()
-        self.result.facts["first_ready_s"] = ready_s
+        for n in range(plan.replicas):
+            daemon, ready_s = await self._spawn(n)
+            self.procs.append(daemon)
+            self.result.facts.setdefault("first_ready_s", ready_s)
         try:
             for n, (target, at) in enumerate(zip(targets, kill_at, strict=True), 1):
                 await asyncio.sleep(max(0.0, at - (time.monotonic() - self._started)))
-                in_flight = await self._aim(daemon, target)
-                kill = Kill(n, target if in_flight else f"{target} (missed)", self._now(), in_flight)
-                daemon.kill()
-                await daemon.reap()
+                victim, in_flight = await self._aim(target)
+                what = target if in_flight else f"{target} (missed)"
+                kill = Kill(n, what if plan.replicas == 1 else f"{what} r{victim}", self._now(),
+                            in_flight)
+                since = len(self.lines)
+                self.procs[victim].kill()
+                await self.procs[victim].reap()
                 self.gate.release.set()  # a held upload goes on to S3 with nobody to record it
-                daemon, kill.ready_s = await self._spawn()
+                if target == "leader" and in_flight:
+                    self.failovers.append(await self._failover(since))
+                self.procs[victim], kill.ready_s = await self._spawn(victim)
                 self.result.kills.append(kill)
                 if n == mongo_after:
                     await self._mongo_bounce()
             last_kill = time.monotonic()
-            converged = await self._converge(daemon)
+            converged = await self._converge()
             self.result.facts["converge_s_after_last_kill"] = round(time.monotonic() - last_kill, 1)
             self.result.facts["settled_s_after_day_end"] = round(
                 time.monotonic() - self._started - day_s, 1)
@@ -216,9 +257,12 @@ class ChaosRun:
                     f"the day did not settle within {plan.converge_s:g} s of the last kill")
             await self._check_page()
         finally:
-            code = await daemon.stop()
-        if code != 0:
-            self.result.problems.append(f"the last daemon exited {code} on SIGTERM")
+            codes = [await proc.stop() for proc in self.procs]
+        if any(codes):
+            self.result.problems.append(f"the last daemons exited {codes} on SIGTERM")
+        if self.failovers:
+            self.result.facts["failover_s"] = self.failovers
+            self.result.facts["poll_s"] = self.demo.script.poll_min * self.demo.minute_s
         self.result.facts["api_calls"] = self.demo.sim_calls
         self.result.facts["day_s"] = round(day_s, 1)
         await self._judge()
@@ -234,14 +278,28 @@ class ChaosRun:
         except TimeoutError:
             self.result.problems.append("the page's stream delivered nothing after the MongoDB restart")
 
-    async def _converge(self, daemon: DaemonProc) -> bool:
+    async def _failover(self, since: int) -> float:
+        """Leader killed at `since`: seconds until another replica's first poll cycle (the
+        killed one is started again only after this, so it cannot be the one)."""
+        t0 = time.monotonic()
+        poll = await self._live().wait_line("poll_cycle_done", since, 60.0)
+        if poll is None:
+            self.result.problems.append("no replica polled within 60 s of the leader's kill")
+            return 60.0
+        return round(time.monotonic() - t0, 2)
+
+    def _live(self) -> DaemonProc:
+        """A running replica: their lines are shared, so any of them can wait for a line."""
+        return next(p for p in self.procs if not p.exited)
+
+    async def _converge(self) -> bool:
         deadline = time.monotonic() + self.plan.converge_s
         while time.monotonic() < deadline:
             snap = await snapshot(self.store)
             pending = await self.store.notifications.count_documents({"state": {"$ne": "delivered"}})
             if snap.day_over() and pending == 0:
                 return True
-            if daemon.exited:
+            if all(proc.exited for proc in self.procs):
                 return False
             await asyncio.sleep(0.5)  # sampling MongoDB: the daemon's progress has no event here
         return False
@@ -255,8 +313,11 @@ class ChaosRun:
             if goals == self.mirror.goals and clips == self.mirror.clips:
                 return
             if time.monotonic() > deadline:
-                wrong = [k for k in goals if self.mirror.goals.get(k) != goals[k]]
-                wrong += [k for k in clips if self.mirror.clips.get(k) != clips[k]]
+                wrong = [f"{k}: {goals[k]}, page {self.mirror.goals.get(k)} "
+                         f"({self.mirror.last.get(k)}, now {time.monotonic():.2f})" for k in goals
+                         if self.mirror.goals.get(k) != goals[k]]
+                wrong += [f"{k}: {clips[k]}, page {self.mirror.clips.get(k)}" for k in clips
+                          if self.mirror.clips.get(k) != clips[k]]
                 self.result.problems.append(f"the page shows another state than MongoDB for "
                                             f"{len(wrong)} document(s), e.g. {wrong[:3]}")
                 return
@@ -276,8 +337,9 @@ class ChaosRun:
         problems += [f"clip {key} kept {n} times" for key, n in kept.items() if n > 1]
         await self._judge_objects(clips)
         await self._judge_webhooks()
-        scratch = [p for p in (self.workdir / "day" / "scratch").rglob("*")
-                   if p.is_file() and p.name != MARKER]
+        scratch = [p for folder in (self.workdir / "day").glob("scratch*") for p in folder.rglob("*")
+                   if p.is_file() and p.name not in (MARKER, LOCK)]
+        self._judge_replicas()
         if scratch:
             problems.append(f"{len(scratch)} scratch file(s) left, e.g. {scratch[0].name}")
         budget = self._api_budget()
@@ -315,8 +377,22 @@ class ChaosRun:
         problems += [f"event {e} recorded delivered but never received" for e in sorted(missing)]
         cut = {r.event_id for r in self.rx.requests if r.status == HANG}
         problems += [f"event {e} cut by a kill and never delivered" for e in sorted(cut - got)]
+        if not self.plan.kills:  # nothing cut a delivery: each event arrives once, however many replicas
+            twice = Counter(r.event_id for r in self.rx.requests if 200 <= r.status < 300)
+            problems += [f"event {e} received {n} times" for e, n in twice.items() if n > 1]
         self.result.facts["webhook_events"] = (f"{len(outbox)} recorded, {len(got)} received, "
                                                f"{len(cut)} cut by a kill then delivered")
+
+    def _judge_replicas(self) -> None:
+        """Who did what: every replica's dedup runs and poll cycles, and how often each led."""
+        if self.plan.replicas == 1:
+            return
+        facts = self.result.facts
+        for event, fact in (("dedup_done", "dedup_runs_by_replica"),
+                            ("poll_cycle_done", "poll_cycles_by_replica"),
+                            ("leader_elected", "elections_by_replica")):
+            counts = Counter(ln["_replica"] for ln in self.lines if ln.get("event") == event)
+            facts[fact] = [counts.get(n, 0) for n in range(self.plan.replicas)]
 
     def _api_budget(self) -> int:
         """One call per poll cycle over the day, plus what each start costs (status, ingest)."""

@@ -26,7 +26,7 @@ RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).parent.parent
 # in the order they run; the cheap ones first so a broken setup shows early
 BENCHES = ("startup", "api_calls", "scale", "pipeline_overhead", "fingerprint_bench",
-           "dedup_quality", "load", "chaos", "latency")
+           "dedup_quality", "load", "chaos", "replicas", "latency")
 # benches asked for but not built yet: listed so the summary cannot hide them
 NOT_BUILT: dict[str, str] = {}
 BENCH_TIMEOUT_S = 3600.0

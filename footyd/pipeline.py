@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
+from typing import Protocol
 
 import structlog
 
@@ -20,6 +21,14 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[str], Awaitable[None]]
 Handoff = Callable[[str], Awaitable[bool]]  # queue an item on a stage: False when refused
 DueQuery = Callable[[datetime, int], Awaitable[list[str]]]
+
+
+class ClaimGate(Protocol):
+    """Who works an item now when several replicas share the queues of record (runtime/claims.py)."""
+
+    async def take(self, stage: str, item_id: str) -> bool: ...
+    async def release(self, stage: str, item_id: str) -> None: ...
+    async def held_elsewhere(self, stage: str, item_ids: Iterable[str]) -> set[str]: ...
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,10 @@ class Pipeline:
         *,
         scan_interval_s: float = 5.0,
         clock: Clock = utcnow,
+        claims: ClaimGate | None = None,
     ) -> None:
         self._specs = list(specs)
+        self._claims = claims  # None: the only replica, nothing to share
         self._stages: dict[str, _Stage] = {}
         self._scan_interval_s = scan_interval_s
         self._clock = clock
@@ -121,6 +132,9 @@ class Pipeline:
             if due is None or stage.closed or room <= 0:
                 continue
             ids = await due(now, room)
+            if self._claims is not None and ids:  # being worked by another replica right now
+                busy = await self._claims.held_elsewhere(stage.spec.name, ids)
+                ids = [i for i in ids if i not in busy]
             queued[stage.spec.name] = sum([await self.put(stage.spec.name, i) for i in ids])
         return queued
 
@@ -198,14 +212,7 @@ class Pipeline:
             stage.running.add(item_id)
             IN_FLIGHT.labels(name).inc()
             try:
-                await stage.spec.handler(item_id)
-                STAGE_OUTCOMES.labels(name, "ok").inc()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # the item stays non-terminal in MongoDB; resume or a retry picks it up
-                STAGE_OUTCOMES.labels(name, "error").inc()
-                log.error("stage_handler_failed", stage=name, item_id=item_id, exc_info=True)
+                await self._handle(name, item_id)
             finally:
                 stage.in_flight -= 1
                 IN_FLIGHT.labels(name).dec()
@@ -219,6 +226,27 @@ class Pipeline:
                     except asyncio.QueueFull:
                         pass  # the periodic due scan re-queues it from MongoDB
                 stage.queue.task_done()
+
+    async def _handle(self, name: str, item_id: str) -> None:
+        """Run the handler under the item's claim; any failure leaves the item due in MongoDB."""
+        claims = self._claims
+        try:
+            if claims is not None and not await claims.take(name, item_id):
+                STAGE_OUTCOMES.labels(name, "claimed_elsewhere").inc()
+                return
+            await self._spec(name).handler(item_id)
+            STAGE_OUTCOMES.labels(name, "ok").inc()
+        except asyncio.CancelledError:
+            raise  # a cut handler's claim is freed when the claims close, after the drain
+        except Exception:
+            # the item stays non-terminal in MongoDB; resume or a retry picks it up
+            STAGE_OUTCOMES.labels(name, "error").inc()
+            log.error("stage_handler_failed", stage=name, item_id=item_id, exc_info=True)
+        if claims is not None:
+            await claims.release(name, item_id)
+
+    def _spec(self, name: str) -> StageSpec:
+        return self._stages[name].spec
 
     def set_workers(self, stage_name: str, workers: int) -> None:
         """Grow or shrink a stage's worker count (hot reload of concurrency)."""

@@ -1,7 +1,11 @@
-"""Two footyd replicas on one MongoDB: one polls, the other stands by and takes over."""
+"""Several footyd replicas on one MongoDB: one leads and polls, the others stand by, share the
+pipeline's work and take over; a leader paused past its lease cannot write."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -9,10 +13,16 @@ from typing import Any
 
 import pytest
 
+from bench.chaos_parts import ChaosPlan
+from bench.chaos_run import ChaosRun
+from footyd.clients.store import Store
+from footyd.config import MongoConfig
+from footyd.fence import FIELD
 from footyd.sim.football import ScaledClock
 from footyd.sim.football_script import Script
 from footyd.sim.net import free_port
-from tests.plugins.daemon import DaemonFactory, base_config
+from tests.plugins.daemon import DaemonFactory, base_config, run_cli
+from tests.plugins.faults import Fault, fault_proxy
 from tests.plugins.servers import MongoServer, S3Server
 from tests.plugins.sim import StartSim
 
@@ -22,10 +32,10 @@ SPM = 0.25
 TTL_S, RENEW_S = 2.0, 0.5
 
 
-async def test_one_replica_polls_and_a_standby_takes_over_when_it_is_killed(
-    daemon_factory: DaemonFactory, start_sim: StartSim, mongo_server: MongoServer,
-    s3_server: S3Server, tmp_path: Path,
-) -> None:
+async def _match(start_sim: StartSim, mongo_server: MongoServer, s3_server: S3Server,
+                 tmp_path: Path, *, api_url: str | None = None, timeout_s: float = 2.0
+                 ) -> tuple[Any, dict[str, Any]]:
+    """The simulator with one match (goals at 6' and 80') and the replicas' shared config."""
     timeline: list[dict[str, Any]] = [{"at": 0, "status": "1H"},
                                       {"at": 6, "goal": {"team": "home", "player": "E. Early"}},
                                       {"at": 80, "goal": {"team": "away", "player": "L. Late"}},
@@ -35,24 +45,39 @@ async def test_one_replica_polls_and_a_standby_takes_over_when_it_is_killed(
         "home": {"id": 41, "name": "Lead FC"}, "away": {"id": 42, "name": "Standby FC"},
         "timeline": timeline}]}), clock=ScaledClock(SPM))
     tree = base_config(mongo_server, s3_server, tmp_path, f"r_{uuid.uuid4().hex[:10]}")
-    tree["api_football"] = {"base_url": sim.base_url, "api_key": sim.key, "timeout_s": 2.0}
+    tree["api_football"] = {"base_url": api_url or sim.base_url, "api_key": sim.key,
+                            "timeout_s": timeout_s}
     tree["scope"] = {"teams": [41]}
     tree["monitor"] = {"poll_interval_s": SPM, "poll_floor_s": 0.05, "activate_before_s": 0.0,
                        "staging_check_interval_s": 1.0}
     tree["search"] = {"sources": []}
     tree["replicas"] = {"lease_ttl_s": TTL_S, "lease_renew_s": RENEW_S}
+    return sim, tree
+
+
+def _second(tree: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """The same config but for what is per host: the health port and the scratch folder."""
+    return {**tree, "health": {"listen": f"127.0.0.1:{free_port()}"},
+            "download": {**tree["download"], "scratch_dir": str(tmp_path / "scratch2")}}
+
+
+async def test_one_replica_polls_and_a_standby_takes_over_when_it_is_killed(
+    daemon_factory: DaemonFactory, start_sim: StartSim, mongo_server: MongoServer,
+    s3_server: S3Server, tmp_path: Path,
+) -> None:
+    sim, tree = await _match(start_sim, mongo_server, s3_server, tmp_path)
     first = await daemon_factory(tree, name="first")
     await first.wait_log("leader_elected")
-    # the same config but for what is per host: the health port and the scratch folder
-    second_tree = {**tree, "health": {"listen": f"127.0.0.1:{free_port()}"},
-                   "download": {**tree["download"], "scratch_dir": str(tmp_path / "scratch2")}}
-    second = await daemon_factory(second_tree, name="second")
+    second = await daemon_factory(_second(tree, tmp_path), name="second")
     await second.wait_log("daemon_started")
     await first.wait_log("goal_confirmed", where=lambda ln: ln.get("scorer") == "E. Early")
     cycles = len(first.events("poll_cycle_done"))
     await first.wait_log("poll_cycle_done", count=cycles + 8)
     # only the leader calls API-Football: every call the simulator saw was one of its cycles
     assert not second.events("poll_cycle_done") and not second.events("leader_elected")
+    code, out, _ = await run_cli("status", "-c", str(second.config_path))
+    assert code == 0 and "replicas: 2 running; leader" in out, out
+    assert out.count(" standby on ") == 1 and out.count(" leader on ") == 1, out
     polled = sum(ln["calls"] for ln in first.events("poll_cycle_done"))
     ingests = sum(1 for c in sim.calls if "date" in c.params or "season" in c.params)
     assert len(sim.calls) - ingests - polled <= 2, "a standby called API-Football"
@@ -67,3 +92,81 @@ async def test_one_replica_polls_and_a_standby_takes_over_when_it_is_killed(
     early = [ln for ln in first.events("goal_confirmed") + second.events("goal_confirmed")
              if ln.get("scorer") == "E. Early"]
     assert len(early) == 1  # the new leader did not record the first goal again
+
+
+SEED = int(os.environ.get("FOOTYD_CHAOS_SEED", "20261204"))
+
+
+async def test_three_replicas_share_a_match_day_and_survive_their_leader_and_a_worker_killed(
+        tmp_path: Path) -> None:
+    # the crash run's day (tests/test_chaos.py) with three footyd on one MongoDB: the leader, a
+    # replica mid-download and one mid-dedup are SIGKILLed, each started again as systemd would
+    plan = ChaosPlan(seed=SEED, kills=3, minute_s=0.25, s3_outage_s=0.0, fixtures=(),
+                     aim_s=10.0, converge_s=120.0, replicas=3, lease_ttl_s=TTL_S)
+    result = await ChaosRun(plan, tmp_path / "replicas").run()
+    rerun = f"rerun: FOOTYD_CHAOS_SEED={SEED} python -m pytest {__file__}"
+    print(result.text())
+    # each goal once, each clip kept once, no object lost or orphaned, every webhook event
+    # delivered, API calls within one daemon's budget for the day, the page equal to MongoDB
+    assert result.ok, f"{result.text()}\n{rerun}"
+    facts = result.facts
+    # the pipeline's work spread: every replica ran dedup for some goal
+    assert all(n > 0 for n in facts["dedup_runs_by_replica"]), result.text()
+    # another replica polled within the TTL plus a poll interval of each leader kill
+    poll_s = facts["poll_s"]
+    assert facts["failover_s"] and all(s <= TTL_S + poll_s + 1.0 for s in facts["failover_s"])
+
+
+async def test_a_leader_paused_past_its_lease_cannot_write_when_it_wakes(
+    daemon_factory: DaemonFactory, start_sim: StartSim, mongo_server: MongoServer,
+    s3_server: S3Server, tmp_path: Path,
+) -> None:
+    # the API behind a proxy that holds one poll: the leader is frozen (SIGSTOP) with that
+    # answer on its way; a long client timeout so the answer, not a timeout, is what it wakes to
+    async with fault_proxy("http://127.0.0.1:1") as proxy:
+        sim, tree = await _match(start_sim, mongo_server, s3_server, tmp_path,
+                                 api_url=proxy.url, timeout_s=60.0)
+        proxy.upstream = sim.base_url.rstrip("/")
+        first = await daemon_factory(tree, name="first")
+        await first.wait_log("goal_confirmed", where=lambda ln: ln.get("scorer") == "E. Early")
+        second = await daemon_factory(_second(tree, tmp_path), name="second")
+        await second.wait_log("daemon_started")
+        store = Store(MongoConfig.model_validate(tree["mongo"]))
+        async with store:
+            proxy.add(Fault(lambda r: r.path.endswith("/fixtures"), "hold", times=1))
+            await asyncio.wait_for(proxy.held.wait(), 30)
+            first.send(signal.SIGSTOP)
+            async with await store.db.watch(full_document="updateLookup") as stream:
+                await second.wait_log("leader_elected")
+                cycles = len(second.events("poll_cycle_done"))
+                await second.wait_log("poll_cycle_done", count=cycles + 2)
+                proxy.release.set()  # the frozen leader's answer is in its socket now
+                first.send(signal.SIGCONT)
+                fenced = await first.wait_log("lease_write_fenced")
+                await second.wait_log("poll_cycle_done", count=len(second.events("poll_cycle_done")) + 2)
+                epochs = await _written_epochs(stream)
+            early = await store.goals.count_documents({"scorer_name": "E. Early"})
+        assert fenced["job"] == "monitor_poll"
+        # in MongoDB: after the takeover every write carried the new epoch, none the old one
+        assert epochs and epochs == {2}, epochs
+        after = first.lines[first.lines.index(fenced):]
+        assert not [ln for ln in after if ln.get("event") == "poll_cycle_done"]
+        assert early == 1  # recorded once, by the first leader
+
+
+async def _written_epochs(stream: Any) -> set[int]:
+    """The lease epochs the fixture and goal writes on the change stream carried, read until
+    it has caught up (the new leader keeps writing, so "no more changes" never comes)."""
+    epochs: set[int] = set()
+    caught_up = time.monotonic() + 3.0
+    while time.monotonic() < caught_up:
+        change = await stream.try_next()
+        if change is None:
+            continue
+        if change.get("ns", {}).get("coll") in ("fixtures", "goals"):
+            fields = change.get("updateDescription", {}).get("updatedFields", {})
+            doc = change.get("fullDocument") or {}
+            epoch = fields.get(FIELD, doc.get(FIELD) if change["operationType"] == "insert" else None)
+            if epoch is not None:
+                epochs.add(epoch)
+    return epochs

@@ -16,7 +16,7 @@ from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import MongoConfig, StorageConfig
 from footyd.errors import ExitCode
-from footyd.runtime.scratch import MARKER
+from footyd.runtime.scratch import LOCK, MARKER
 from footyd.sim.clips import ClipHost
 from tests.plugins.clips import ClipHostFactory
 from tests.plugins.daemon import DaemonFactory, DaemonProcess, base_config
@@ -65,7 +65,7 @@ async def _close(store: Store, blobs: S3BlobStore) -> None:
 
 
 def _scratch_files(scratch: Path) -> list[Path]:
-    return [p for p in scratch.rglob("*") if p.is_file() and p.name != MARKER]
+    return [p for p in scratch.rglob("*") if p.is_file() and p.name not in (MARKER, LOCK)]
 
 
 async def _until_done(proc: DaemonProcess) -> dict[str, Any]:

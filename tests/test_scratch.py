@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from footyd.config import Config
-from footyd.errors import ExitCode
-from footyd.runtime.scratch import MARKER, prepare, problems
+from footyd.errors import ConfigError, ExitCode
+from footyd.runtime.scratch import MARKER, locked, prepare, problems
 from tests.plugins.daemon import DaemonFactory, base_config
 from tests.plugins.servers import MongoServer, S3Server
 
@@ -83,3 +83,16 @@ async def test_daemon_refuses_scratch_over_the_local_archive(
     assert await proc.wait_exit() == ExitCode.CONFIG, proc.tail()
     assert "download.scratch_dir:" in proc.stderr
     assert (archive / "g1" / "clip.mp4").read_bytes() == b"kept clip"
+
+
+def test_a_second_footyd_on_the_same_scratch_dir_is_refused(tmp_path: Path) -> None:
+    # a copy started by mistake on the same host would empty the first one's downloads
+    scratch = tmp_path / "scratch"
+    with locked(scratch):
+        (scratch / "download").mkdir()
+        (scratch / "download" / "c1.part").write_bytes(b"in flight")
+        with pytest.raises(ConfigError, match="in use by another footyd on this host"), locked(scratch):
+            pass
+        assert (scratch / "download" / "c1.part").exists()
+    with locked(scratch):  # released when the first one stops
+        pass

@@ -59,6 +59,17 @@ async def test_fixtures_of_a_day(seeded: SeededDay, local_store: LocalBlobStore,
     assert status == 200 and [f["id"] for f in body["fixtures"]] == [FX_YESTERDAY]
 
 
+async def test_every_answer_names_the_replica_that_served_it(
+        seeded: SeededDay, local_store: LocalBlobStore, start_web: StartWeb) -> None:
+    # several replicas may serve the page behind one address: the answer says which one did
+    web = await start_web(local_store, replica="host-a-123-abc")
+    for path in ("/api/fixtures", "/api/fixtures/999999", "/", "/ops", "/static/app.js"):
+        _status, _body, headers = await get(f"{web.url}{path}")
+        assert headers["X-Footyd-Replica"] == "host-a-123-abc", path
+    _status, body, _ = await get(f"{web.url}/static/fan.js")
+    assert b"X-Footyd-Replica" in body  # the page shows it (footer: answered by ...)
+
+
 @pytest.mark.parametrize("query", [{"date": "2026-13-01"}, {"date": "yesterday"},
                                    {"date": "2026-1-1"}, {"day": "2026-01-01"}])
 async def test_fixtures_bad_params_are_400_json(store: Store, local_store: LocalBlobStore,

@@ -71,7 +71,8 @@ def _replica_lines(report: dict[str, Any]) -> list[str]:
     for r in rows:
         up = int(r.get("uptime_s") or 0)
         lines.append(f"  {r['replica']} {'leader' if r['leader'] else 'standby'} on {r['host']} "
-                     f"pid {r['pid']}, footyd {r['version']}, up {up // 3600}h{up % 3600 // 60:02d}m")
+                     f"pid {r['pid']}, footyd {r['version']}, up {up // 3600}h{up % 3600 // 60:02d}m, "
+                     f"{r.get('claims', 0)} item(s) claimed")
     return lines
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from footyd import records
 from footyd.clients.store import Store
 from footyd.clock import aware
+from footyd.runtime.claims import COLLECTION as CLAIMS
 from footyd.runtime.heartbeat import COLLECTION, DOC_ID, REPLICA_PREFIX
 from footyd.runtime.lease import DOC_ID as LEASE_ID
 
@@ -43,7 +44,12 @@ def daemon_state(hb: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
 
 
 async def replicas(store: Store, now: datetime) -> dict[str, Any]:
-    """Every replica that beat recently (running or stopped), and who holds the leader lease."""
+    """Every replica that beat recently (running or stopped), the pipeline items each holds a
+    live claim on, and who holds the leader lease."""
+    held = await store.db[CLAIMS].aggregate([
+        {"$match": {"claim_expires_at": {"$gt": now}}},
+        {"$group": {"_id": "$claimed_by", "n": {"$sum": 1}}}])
+    claims = {str(r["_id"]): int(r["n"]) async for r in held}
     rows = []
     async for hb in store.db[COLLECTION].find({"_id": {"$regex": f"^{REPLICA_PREFIX}"}}):
         state = daemon_state(hb, now)
@@ -51,7 +57,8 @@ async def replicas(store: Store, now: datetime) -> dict[str, Any]:
             continue  # a replica gone for a day is history, not status
         rows.append({"replica": hb.get("replica"), "leader": bool(hb.get("leader")) and
                      state["running"], **{k: state.get(k) for k in (
-                         "running", "host", "pid", "version", "uptime_s", "beat_age_s")}})
+                         "running", "host", "pid", "version", "uptime_s", "beat_age_s")},
+                     "claims": claims.get(str(hb.get("replica")), 0)})
     lease = await store.db[COLLECTION].find_one({"_id": LEASE_ID})
     leader = None
     if lease is not None:

@@ -468,6 +468,8 @@ class ReplicasConfig(Section):
 
     lease_ttl_s: float = Field(15.0, ge=2, le=600)  # taken over after this long without renewal
     lease_renew_s: float = Field(5.0, gt=0, le=300)  # how often the holder renews it
+    # a pipeline item's claim: renewed every third of it, taken over this long after its holder died
+    claim_ttl_s: float = Field(60.0, ge=3, le=3600)
 
     @model_validator(mode="after")
     def _renew_within_ttl(self) -> ReplicasConfig:

@@ -31,6 +31,7 @@ from footyd.metrics import (
 from footyd.procpool import ProcessPool
 from footyd.runtime import looplag
 from footyd.runtime import scratch as scratch_mod
+from footyd.runtime.claims import Claims
 from footyd.runtime.health import HealthServer
 from footyd.runtime.heartbeat import Heartbeat
 from footyd.runtime.lease import Lease, Replica
@@ -68,6 +69,7 @@ class Daemon:
         self.last_reload: dict[str, object] | None = None  # shown by `footyd status`
         self.heartbeat: Heartbeat | None = None
         self.lease: Lease | None = None
+        self.claims: Claims | None = None
         self.web: WebServer | None = None
 
     # -- signals: handlers only set events --------------------------------------------------
@@ -166,9 +168,13 @@ class Daemon:
         pool = ProcessPool(cfg.pool.workers, max_memory_mb=cfg.dedup.worker_max_memory_mb)
         # off the loop, bounded: a running job must not block the close timer or a second signal
         stack.push_async_callback(lambda: pool.aclose(self.cfg.shutdown.close_s / 2))
+        me = Replica.here()
         self.lease = await stack.enter_async_context(Lease(
-            store, cfg.replicas.lease_ttl_s, cfg.replicas.lease_renew_s, Replica.here()))
-        self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool, lease=self.lease)
+            store, cfg.replicas.lease_ttl_s, cfg.replicas.lease_renew_s, me))
+        # opened before the pipeline, closed after its drain: cut work is freed for the others
+        self.claims = await stack.enter_async_context(Claims(store, me, cfg.replicas.claim_ttl_s))
+        self.runtime = await wire(stack, cfg, store=store, blobs=blobs, pool=pool, lease=self.lease,
+                                  claims=self.claims)
         self.heartbeat = await stack.enter_async_context(Heartbeat(
             store, cfg.health.stale_tick_s / 4, cfg.health.stale_tick_s, self._heartbeat_fields))
         health = HealthServer(
@@ -180,12 +186,15 @@ class Daemon:
         if cfg.health.enabled:
             self.health = await stack.enter_async_context(health)
         if cfg.web.enabled:
-            self.web = await stack.enter_async_context(WebServer(cfg.web, store=store, blobs=blobs))
+            self.web = await stack.enter_async_context(
+                WebServer(cfg.web, store=store, blobs=blobs, replica=me.id))
 
     def _heartbeat_fields(self) -> dict[str, object]:
         running = self.runtime.snapshot() if self.runtime is not None else {"quota": None, "sources": {}}
         lease = self.lease
         replica = {"replica": lease.me.id, "leader": lease.held} if lease is not None else {}
+        if self.claims is not None:
+            replica["claims"] = self.claims.held
         return {**running, **replica, "last_reload": self.last_reload,
                 "config_hash": config_mod.config_hash(self.cfg)}
 

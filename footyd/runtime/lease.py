@@ -28,6 +28,7 @@ from pymongo.errors import DuplicateKeyError
 
 from footyd.clients.store import Store, StoreError
 from footyd.clock import utcnow
+from footyd.fence import Fenced, epoch_guard, epoch_stamp
 from footyd.metrics import REGISTRY
 
 log = structlog.get_logger(__name__)
@@ -53,7 +54,7 @@ class Replica:
         return cls(f"{host}-{pid}-{secrets.token_hex(3)}", host, pid)
 
 
-def _gone(doc: dict[str, Any], me: Replica) -> bool:
+def holder_gone(doc: dict[str, Any], me: Replica) -> bool:
     """The holder ran on this host and its process is gone (a restart after a crash): its
     lease need not be waited out. Same host and same pid means it was us before (a container's
     pid 1), so it is gone too."""
@@ -89,6 +90,17 @@ class Lease:
     @property
     def held(self) -> bool:
         return self.epoch > 0 and time.monotonic() < self._valid_until
+
+    # -- the Fence protocol (footyd/fence.py) for the writes made while leading ------------------
+    def check(self) -> None:
+        if not self.held:
+            raise Fenced(f"replica {self.me.id} does not hold the leader lease (epoch {self.epoch})")
+
+    def guard(self, flt: dict[str, Any]) -> dict[str, Any]:
+        return epoch_guard(flt, self.epoch)
+
+    def stamp(self, update: dict[str, Any]) -> dict[str, Any]:
+        return epoch_stamp(update, self.epoch)
 
     async def __aenter__(self) -> Lease:
         await self.tick()
@@ -168,7 +180,7 @@ class Lease:
                 return 1
             except DuplicateKeyError:  # another replica was quicker
                 return 0
-        lapsed = doc.get("expires_at") is None or doc["expires_at"] <= now or _gone(doc, self.me)
+        lapsed = doc.get("expires_at") is None or doc["expires_at"] <= now or holder_gone(doc, self.me)
         if not lapsed:
             return 0
         taken = await self._coll.find_one_and_update(

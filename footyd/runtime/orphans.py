@@ -3,7 +3,8 @@
 A download writes its intent (`upload_keys`) before uploading and releases it after the state
 write; a retraction pass or a terminal state written in between, followed by a SIGKILL, leaves
 the clip terminal with the key still listed and nothing that would look at it again. At startup
-nothing is in flight, so every terminal clip still listing keys is a leftover.
+nothing of this replica is in flight, so every terminal clip still listing keys is a leftover,
+unless another replica's live download claim says that clip is being worked on right now.
 """
 
 from __future__ import annotations
@@ -14,18 +15,25 @@ from footyd import records
 from footyd.clients.blobs import BlobStore
 from footyd.clients.store import Store
 from footyd.moves import delete_clip_objects
+from footyd.pipeline import ClaimGate
+from footyd.stages.download import DownloadStage
 
 log = structlog.get_logger(__name__)
 
 BATCH = 200
 
 
-async def release_leftover_uploads(store: Store, blobs: BlobStore) -> int:
+async def release_leftover_uploads(store: Store, blobs: BlobStore,
+                                   claims: ClaimGate | None = None) -> int:
     """Delete unreferenced leftover objects and clear the intent; returns objects deleted."""
     clips = store.clips
     leftover = {"state": {"$ne": records.CLIP_DISCOVERED}, "upload_keys.0": {"$exists": True}}
     deleted = 0
-    async for doc in clips.find(leftover, {"upload_keys": 1}).limit(BATCH):
+    docs = await clips.find(leftover, {"upload_keys": 1}).limit(BATCH).to_list(None)
+    busy = await claims.held_elsewhere(DownloadStage.name, [d["_id"] for d in docs]) if claims else set()
+    for doc in docs:
+        if doc["_id"] in busy:
+            continue
         for key in doc["upload_keys"]:
             # a storing clip owns the object; a downloading one still owns its intent
             holder = await clips.find_one(

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import pwd
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import structlog
 
 from footyd.config import Config
+from footyd.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 
 MARKER = ".footyd-scratch"
+LOCK = ".footyd-lock"  # held while a daemon works here: a second one must not empty it
 # the stages' working folders under scratch_dir (download.py, dedup.py); nothing else is touched
 AREAS = ("download", "dedup")
 _MARKER_TEXT = "Created by footyd: everything in this folder is deleted when footyd starts.\n"
@@ -80,6 +85,27 @@ def problems(cfg: Config) -> list[str]:
         errors.append(f"download.scratch_dir: overlaps storage.local_dir ({local}): "
                       "scratch files would mix with the clip archive")
     return errors
+
+
+@contextlib.contextmanager
+def locked(scratch_dir: Path) -> Iterator[None]:
+    """Hold the scratch dir for this process; another footyd holding it is a ConfigError (a
+    second copy started by mistake on the same host would empty the first one's work)."""
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(scratch_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise ConfigError([f"download.scratch_dir: {scratch_dir} is in use by another footyd "
+                               f"on this host (pid {holder}); give each replica its own "
+                               "(FOOTYD_DOWNLOAD__SCRATCH_DIR)"]) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def prepare(scratch_dir: Path) -> int:

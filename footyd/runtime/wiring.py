@@ -18,9 +18,11 @@ from footyd.clients.webhooks import WebhookClient
 from footyd.clock import Clock, utcnow
 from footyd.config import Config, ShutdownConfig
 from footyd.errors import ConfigError, FootydError
+from footyd.fence import UNFENCED, Fence, Fenced
 from footyd.pipeline import Pipeline, StageSpec
 from footyd.procpool import ProcessPool
 from footyd.runtime import scratch
+from footyd.runtime.claims import Claims
 from footyd.runtime.lease import Lease
 from footyd.runtime.orphans import release_leftover_uploads
 from footyd.runtime.schedule import Scheduler
@@ -69,6 +71,11 @@ class Runtime:
     lease: Lease | None = None  # None: a replica of its own, always leading
 
     @property
+    def fence(self) -> Fence:
+        """What the writes made while leading are checked against (footyd/fence.py)."""
+        return self.lease if self.lease is not None else UNFENCED
+
+    @property
     def leads(self) -> bool:
         """Whether this replica does the work that must happen once (see runtime/lease.py)."""
         return self.lease is None or self.lease.held
@@ -88,6 +95,8 @@ class Runtime:
             await coro
         except asyncio.CancelledError:
             raise
+        except Fenced as exc:  # lost the lease mid-job (paused past the TTL): the new leader goes on
+            log.warning("lease_write_fenced", job=name, reason=str(exc))
         except Exception:
             # e.g. MongoDB unreachable for a while: the next run tries again
             log.error("job_failed", job=name, exc_info=True)
@@ -115,7 +124,7 @@ class Runtime:
 
     async def run_retention(self) -> None:
         if self.cfg.retention.days is not None and self.leads:
-            job = Retention(self.cfg, self.store, self.blobs, clock=utcnow).run()
+            job = Retention(self.cfg, self.store, self.blobs, clock=utcnow, fence=self.fence).run()
             await self._intake(RETENTION_JOB, job)
 
     def apply_config(self, cfg: Config) -> None:
@@ -174,9 +183,9 @@ async def _abort_stale_uploads(blobs: BlobStore, older_than_s: float) -> None:
         log.info("stale_uploads_aborted", uploads=aborted, older_than_s=older_than_s)
 
 
-async def _release_leftovers(store: Store, blobs: BlobStore) -> None:
+async def _release_leftovers(store: Store, blobs: BlobStore, claims: Claims | None) -> None:
     try:
-        deleted = await release_leftover_uploads(store, blobs)
+        deleted = await release_leftover_uploads(store, blobs, claims)
     except (FootydError, StoreError) as exc:  # not fatal: the next start sweeps again
         log.warning("orphan_sweep_failed", error=f"{type(exc).__name__}: {exc}")
         return
@@ -212,12 +221,13 @@ async def open_video_pipeline(
     pool: ProcessPool,
     clock: Clock = utcnow,
     scan_interval_s: float | None = None,
+    claims: Claims | None = None,
 ) -> tuple[Pipeline, VideoStages]:
     """Sources and the search, download, dedup and notify stages on a started pipeline (on `stack`)."""
     sources = build_sources(cfg)
     stack.push_async_callback(_close_sources, sources)
     scan_s = cfg.search.due_scan_s if scan_interval_s is None else scan_interval_s
-    pipeline = Pipeline(scan_interval_s=scan_s, clock=clock)
+    pipeline = Pipeline(scan_interval_s=scan_s, clock=clock, claims=claims)
     search = SearchStage(cfg, store, blobs, sources, to_download=pipeline.sender(DownloadStage.name),
                          clock=clock)
     download = await stack.enter_async_context(
@@ -257,6 +267,7 @@ async def wire(
     blobs: BlobStore,
     pool: ProcessPool,
     lease: Lease | None = None,
+    claims: Claims | None = None,
 ) -> Runtime:
     """Open the client, pipeline and scheduler on the stack and register the jobs."""
     client: FootballClient | None = None
@@ -267,12 +278,14 @@ async def wire(
     unsafe = scratch.problems(cfg)
     if unsafe:
         raise ConfigError(unsafe)
+    stack.enter_context(scratch.locked(cfg.download.scratch_dir))
     removed = await asyncio.to_thread(scratch.prepare, cfg.download.scratch_dir)
     if removed:
         log.info("scratch_cleared", entries=removed, scratch_dir=str(cfg.download.scratch_dir))
     await _abort_stale_uploads(blobs, cfg.retention.stale_upload_s)
-    await _release_leftovers(store, blobs)
-    pipeline, stages = await open_video_pipeline(stack, cfg, store=store, blobs=blobs, pool=pool)
+    await _release_leftovers(store, blobs, claims)
+    pipeline, stages = await open_video_pipeline(stack, cfg, store=store, blobs=blobs, pool=pool,
+                                                 claims=claims)
     scheduler = await stack.enter_async_context(Scheduler())
     rt = Runtime(cfg=cfg, store=store, blobs=blobs, pool=pool, pipeline=pipeline,
                  scheduler=scheduler, stages=stages, client=client, lease=lease)
@@ -282,12 +295,13 @@ async def wire(
     scheduler.add_daily(RETENTION_JOB, rt.run_retention, cfg.retention.at)  # off: days unset
     if client is not None:
         rt.spawn(_log_api_status(client), "api-status")  # retries must not delay READY
-        rt.ingest = Ingest(store, client, clock=utcnow)
+        rt.ingest = Ingest(store, client, clock=utcnow, fence=rt.fence)
         rt.monitor = Monitor(
             cfg, store, client,
             on_confirmed=pipeline.sender(SearchStage.name),
             on_cancelled=pipeline.sender(SearchStage.name),
             set_interval=lambda s: scheduler.reschedule_interval(MONITOR_JOB, s),
+            fence=rt.fence,
         )
         scheduler.add_daily(INGEST_JOB, rt.run_ingest, cfg.ingest.at)
         if cfg.ingest.on_startup:

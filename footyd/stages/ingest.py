@@ -14,6 +14,7 @@ from footyd.clients.football import MALFORMED_ITEMS, Fixture, FixturesPage, Foot
 from footyd.clients.store import BadDocument, DuplicateKey, Store
 from footyd.clock import Clock
 from footyd.errors import FootydError
+from footyd.fence import UNFENCED, Fence
 from footyd.metrics import REGISTRY
 from footyd.records import fixture_fields
 from footyd.stages import rules
@@ -62,8 +63,10 @@ def initial_stage(status_short: str) -> rules.StageName:
 class Ingest:
     """Chooses the request shape that costs the fewest calls for the scope, then upserts."""
 
-    def __init__(self, store: Store, client: FootballClient, *, clock: Clock) -> None:
+    def __init__(self, store: Store, client: FootballClient, *, clock: Clock,
+                 fence: Fence = UNFENCED) -> None:
         self._store = store
+        self._fence = fence
         self._client = client
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -131,6 +134,7 @@ class Ingest:
 
     async def _upsert(self, report: IngestReport, fx: Fixture) -> None:
         now = self._clock()
+        self._fence.check()  # a day listing is not worth a write once another replica leads
         try:
             result = await self._store.fixtures.update_one(
                 {"_id": fx.id, "stage": {"$ne": "completed"}},

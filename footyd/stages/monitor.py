@@ -18,6 +18,7 @@ from footyd.clients.store import BadDocument, Store
 from footyd.clock import Clock, utcnow
 from footyd.config import Config
 from footyd.errors import FootydError, MalformedPayload, QuotaExhausted
+from footyd.fence import UNFENCED, Fence
 from footyd.metrics import REGISTRY
 from footyd.pipeline import Handoff
 from footyd.records import STAGE_STAMP
@@ -77,11 +78,14 @@ class Monitor:
         on_cancelled: Handoff,
         set_interval: Callable[[float], None] = lambda _s: None,
         clock: Clock = utcnow,
+        fence: Fence = UNFENCED,
     ) -> None:
         self.cfg = cfg
         self._store = store
         self._client = client
-        self._goals = GoalWriter(store, on_confirmed=on_confirmed, on_cancelled=on_cancelled)
+        self._fence = fence
+        self._goals = GoalWriter(store, on_confirmed=on_confirmed, on_cancelled=on_cancelled,
+                                 fence=fence)
         self._set_interval = set_interval
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -271,7 +275,7 @@ class Monitor:
                             reason="unprocessable", error=str(exc)[:200], exc_info=True)
             finally:
                 structlog.contextvars.unbind_contextvars("fixture_id")
-        report.writes += await writes.flush(self._store)
+        report.writes += await writes.flush(self._store, self._fence)
         report.bytes_written += writes.bytes
         for merged in advance:
             await self._advance(merged, now, report)
@@ -308,9 +312,10 @@ class Monitor:
         )
         if target is None:
             return
+        self._fence.check()
         moved = await self._store.fixtures.find_one_and_update(
-            {"_id": doc["_id"], "stage": doc["stage"]},
-            {"$set": {"stage": target, STAGE_STAMP[target]: now, "updated_at": now}},
+            self._fence.guard({"_id": doc["_id"], "stage": doc["stage"]}),
+            self._fence.stamp({"$set": {"stage": target, STAGE_STAMP[target]: now, "updated_at": now}}),
         )
         if moved is not None:
             report.transitions[doc["_id"]] = target

@@ -12,6 +12,7 @@ from prometheus_client import Counter
 
 from footyd.clients.football import Fixture
 from footyd.clients.store import AFTER, Store
+from footyd.fence import UNFENCED, Fence
 from footyd.metrics import REGISTRY
 from footyd.pipeline import Handoff
 from footyd.stages import rules
@@ -56,8 +57,10 @@ def _event_fields(ev: rules.GoalEvent) -> dict[str, Any]:
 class GoalWriter:
     """Applies GoalChanges for one fixture; confirmed goals are written, then handed off."""
 
-    def __init__(self, store: Store, *, on_confirmed: Handoff, on_cancelled: Handoff) -> None:
+    def __init__(self, store: Store, *, on_confirmed: Handoff, on_cancelled: Handoff,
+                 fence: Fence = UNFENCED) -> None:
         self._store = store
+        self._fence = fence
         self._on_confirmed = on_confirmed
         self._on_cancelled = on_cancelled
 
@@ -108,7 +111,8 @@ class GoalWriter:
             "next_search_at": now,
             "updated_at": now,
         }
-        await self._store.goals.insert_one(doc)
+        self._fence.check()
+        await self._store.goals.insert_one(self._fence.stamp(doc))
         GOAL_EVENTS.labels("seen").inc()
         log.info("goal_seen", fixture_id=fx.id, goal_id=goal_id, team_id=ev.team_id,
                  minute=rules.minute_label(ev.elapsed, ev.extra), scorer=ev.scorer_name,
@@ -132,7 +136,7 @@ class GoalWriter:
             update["$set"].update({"score_home": ev.score_home, "score_away": ev.score_away})
         if change.reappeared:
             update["$set"]["missing_poll_ids"] = []
-        doc = await self._store.goals.find_one_and_update({"_id": change.goal_id}, update)
+        doc = await self._update({"_id": change.goal_id}, update)
         if doc is None:
             return
         fixture_id = doc["fixture_id"]
@@ -147,12 +151,20 @@ class GoalWriter:
             confirm: dict[str, Any] = {"state": "confirmed", "confirmed_at": now, "updated_at": now}
             if doc.get("next_search_at") is None:
                 confirm["next_search_at"] = now  # parked (searched while pending, attempts spent)
-            confirmed = await self._store.goals.find_one_and_update(
+            confirmed = await self._update(
                 {"_id": change.goal_id, "state": "pending"}, {"$set": confirm},
                 return_document=AFTER,
             )
             if confirmed is not None:
                 await self._confirmed(change.goal_id, fixture_id, confirmed)
+
+    async def _update(self, flt: dict[str, Any], update: dict[str, Any], **kwargs: Any
+                      ) -> dict[str, Any] | None:
+        """One fenced goal write: refused once a newer leader took over (footyd/fence.py)."""
+        self._fence.check()
+        doc: dict[str, Any] | None = await self._store.goals.find_one_and_update(
+            self._fence.guard(flt), self._fence.stamp(update), **kwargs)
+        return doc
 
     async def _confirmed(self, goal_id: str, fixture_id: int, doc: dict[str, Any]) -> None:
         GOAL_EVENTS.labels("confirmed").inc()
@@ -162,13 +174,13 @@ class GoalWriter:
         await self._on_confirmed(goal_id)
 
     async def _missing(self, change: rules.MissingGoal, *, poll_id: str, now: datetime) -> None:
-        doc = await self._store.goals.find_one_and_update(
+        doc = await self._update(
             {"_id": change.goal_id},
             {"$addToSet": {"missing_poll_ids": poll_id}, "$set": {"updated_at": now}},
         )
         if doc is None or not change.cancel:
             return
-        cancelled = await self._store.goals.find_one_and_update(
+        cancelled = await self._update(
             {"_id": change.goal_id, "state": {"$ne": "cancelled"}},
             {"$set": {"state": "cancelled", "cancelled_at": now, "previous_state": doc["state"],
                       "next_search_at": None, "updated_at": now}},

@@ -7,6 +7,7 @@ from typing import Any
 
 from footyd.clients.football import Fixture
 from footyd.clients.store import Store, UpdateMany, UpdateOne, bson_size
+from footyd.fence import Fence
 from footyd.records import fixture_fields, poll_hash, raw_json
 from footyd.stages import rules
 
@@ -21,7 +22,7 @@ class FixtureWrites:
     def __init__(self, now: datetime, *, keep_raw: bool) -> None:
         self._now = now
         self._keep_raw = keep_raw
-        self._ops: list[UpdateOne | UpdateMany] = []
+        self._ops: list[tuple[dict[str, Any], dict[str, Any]]] = []  # filter, update
         self._unchanged: list[int] = []
         self.bytes = 0
 
@@ -42,16 +43,18 @@ class FixtureWrites:
             values["api_raw"] = raw_json(fx.raw)
         update = {"$set": values}
         self.bytes += bson_size(update)
-        self._ops.append(UpdateOne({"_id": fx.id}, update))
+        self._ops.append(({"_id": fx.id}, update))
         return merged
 
-    async def flush(self, store: Store) -> int:
-        """One bulk write for the answer; returns the number of write operations in it."""
-        ops = list(self._ops)
+    async def flush(self, store: Store, fence: Fence) -> int:
+        """One fenced bulk write for the answer; returns the number of write operations in it."""
+        ops: list[UpdateOne | UpdateMany] = [UpdateOne(fence.guard(flt), fence.stamp(update))
+                                             for flt, update in self._ops]
         if self._unchanged:
             touch = {"$set": {"last_polled_at": self._now}}
             self.bytes += bson_size(touch) + 10 * len(self._unchanged)
-            ops.append(UpdateMany({"_id": {"$in": self._unchanged}}, touch))
+            ops.append(UpdateMany(fence.guard({"_id": {"$in": self._unchanged}}), fence.stamp(touch)))
         if ops:
+            fence.check()
             await store.fixtures.bulk_write(ops, ordered=False)
         return len(ops)

@@ -19,6 +19,7 @@ from footyd.clients.blobs import BlobStore
 from footyd.clients.store import Store
 from footyd.clock import Clock, utcnow
 from footyd.config import Config
+from footyd.fence import UNFENCED, Fence
 from footyd.metrics import REGISTRY
 
 log = structlog.get_logger(__name__)
@@ -50,8 +51,9 @@ class Retention:
     """Runs one retention pass over MongoDB and the blob store."""
 
     def __init__(self, cfg: Config, store: Store, blobs: BlobStore, *,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, fence: Fence = UNFENCED) -> None:
         self._cfg = cfg
+        self._fence = fence
         self._store = store
         self._blobs = blobs
         self._clock = clock
@@ -69,6 +71,7 @@ class Retention:
                    "retiring_at": {"$exists": False}}
             report.fixtures = sorted(await fixtures.distinct("_id", old))
             if not dry_run and report.fixtures:
+                self._fence.check()
                 # marked first: from here on the fixture is going, whatever happens to this run
                 await fixtures.update_many({**old, "_id": {"$in": report.fixtures}},
                                            {"$set": {"retiring_at": now}})
@@ -98,6 +101,7 @@ class Retention:
             report.clips += await st.clips.count_documents(owned)
             report.goals += len(goal_ids)
             return
+        self._fence.check()  # a paused ex-leader stops here; the new leader resumes the marked
         for key in sorted(keys):
             await self._blobs.delete(key)
         report.notifications += (await st.notifications.delete_many(owned)).deleted_count

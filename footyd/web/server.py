@@ -22,6 +22,7 @@ from footyd.web.views import BadParam
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REPLICA_HEADER = "X-Footyd-Replica"
 PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -34,8 +35,10 @@ PAGE_HEADERS = {
 class WebServer:
     """Serves the page, /api/* and /api/stream; opened on the daemon's exit stack."""
 
-    def __init__(self, cfg: WebConfig, *, store: Store, blobs: BlobStore) -> None:
+    def __init__(self, cfg: WebConfig, *, store: Store, blobs: BlobStore,
+                 replica: str | None = None) -> None:
         self._cfg = cfg
+        self._replica = replica  # named in every answer: several replicas may serve the page
         self._store = store
         self._blobs = blobs
         self._runner: web.AppRunner | None = None
@@ -59,6 +62,7 @@ class WebServer:
         Pages(self._cfg, self._store).routes(app)
         app.router.add_static("/static/", STATIC_DIR, append_version=False)
         app.on_response_prepare.append(_security_headers)
+        app.on_response_prepare.append(self._replica_header)
         # streams end on close(); the rest are short reads
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
@@ -85,6 +89,10 @@ class WebServer:
             await self.feed.__aexit__(None, None, None)
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _replica_header(self, _request: web.Request, response: web.StreamResponse) -> None:
+        if self._replica:
+            response.headers[REPLICA_HEADER] = self._replica
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:

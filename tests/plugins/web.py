@@ -111,9 +111,9 @@ async def start_web(store: Store) -> AsyncIterator[StartWeb]:
     """Start WebServers on a free loopback port over `store` and a given blob store."""
     servers: list[WebServer] = []
 
-    async def _start(blobs: BlobStore, **web: Any) -> WebServer:
+    async def _start(blobs: BlobStore, replica: str | None = None, **web: Any) -> WebServer:
         cfg = WebConfig.model_validate({"enabled": True, "listen": "127.0.0.1:0", **web})
-        server = WebServer(cfg, store=store, blobs=blobs)
+        server = WebServer(cfg, store=store, blobs=blobs, replica=replica)
         await server.__aenter__()
         servers.append(server)
         return server

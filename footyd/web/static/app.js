@@ -22,8 +22,15 @@ function api(path, query) {
   return url.toString();
 }
 
+function showReplica(resp) {  // which footyd replica answered (several may serve this page)
+  const who = resp.headers.get("X-Footyd-Replica");
+  const node = document.getElementById("replica");
+  if (who && node) node.textContent = ` · answered by ${who}`;
+}
+
 async function getJSON(path, query) {
   const resp = await fetch(api(path, query), { cache: "no-store" });
+  showReplica(resp);
   if (!resp.ok) throw new Error(`${path}: HTTP ${resp.status}`);
   return resp.json();
 }

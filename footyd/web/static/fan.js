@@ -52,8 +52,15 @@ function link(href, text, external) {
   return a;
 }
 
+function showReplica(resp) {  // which footyd replica answered (several may serve this page)
+  const who = resp.headers.get("X-Footyd-Replica");
+  const node = document.getElementById("replica");
+  if (who && node) node.textContent = ` · answered by ${who}`;
+}
+
 async function getJSON(url) {
   const resp = await fetch(url, { cache: "no-store" });
+  showReplica(resp);
   if (!resp.ok) throw new Error(resp.status === 404 ? "not found" : `HTTP ${resp.status}`);
   return resp.json();
 }
