@@ -170,3 +170,17 @@ async def _written_epochs(stream: Any) -> set[int]:
             if epoch is not None:
                 epochs.add(epoch)
     return epochs
+
+
+async def test_two_replicas_through_a_match_do_everything_once(tmp_path: Path) -> None:
+    # no kills: one replica leads all along, the other shares the pipeline; every webhook event
+    # arrives exactly once and every goal, clip and object is as one daemon would leave them
+    plan = ChaosPlan(seed=SEED, kills=0, minute_s=0.25, s3_outage_s=0.0, fixtures=(7002,),
+                     converge_s=120.0, replicas=2, lease_ttl_s=TTL_S)
+    result = await ChaosRun(plan, tmp_path / "two").run()
+    print(result.text())
+    assert result.ok, result.text()
+    facts = result.facts
+    assert sum(facts["elections_by_replica"]) == 1, result.text()
+    assert sorted(facts["poll_cycles_by_replica"])[0] == 0, result.text()  # the standby never polled
+    assert all(n > 0 for n in facts["dedup_runs_by_replica"]), result.text()
