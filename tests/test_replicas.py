@@ -4,7 +4,6 @@ pipeline's work and take over; a leader paused past its lease cannot write."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 import uuid
@@ -13,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from bench.chaos_parts import ChaosPlan
-from bench.chaos_run import ChaosRun
 from footyd.clients.store import Store
 from footyd.config import MongoConfig
 from footyd.fence import FIELD
@@ -29,7 +26,7 @@ from tests.plugins.sim import StartSim
 pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
 
 SPM = 0.25
-TTL_S, RENEW_S = 2.0, 0.5
+TTL_S, RENEW_S = 5.0, 1.0  # roomy: a loaded CI machine must not make the leader flap
 
 
 async def _match(start_sim: StartSim, mongo_server: MongoServer, s3_server: S3Server,
@@ -94,29 +91,6 @@ async def test_one_replica_polls_and_a_standby_takes_over_when_it_is_killed(
     assert len(early) == 1  # the new leader did not record the first goal again
 
 
-SEED = int(os.environ.get("FOOTYD_CHAOS_SEED", "20261204"))
-
-
-async def test_three_replicas_share_a_match_day_and_survive_their_leader_and_a_worker_killed(
-        tmp_path: Path) -> None:
-    # the crash run's day (tests/test_chaos.py) with three footyd on one MongoDB: the leader, a
-    # replica mid-download and one mid-dedup are SIGKILLed, each started again as systemd would
-    plan = ChaosPlan(seed=SEED, kills=3, minute_s=0.25, s3_outage_s=0.0, fixtures=(),
-                     aim_s=10.0, converge_s=120.0, replicas=3, lease_ttl_s=TTL_S)
-    result = await ChaosRun(plan, tmp_path / "replicas").run()
-    rerun = f"rerun: FOOTYD_CHAOS_SEED={SEED} python -m pytest {__file__}"
-    print(result.text())
-    # each goal once, each clip kept once, no object lost or orphaned, every webhook event
-    # delivered, API calls within one daemon's budget for the day, the page equal to MongoDB
-    assert result.ok, f"{result.text()}\n{rerun}"
-    facts = result.facts
-    # the pipeline's work spread: every replica ran dedup for some goal
-    assert all(n > 0 for n in facts["dedup_runs_by_replica"]), result.text()
-    # another replica polled within the TTL plus a poll interval of each leader kill
-    poll_s = facts["poll_s"]
-    assert facts["failover_s"] and all(s <= TTL_S + poll_s + 1.0 for s in facts["failover_s"])
-
-
 async def test_a_leader_paused_past_its_lease_cannot_write_when_it_wakes(
     daemon_factory: DaemonFactory, start_sim: StartSim, mongo_server: MongoServer,
     s3_server: S3Server, tmp_path: Path,
@@ -171,16 +145,3 @@ async def _written_epochs(stream: Any) -> set[int]:
                 epochs.add(epoch)
     return epochs
 
-
-async def test_two_replicas_through_a_match_do_everything_once(tmp_path: Path) -> None:
-    # no kills: one replica leads all along, the other shares the pipeline; every webhook event
-    # arrives exactly once and every goal, clip and object is as one daemon would leave them
-    plan = ChaosPlan(seed=SEED, kills=0, minute_s=0.25, s3_outage_s=0.0, fixtures=(7002,),
-                     converge_s=120.0, replicas=2, lease_ttl_s=TTL_S)
-    result = await ChaosRun(plan, tmp_path / "two").run()
-    print(result.text())
-    assert result.ok, result.text()
-    facts = result.facts
-    assert sum(facts["elections_by_replica"]) == 1, result.text()
-    assert sorted(facts["poll_cycles_by_replica"])[0] == 0, result.text()  # the standby never polled
-    assert all(n > 0 for n in facts["dedup_runs_by_replica"]), result.text()

@@ -104,6 +104,13 @@ class Runtime:
             if task is not None:
                 self.intake_tasks.discard(task)
 
+    def took_over(self) -> None:
+        """A standby just became the leader: poll now rather than at the next tick (the old
+        leader may have died a poll interval ago), and ingest as a fresh start does."""
+        self.spawn(self.run_monitor(), "poll-on-elected")
+        if self.cfg.ingest.on_startup:
+            self.spawn(self.run_ingest(), "ingest-on-elected")
+
     async def run_ingest(self) -> None:
         if self.ingest is not None and self.leads:
             days = ingest_days(utcnow(), self.cfg.ingest.days_ahead)
@@ -306,8 +313,8 @@ async def wire(
         scheduler.add_daily(INGEST_JOB, rt.run_ingest, cfg.ingest.at)
         if cfg.ingest.on_startup:
             rt.spawn(rt.run_ingest(), "ingest-on-start")
-            if lease is not None:  # a standby that takes over ingests as a fresh start does
-                lease.on_elected = lambda: rt.spawn(rt.run_ingest(), "ingest-on-elected")
+        if lease is not None:
+            lease.on_elected = rt.took_over
         scheduler.add_interval(MONITOR_JOB, rt.run_monitor, cfg.monitor.poll_interval_s, run_now=True)
         scheduler.add_interval(STAGING_JOB, rt.run_staging_check, cfg.monitor.staging_check_interval_s)
     return rt
