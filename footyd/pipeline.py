@@ -18,6 +18,10 @@ from footyd.metrics import IN_FLIGHT, QUEUE_DEPTH, STAGE_OUTCOMES
 
 log = structlog.get_logger(__name__)
 
+# pymongo 4.20 may never finish cancelling a call the server does not answer: a stop waits this
+# long for cancelled tasks, then leaves them (the process is about to exit)
+CANCEL_WAIT_S = 5.0
+
 Handler = Callable[[str], Awaitable[None]]
 Handoff = Callable[[str], Awaitable[bool]]  # queue an item on a stage: False when refused
 DueQuery = Callable[[datetime, int], Awaitable[list[str]]]
@@ -115,8 +119,7 @@ class Pipeline:
 
     async def _stop_scanner(self) -> None:
         if self._scanner is not None:
-            self._scanner.cancel()
-            await asyncio.gather(self._scanner, return_exceptions=True)
+            await _cancel_within({self._scanner}, "due_scan")
             self._scanner = None
 
     def set_scan_interval(self, seconds: float) -> None:
@@ -285,8 +288,16 @@ class Pipeline:
         return left
 
     async def _cancel_workers(self, stage: _Stage) -> None:
-        for task in stage.workers:
-            task.cancel()
-        if stage.workers:
-            await asyncio.gather(*stage.workers, return_exceptions=True)
+        await _cancel_within(set(stage.workers), stage.spec.name)
         stage.workers.clear()
+
+
+async def _cancel_within(tasks: set[asyncio.Task[None]], what: str) -> None:
+    """Cancel tasks and wait for them, but at most CANCEL_WAIT_S: a drain must end."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _done, stuck = await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
+    if stuck:
+        log.warning("tasks_left_cancelling", what=what, tasks=len(stuck), waited_s=CANCEL_WAIT_S)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 
 from footyd.metrics import REGISTRY
-from footyd.pipeline import Pipeline, StageSpec
+from footyd.pipeline import CANCEL_WAIT_S, Pipeline, StageSpec
 
 
 class Gate:
@@ -227,3 +228,35 @@ async def test_senders_refuse_until_started_and_the_drain_follows_the_order_stag
     assert list(left) == ["b", "a"]  # no fixed stage list: the drain walks the added order
     with pytest.raises(RuntimeError):
         p.add(StageSpec("c", record, 1))  # a started (even a stopped) pipeline takes no stage
+
+
+async def test_a_drain_ends_when_a_cancelled_driver_call_never_finishes_cancelling() -> None:
+    # pymongo 4.20 can sit forever in the cancellation of a call the server does not answer
+    # (seen after a SIGSTOP and SIGCONT): the scan and the workers are left, the drain ends
+    entered = asyncio.Event()
+
+    async def stubborn() -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(3600)
+
+    async def due(_now: object, _limit: int) -> list[str]:
+        await stubborn()
+        return []
+
+    async def handle(_item: str) -> None:
+        await stubborn()
+
+    pipeline = Pipeline([StageSpec("search", handle, 1, due=due)], scan_interval_s=3600)
+    async with pipeline:
+        await asyncio.wait_for(entered.wait(), 5)
+        entered.clear()
+        assert await pipeline.put("search", "g1")
+        await asyncio.wait_for(entered.wait(), 5)
+        started = time.monotonic()
+        left = await pipeline.drain({"search": 0.1})
+        took_s = time.monotonic() - started
+    assert left == {"search": 1}
+    assert took_s < 3 * CANCEL_WAIT_S, took_s

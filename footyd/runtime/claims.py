@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from footyd.clients.store import Store, StoreError
 from footyd.clock import utcnow
+from footyd.runtime import tasks
 from footyd.runtime.lease import Replica, holder_gone
 
 log = structlog.get_logger(__name__)
@@ -62,9 +63,7 @@ class Claims:
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await tasks.stop(self._task)
         if self._held:  # work cut by the drain: free it for the others now, not after the TTL
             try:
                 await self._coll.delete_many({"_id": {"$in": sorted(self._held)},

@@ -29,7 +29,7 @@ from footyd.metrics import (
     CONFIG_RELOADS,
 )
 from footyd.procpool import ProcessPool
-from footyd.runtime import looplag
+from footyd.runtime import looplag, tasks
 from footyd.runtime import scratch as scratch_mod
 from footyd.runtime.claims import Claims
 from footyd.runtime.health import HealthServer
@@ -123,7 +123,7 @@ class Daemon:
         try:
             async with AsyncExitStack() as stack:
                 force_task = asyncio.create_task(self._force_exit_on_second_signal())
-                stack.push_async_callback(_cancel, force_task)
+                stack.push_async_callback(tasks.stop, force_task)
                 await self._startup(stack)
                 log.info(
                     "daemon_started",
@@ -136,9 +136,9 @@ class Daemon:
                 )
                 self.notifier.ready()
                 watchdog = asyncio.create_task(self._watchdog())
-                stack.push_async_callback(_cancel, watchdog)
+                stack.push_async_callback(tasks.stop, watchdog)
                 lag_probe = asyncio.create_task(looplag.probe(), name="loop-lag-probe")
-                stack.push_async_callback(_cancel, lag_probe)
+                stack.push_async_callback(tasks.stop, lag_probe)
                 await self._serve()
                 await self._drain()
                 # closing resources gets its own budget; past it, exit rather than hang
@@ -303,7 +303,4 @@ def flush_and_exit(code: int) -> None:
     os._exit(code)
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
 

@@ -15,6 +15,7 @@ import structlog
 from footyd.build import git_commit, version
 from footyd.clients.store import Store, StoreError
 from footyd.clock import utcnow
+from footyd.runtime import tasks
 
 log = structlog.get_logger(__name__)
 
@@ -56,9 +57,7 @@ class Heartbeat:
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await tasks.stop(self._task)
         await self.beat(stopped=True)
 
     async def _loop(self) -> None:

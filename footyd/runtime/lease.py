@@ -30,6 +30,7 @@ from footyd.clients.store import Store, StoreError
 from footyd.clock import utcnow
 from footyd.fence import Fenced, epoch_guard, epoch_stamp
 from footyd.metrics import REGISTRY
+from footyd.runtime import tasks
 
 log = structlog.get_logger(__name__)
 
@@ -109,9 +110,7 @@ class Lease:
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await tasks.stop(self._task)
         if self.held:  # hand over at once rather than after the TTL
             try:
                 await self._coll.update_one({"_id": DOC_ID, "holder": self.me.id, "epoch": self.epoch},
