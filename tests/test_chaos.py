@@ -11,7 +11,9 @@ import pytest
 from bench.chaos_parts import ChaosPlan
 from bench.chaos_run import ChaosRun
 
-pytestmark = pytest.mark.slow  # `pytest -m "not slow"` skips it
+# `pytest -m "not slow"` skips them; a whole day of several daemons on a loaded 2-core machine
+# can take past the suite's 120 s default
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 # fixed so CI is repeatable; FOOTYD_CHAOS_SEED=N replays another (`python -m bench.chaos` picks one)
 SEED = int(os.environ.get("FOOTYD_CHAOS_SEED", "20261204"))

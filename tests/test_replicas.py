@@ -29,9 +29,31 @@ SPM = 0.25
 TTL_S, RENEW_S = 5.0, 1.0  # roomy: a loaded CI machine must not make the leader flap
 
 
+class HeldClock(ScaledClock):
+    """Scaled real time the test can hold: the match waits while the test kills and checks."""
+
+    def __init__(self, seconds_per_minute: float) -> None:
+        super().__init__(seconds_per_minute)
+        self.held_at: float | None = None
+        self._lost_min = 0.0
+
+    def now_min(self) -> float:
+        if self.held_at is not None:
+            return self.held_at
+        return super().now_min() - self._lost_min
+
+    def hold(self) -> None:
+        self.held_at = self.now_min()
+
+    def resume(self) -> None:
+        assert self.held_at is not None
+        self._lost_min = super().now_min() - self.held_at
+        self.held_at = None
+
+
 async def _match(start_sim: StartSim, mongo_server: MongoServer, s3_server: S3Server,
-                 tmp_path: Path, *, api_url: str | None = None, timeout_s: float = 2.0
-                 ) -> tuple[Any, dict[str, Any]]:
+                 tmp_path: Path, *, api_url: str | None = None, timeout_s: float = 2.0,
+                 clock: ScaledClock | None = None) -> tuple[Any, dict[str, Any]]:
     """The simulator with one match (goals at 6' and 80') and the replicas' shared config."""
     timeline: list[dict[str, Any]] = [{"at": 0, "status": "1H"},
                                       {"at": 6, "goal": {"team": "home", "player": "E. Early"}},
@@ -40,7 +62,7 @@ async def _match(start_sim: StartSim, mongo_server: MongoServer, s3_server: S3Se
     sim = await start_sim(Script.model_validate({"fixtures": [{
         "id": 8101, "kickoff_min": 2, "league": {"id": 39, "name": "PL", "season": 2025},
         "home": {"id": 41, "name": "Lead FC"}, "away": {"id": 42, "name": "Standby FC"},
-        "timeline": timeline}]}), clock=ScaledClock(SPM))
+        "timeline": timeline}]}), clock=clock or ScaledClock(SPM))
     tree = base_config(mongo_server, s3_server, tmp_path, f"r_{uuid.uuid4().hex[:10]}")
     tree["api_football"] = {"base_url": api_url or sim.base_url, "api_key": sim.key,
                             "timeout_s": timeout_s}
@@ -62,12 +84,14 @@ async def test_one_replica_polls_and_a_standby_takes_over_when_it_is_killed(
     daemon_factory: DaemonFactory, start_sim: StartSim, mongo_server: MongoServer,
     s3_server: S3Server, tmp_path: Path,
 ) -> None:
-    sim, tree = await _match(start_sim, mongo_server, s3_server, tmp_path)
+    clock = HeldClock(SPM)
+    sim, tree = await _match(start_sim, mongo_server, s3_server, tmp_path, clock=clock)
     first = await daemon_factory(tree, name="first")
     await first.wait_log("leader_elected")
     second = await daemon_factory(_second(tree, tmp_path), name="second")
     await second.wait_log("daemon_started")
     await first.wait_log("goal_confirmed", where=lambda ln: ln.get("scorer") == "E. Early")
+    clock.hold()  # the late goal must come after the takeover, however slow this machine is
     cycles = len(first.events("poll_cycle_done"))
     await first.wait_log("poll_cycle_done", count=cycles + 8)
     # only the leader calls API-Football: every call the simulator saw was one of its cycles
@@ -85,6 +109,7 @@ async def test_one_replica_polls_and_a_standby_takes_over_when_it_is_killed(
     took_s = time.monotonic() - killed
     assert elected["epoch"] == 2 and took_s <= TTL_S + RENEW_S + 2.0, took_s
     await second.wait_log("poll_cycle_done")
+    clock.resume()
     await second.wait_log("goal_confirmed", where=lambda ln: ln.get("scorer") == "L. Late")
     early = [ln for ln in first.events("goal_confirmed") + second.events("goal_confirmed")
              if ln.get("scorer") == "E. Early"]
