@@ -223,12 +223,15 @@ class ChaosRun:
         kill_at = sorted(self.rng.uniform(0.05, 0.85) * day_s for _ in targets)
         mongo_after = next((n for n, at in enumerate(kill_at, 1) if at >= day_s / 2), len(targets))
         outage_at = self.rng.uniform(0.15, 0.35) * day_s
-        outage = asyncio.create_task(self._s3_outage(outage_at) if plan.s3_outage_s else _nothing())
-        stack.push_async_callback(_cancel, outage)
         for n in range(plan.replicas):
             daemon, ready_s = await self._spawn(n)
             self.procs.append(daemon)
             self.result.facts.setdefault("first_ready_s", ready_s)
+        # the day starts once every replica is up, the kills and the outage count from there
+        self.demo.kick_off()
+        self._started = time.monotonic()
+        outage = asyncio.create_task(self._s3_outage(outage_at) if plan.s3_outage_s else _nothing())
+        stack.push_async_callback(_cancel, outage)
         try:
             for n, (target, at) in enumerate(zip(targets, kill_at, strict=True), 1):
                 await asyncio.sleep(max(0.0, at - (time.monotonic() - self._started)))

@@ -33,7 +33,6 @@ import json
 import math
 import os
 import platform
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -51,7 +50,6 @@ from footyd.demo import script as demo_script
 from footyd.demo.runner import Demo, DemoOptions
 from footyd.sim.clips import ClipHost
 from footyd.sim.net import free_port
-from footyd.sim.reddit import FakeReddit
 
 RESULTS = Path(__file__).parent / "results"
 SCRIPT = Path(__file__).parent / "latency_day.toml"
@@ -104,15 +102,9 @@ class LatencyDemo(Demo):
         }
         return config_mod.build(tree, env={})
 
-    async def _start_reddit(self, host: ClipHost) -> FakeReddit | None:
-        """r/soccer with every kit post of the script; each post links its own URL, as on Reddit."""
-        assert self._clock is not None
-        reddit = FakeReddit(secrets.token_hex(6), secrets.token_hex(12))
-        for n, (title, clip, when) in enumerate(demo_script.reddit_posts(self.script, self._clock)):
-            reddit.add_post(title, f"{host.media_url(clip)}?via=reddit&post={n}", at=when.timestamp())
-        await reddit.start()
-        self._stack.push_async_callback(reddit.stop)
-        return reddit
+    def _post_url(self, host: ClipHost, clip: str, n: int) -> str:
+        """Each post links its own URL, as on Reddit."""
+        return f"{host.media_url(clip)}?via=reddit&post={n}"
 
     @property
     def store(self) -> Store:

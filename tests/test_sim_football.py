@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -292,6 +293,21 @@ async def test_context_manager_and_scaled_clock() -> None:
     async with SimFootball("quiet_0_0", clock=clock) as sim:
         assert (await item(sim, 1001))["fixture"]["date"] == clock.to_datetime(10).isoformat()
     assert sim._runner is None
+
+
+async def test_a_held_clock_shows_not_started_until_kick_off() -> None:
+    """The demo and the crash run hold the day at minute 0 until the daemon is READY."""
+    clock = ScaledClock(0.01, held=True)
+    async with SimFootball("quiet_0_0", clock=clock) as sim:
+        before = clock.to_datetime(0)
+        await asyncio.sleep(0.2)  # 20 sim minutes if the clock ran
+        assert clock.now_min() == 0.0
+        assert (await item(sim, 1001))["fixture"]["status"]["short"] == "NS"
+        clock.kick_off()
+        assert clock.to_datetime(0) > before  # minute 0 is the kick-off, not the clock's making
+        await asyncio.sleep(0.2)
+        assert clock.now_min() >= 20
+        assert (await item(sim, 1001))["fixture"]["status"]["short"] != "NS"
 
 
 def test_shipped_scripts_load() -> None:

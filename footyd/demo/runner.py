@@ -39,6 +39,7 @@ from footyd.demo.display import Display, make_display, summary_text
 from footyd.demo.report import GoalRow, Snapshot, differences, goal_row, match_goals, snapshot
 from footyd.demo.script import DemoScript
 from footyd.errors import ExitCode
+from footyd.runtime import tasks
 from footyd.runtime.daemon import Daemon
 from footyd.sim import watchdog
 from footyd.sim.clipgen import generate_catalogue
@@ -171,6 +172,7 @@ class Demo:
         self._stack.push_async_callback(self._stop_daemon)
         self.say(f"daemon: health {self.health_url}" + (f", page {self.page_url}"
                                                          if self.page_url else ""))
+        await self._kick_off_when_ready(daemon)
 
     def _prepare_workdir(self) -> Path | None:
         """Make the work dir; return it when it is ours to delete at the end."""
@@ -183,32 +185,54 @@ class Demo:
         return None
 
     async def _start_sims(self, clip_dir: Path) -> None:
-        self._clock = ScaledClock(self.minute_s)
+        # held at minute 0 (before every kickoff) until the daemon is up: however long it takes
+        # to start on a loaded machine, it sees the whole day
+        self._clock = ScaledClock(self.minute_s, held=True)
         sim = SimFootball(self.script.sim_script(), clock=self._clock,
                           key=secrets.token_hex(8))
         await self._stack.enter_async_context(sim)
         host = ClipHost(clip_dir, script=self.script.clip_script(self.minute_s))
-        for goal in self.script.goals:
-            for i, _posts in enumerate(goal.posts):
-                host.goal_at(demo_script.host_key(goal, i),
-                             demo_script.goal_time(self.script, goal, self._clock))
         await self._stack.enter_async_context(host)
         self._sim, self._host = sim, host
-        self._reddit = await self._start_reddit(host)
+        self._reddit = await self._start_reddit()
 
-    async def _start_reddit(self, host: ClipHost) -> FakeReddit | None:
-        """The Reddit-shaped feed, when the script posts any clip `via = "reddit"`."""
+    async def _start_reddit(self) -> FakeReddit | None:
+        """The Reddit-shaped feed (its posts come at kick-off), when the script has any."""
         assert self._clock is not None
-        posts = demo_script.reddit_posts(self.script, self._clock)
-        if not posts:
+        if not demo_script.reddit_posts(self.script, self._clock):
             return None
         reddit = FakeReddit(secrets.token_hex(6), secrets.token_hex(12))
-        for title, clip, when in posts:
-            # another URL of the same clip: deduplicated by fingerprint, not by address
-            reddit.add_post(title, host.media_url(clip) + "?via=reddit", at=when.timestamp())
         await reddit.start()
         self._stack.push_async_callback(reddit.stop)
         return reddit
+
+    def kick_off(self) -> None:
+        """Start the match clock, and with it the clips' and posts' times."""
+        clock, host = self._clock, self._host
+        assert clock is not None and host is not None
+        clock.kick_off()
+        for goal in self.script.goals:
+            for i, _posts in enumerate(goal.posts):
+                host.goal_at(demo_script.host_key(goal, i),
+                             demo_script.goal_time(self.script, goal, clock))
+        if self._reddit is not None:
+            for n, (title, clip, when) in enumerate(demo_script.reddit_posts(self.script, clock)):
+                self._reddit.add_post(title, self._post_url(host, clip, n), at=when.timestamp())
+
+    def _post_url(self, host: ClipHost, clip: str, _n: int) -> str:
+        """The n-th Reddit post's link: another URL of the same clip, deduplicated by
+        fingerprint, not by address."""
+        return host.media_url(clip) + "?via=reddit"
+
+    async def _kick_off_when_ready(self, daemon: Daemon) -> None:
+        """Kick off once the daemon is started (or has stopped: wait() reports why)."""
+        assert self._daemon_task is not None
+        ready = asyncio.create_task(daemon.ready.wait(), name="demo-ready")
+        try:
+            await asyncio.wait({ready, self._daemon_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await tasks.stop(ready)
+        self.kick_off()
 
     def _setup_logs(self) -> None:
         """Daemon logs (JSON lines) go to a file in the workdir; restored on exit."""

@@ -71,6 +71,7 @@ class Daemon:
         self.lease: Lease | None = None
         self.claims: Claims | None = None
         self.web: WebServer | None = None
+        self.ready = asyncio.Event()  # set once started (when READY=1 goes to systemd)
 
     # -- signals: handlers only set events --------------------------------------------------
     @property
@@ -135,6 +136,7 @@ class Daemon:
                     pid=os.getpid(),
                 )
                 self.notifier.ready()
+                self.ready.set()
                 watchdog = asyncio.create_task(self._watchdog())
                 stack.push_async_callback(tasks.stop, watchdog)
                 lag_probe = asyncio.create_task(looplag.probe(), name="loop-lag-probe")

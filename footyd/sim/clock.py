@@ -22,13 +22,23 @@ class SimClock(Protocol):
 class ScaledClock:
     """Real time scaled: one sim minute lasts `seconds_per_minute` real seconds."""
 
-    def __init__(self, seconds_per_minute: float, start: datetime | None = None) -> None:
+    def __init__(self, seconds_per_minute: float, start: datetime | None = None, *,
+                 held: bool = False) -> None:
         self.seconds_per_minute = seconds_per_minute
         self.start = start or datetime.now(UTC)
         self._t0 = time.monotonic()
+        self.held = held  # at minute 0 until kick_off(): the day waits for the daemon
 
     def now_min(self) -> float:
+        if self.held:
+            return 0.0
         return (time.monotonic() - self._t0) / self.seconds_per_minute
+
+    def kick_off(self) -> None:
+        """Let a held clock run: minute 0 is now."""
+        self.start = datetime.now(UTC)
+        self._t0 = time.monotonic()
+        self.held = False
 
     def to_datetime(self, minute: float) -> datetime:
         return self.start + timedelta(seconds=minute * self.seconds_per_minute)
