@@ -103,6 +103,8 @@ def _evidence(ev: dict[str, Any] | None) -> str:
         parts.append(f"via {ev['via']}")
     if ev.get("mirrored"):
         parts.append("mirrored")
+    if ev.get("ramp_s"):
+        parts.append(f"at two offsets around {abs(ev['ramp_s']):g} s of slow motion")
     support = ev.get("group_support")
     parts.append(f"rule {ev.get('rule')}" + (f" (group support {support:g})" if support is not None
                                               else ""))

@@ -22,6 +22,10 @@ import cv2
 import numpy as np
 
 from footyd.media.decode import sample_frames
+from footyd.media.match import NO_MATCH, MatchResult, longest_run
+from footyd.media.ramp import ramp_match
+
+__all__ = ["Fingerprint", "MatchResult", "compare", "fingerprint", "hamming", "nearest"]
 
 DOC_VERSION = 2
 # a sample whose 9x8 luminance grid is this uniform (black, fades) carries no identity
@@ -30,7 +34,6 @@ ZOOMS = (0.06, 0.12)  # centre crops (fraction cut off each side) hashed besides
 # sampled frames are scaled by the decoder to this gray size: enough to find bars and crop zooms
 SMALL_W, SMALL_H = 72, 64
 BAR_LUMA = 28  # a column/row whose brightest pixel stays below this (on average) is a bar
-_NO_MATCH = 65  # larger than any 64-bit Hamming distance
 _U64 = 1 << 64
 _I64 = 1 << 63
 
@@ -95,29 +98,6 @@ class Fingerprint:
                            flat=tuple(j for j, i in enumerate(range(0, len(self.hashes), stride))
                                       if i in flat),
                            truncated=self.truncated, zooms=tuple(z[::stride] for z in self.zooms))
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """Best alignment of two clips: time in `a` = time in `b` + `offset_s`."""
-
-    offset_s: float
-    run_length: int  # longest run of consecutive matching samples
-    mean_distance: float  # over the matching samples
-    matched: int = 0  # matching samples in the overlap
-    overlap: int = 0  # samples of the overlap (flat ones excluded)
-    mirrored: bool = False  # b matched as a left-right mirror image
-    sample_fps: float = 0.0  # the rate compared at
-
-    @property
-    def matched_s(self) -> float:
-        """Seconds of matching samples."""
-        return self.matched / self.sample_fps if self.sample_fps else 0.0
-
-    @property
-    def ratio(self) -> float:
-        """Share of the overlap that matched."""
-        return self.matched / self.overlap if self.overlap else 0.0
 
 
 def dhash_grid(grid: np.ndarray) -> tuple[int, bool]:
@@ -216,9 +196,9 @@ def _distances(a: Fingerprint, b: Fingerprint) -> np.ndarray:
     for z in a.zooms:
         dist = np.minimum(dist, np.bitwise_count(_as_u64(z)[:, None] ^ fb[None, :]))
     if a.flat:
-        dist[list(a.flat), :] = _NO_MATCH
+        dist[list(a.flat), :] = NO_MATCH
     if b.flat:
-        dist[:, list(b.flat)] = _NO_MATCH
+        dist[:, list(b.flat)] = NO_MATCH
     return dist
 
 
@@ -233,14 +213,6 @@ def _with_jitter(dist: np.ndarray, jitter: int) -> np.ndarray:
             near[tuple(lo)] = np.minimum(near[tuple(lo)], dist[tuple(hi)])
             near[tuple(hi)] = np.minimum(near[tuple(hi)], dist[tuple(lo)])
     return near
-
-
-def _longest_run(hit: np.ndarray) -> int:
-    best = run = 0
-    for h in hit:
-        run = run + 1 if h else 0
-        best = max(best, run)
-    return best
 
 
 def compare(a: Fingerprint, b: Fingerprint, *, max_hamming: int, min_consecutive: int,
@@ -291,13 +263,13 @@ def _compare(a: Fingerprint, b: Fingerprint, *, max_hamming: int, min_consecutiv
     found: MatchResult | None = None
     for k in range(-(n_a - 1), n_b):  # diagonal k pairs a[i] with b[i + k]
         d = np.diagonal(dist, offset=k)
-        usable = np.diagonal(exact, offset=k) < _NO_MATCH
+        usable = np.diagonal(exact, offset=k) < NO_MATCH
         overlap = int(usable.sum())
         hit = (d <= max_hamming) & usable
         matched = int(hit.sum())
         if matched < min_matched or matched < min_match_ratio * overlap:
             continue
-        run = _longest_run(hit)
+        run = longest_run(hit)
         if run < min_consecutive:
             continue
         # among qualifying offsets: most of the overlap matching, then the closest alignment
@@ -308,6 +280,10 @@ def _compare(a: Fingerprint, b: Fingerprint, *, max_hamming: int, min_consecutiv
             found = MatchResult(offset_s=-k / rate + 0.0, run_length=run,
                                 mean_distance=float(d[hit].mean()), matched=matched,
                                 overlap=overlap, sample_fps=rate)
+    if found is None:  # a speed-ramped copy lines up at two offsets, never at one
+        found = ramp_match(exact, dist, rate=rate, max_hamming=max_hamming,
+                           min_consecutive=min_consecutive, min_matched=min_matched,
+                           min_match_ratio=min_match_ratio)
     return found
 
 
@@ -325,12 +301,12 @@ def nearest(a: Fingerprint, b: Fingerprint, *, max_hamming: int, jitter: int = 1
         dist = _with_jitter(exact, jitter)
         for k in range(-(len(a.hashes) - 1), len(other.hashes)):
             d = np.diagonal(dist, offset=k)
-            usable = np.diagonal(exact, offset=k) < _NO_MATCH
+            usable = np.diagonal(exact, offset=k) < NO_MATCH
             hit = (d <= max_hamming) & usable
             matched = int(hit.sum())
             if matched == 0 or (found is not None and matched <= found.matched):
                 continue
-            found = MatchResult(offset_s=-k / a.sample_fps + 0.0, run_length=_longest_run(hit),
+            found = MatchResult(offset_s=-k / a.sample_fps + 0.0, run_length=longest_run(hit),
                                 mean_distance=float(d[hit].mean()), matched=matched,
                                 overlap=int(usable.sum()), mirrored=flipped,
                                 sample_fps=a.sample_fps)

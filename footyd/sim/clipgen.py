@@ -138,9 +138,29 @@ def _draw_overlay(frame: np.ndarray, text: str) -> None:
                 0.9 * u, (0, 0, 200), max(1, int(2 * u)), cv2.LINE_AA)
 
 
+def ramp_seconds(seconds: float, ramp: tuple[float, float, float] | None) -> float:
+    """How long `seconds` of content play with `ramp` (start_s, end_s, speed) slowed."""
+    if ramp is None:
+        return seconds
+    start_s, end_s, speed = ramp
+    return seconds + (end_s - start_s) * (1.0 / speed - 1.0)
+
+
+def _content_s(out_s: float, ramp: tuple[float, float, float] | None) -> float:
+    """Content time shown at `out_s` of a clip whose content [start_s, end_s) plays at `speed`."""
+    if ramp is None or out_s < ramp[0]:
+        return out_s
+    start_s, end_s, speed = ramp
+    slow_s = (end_s - start_s) / speed
+    if out_s < start_s + slow_s:
+        return start_s + (out_s - start_s) * speed
+    return out_s - slow_s + (end_s - start_s)
+
+
 def _frames(*, seed: int, scene: int, seconds: float, width: int, height: int, fps: float,
             overlay: str | None, trim_start_s: float, stadium: int | None = None,
-            angle: int = 0) -> Iterator[np.ndarray]:
+            angle: int = 0, ramp: tuple[float, float, float] | None = None
+            ) -> Iterator[np.ndarray]:
     sc = _make_scene(scene)
     cam = None if stadium is None else _make_camera(stadium, scene, angle)
     if cam is None:
@@ -162,9 +182,9 @@ def _frames(*, seed: int, scene: int, seconds: float, width: int, height: int, f
         pos = cv2.merge([np.clip(plane, 0, None).astype(np.uint8)] * 3)
         neg = cv2.merge([np.clip(-plane, 0, None).astype(np.uint8)] * 3)
         noise.append((pos, neg))
-    picks = rng.integers(0, len(noise), size=max(1, round(seconds * fps)))
+    picks = rng.integers(0, len(noise), size=max(1, round(ramp_seconds(seconds, ramp) * fps)))
     for i, pick in enumerate(picks):
-        t_s = trim_start_s + i / fps
+        t_s = trim_start_s + _content_s(i / fps, ramp)
         if cam is None:
             frame = _render(sc, base, t_s, width, height)
         else:
@@ -181,7 +201,8 @@ def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640,
                trim_start_s: float = 0.0, scene: int | None = None, codec: str = "mp4v",
                h264: H264Options | None = None, stadium: int | None = None,
                angle: int = 0, reframe: str = "none", zoom_frac: float = 0.08,
-               watermark: str | None = None) -> Path:
+               watermark: str | None = None, ramp: tuple[float, float, float] | None = None,
+               zoom_shift: tuple[float, float] = (0.0, 0.0)) -> Path:
     """Write a seeded synthetic clip; `scene` (default `seed`) fixes the content shared by variants.
 
     Content is a function of content time, so the same scene at another size, fps, start
@@ -191,7 +212,9 @@ def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640,
     every clip of the stadium), and `angle` picks another camera on the same play (mirrored when
     odd): a hard negative for dedup. `reframe` cuts a re-poster's copy from the broadcast frame
     ("zoom": `zoom_frac` off each side; "portrait": the centre 9:16 column of a 16:9 frame;
-    "pillarbox": the centre 4:3 with black bars) and `watermark` adds their text.
+    "pillarbox": the centre 4:3 with black bars; `zoom_shift` (x, y) moves the zoomed window
+    off-centre, in fractions of the margin) and `watermark` adds their text. `ramp` (start_s,
+    end_s, speed) plays that stretch of content time at `speed` (a slow-motion replay).
     """
     if width < 16 or height < 16 or fps <= 0 or seconds <= 0:
         raise ValueError("width/height >= 16, fps > 0 and seconds > 0 required")
@@ -211,10 +234,10 @@ def write_clip(path: Path, *, seed: int, seconds: float = 3.0, width: int = 640,
     src_w, src_h = source_size(reframe, width, height)
     frames = _frames(seed=seed, scene=seed if scene is None else scene, seconds=seconds,
                      width=src_w, height=src_h, fps=fps, overlay=overlay,
-                     trim_start_s=trim_start_s, stadium=stadium, angle=angle)
+                     trim_start_s=trim_start_s, stadium=stadium, angle=angle, ramp=ramp)
     if reframe != "none" or watermark:
         frames = reframed(frames, reframe=reframe, zoom_frac=zoom_frac, width=width,
-                           height=height, watermark=watermark)
+                           height=height, watermark=watermark, zoom_shift=zoom_shift)
     if quality is None:
         write(path, frames)
         return path

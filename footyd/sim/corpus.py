@@ -2,9 +2,10 @@
 
 One match: every clip shares the stadium panorama and the score bug. Per goal: the HD original
 and its re-posts (480p, low-bitrate 360p, whole and fractional trims, cut ends, watermark, crop +
-watermark + trim + low-bitrate combos), another camera angle of the same goal (a distinct clip,
-with a re-post of its own), and a portrait cut and a pillarboxed 4:3 copy (which must never
-match another clip; whether they match their own is not scored).
+watermark + trim + low-bitrate combos, one off-centre, a speed-ramped slow motion), another
+camera angle of the same goal (a distinct clip, with a re-post of its own), and a portrait cut
+and a pillarboxed 4:3 copy (which must never match another clip; whether they match their own
+is not scored).
 """
 
 from __future__ import annotations
@@ -62,6 +63,13 @@ def corpus_specs(*, goals: int = 4, seconds: float = 8.0, scale: float = 1.0) ->
             ("combo2", label, {**size(854, 480), "reframe": "zoom", "zoom_frac": 0.12,
                                "trim_start_s": 1.3, "seconds": seconds - 1.9,
                                "watermark": "REPLAY", "h264": abr(350)}, True),
+            # a slow-motion replay (content 4.0-5.5 s at 0.4x) and an off-centre crop: other
+            # ramps and crops than the held-out corpus's, so B still tests what A taught
+            ("slowmo", label, {**size(854, 480), "ramp": (0.5 * seconds, 0.6875 * seconds, 0.4)}, True),
+            ("offcrop", label, {**size(640, 360), "reframe": "zoom", "zoom_frac": 0.1,
+                                "zoom_shift": (-0.9, 0.7), "trim_start_s": 0.5,
+                                "seconds": seconds - 1.2, "watermark": "@clips24",
+                                "h264": abr(300)}, True),
             ("angle", f"{label}_angle", {**size(1280, 720), "angle": 1}, True),
             ("angle_low", f"{label}_angle", {**size(640, 360), "angle": 1, "h264": abr(250)}, True),
             ("portrait", label, {**size(360, 640), "reframe": "portrait"}, False),

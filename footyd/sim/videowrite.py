@@ -29,13 +29,17 @@ def source_size(reframe: str, width: int, height: int) -> tuple[int, int]:
 
 
 def reframed(frames: Iterator[np.ndarray], *, reframe: str, zoom_frac: float, width: int,
-              height: int, watermark: str | None) -> Iterator[np.ndarray]:
-    """A re-poster's copy: zoomed-in crop, portrait centre cut or 4:3 pillarbox, plus a watermark."""
+              height: int, watermark: str | None,
+              zoom_shift: tuple[float, float] = (0.0, 0.0)) -> Iterator[np.ndarray]:
+    """A re-poster's copy: zoomed-in crop (off-centre by `zoom_shift`, fractions of the margin
+    in -1..1), portrait centre cut or 4:3 pillarbox, plus a watermark."""
+    sx, sy = zoom_shift
     for frame in frames:
         h, w = frame.shape[:2]
         if reframe == "zoom":
             dx, dy = int(w * zoom_frac), int(h * zoom_frac)
-            frame = cv2.resize(frame[dy:h - dy, dx:w - dx], (width, height),
+            x0, y0 = round(dx * (1 + sx)), round(dy * (1 + sy))
+            frame = cv2.resize(frame[y0:y0 + h - 2 * dy, x0:x0 + w - 2 * dx], (width, height),
                                interpolation=cv2.INTER_AREA)
         elif reframe == "portrait":
             x0 = (w - width) // 2

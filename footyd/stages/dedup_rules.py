@@ -91,7 +91,8 @@ class Evidence:
         self._index = {k: i for i, k in enumerate(keys)}
         self._keys = keys
         self._edges = {(i, j): m for i, j, m in pairs} | {
-            (j, i): dataclasses.replace(m, offset_s=-m.offset_s) for i, j, m in pairs}
+            (j, i): dataclasses.replace(m, offset_s=-m.offset_s, ramp_s=-m.ramp_s)
+            for i, j, m in pairs}
         self._grouping = grouping
 
     def of(self, loser_id: str, winner_id: str) -> dict[str, Any]:
@@ -118,4 +119,6 @@ class Evidence:
                        mean_distance=round(direct.mean_distance, 2),
                        run_s=round(direct.run_length / direct.sample_fps, 2)
                        if direct.sample_fps else None, mirrored=direct.mirrored)
+            if direct.ramp_s:  # matched at two offsets around this much slowed time
+                doc["ramp_s"] = round(direct.ramp_s, 2)
         return doc

@@ -1,0 +1,42 @@
+"""The result of comparing two fingerprints, and the helpers both matchers share (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NO_MATCH = 65  # larger than any 64-bit Hamming distance
+
+
+def longest_run(hit: np.ndarray) -> int:
+    """Length of the longest run of True."""
+    best = run = 0
+    for h in hit:
+        run = run + 1 if h else 0
+        best = max(best, run)
+    return best
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Best alignment of two clips: time in `a` = time in `b` + `offset_s`."""
+
+    offset_s: float
+    run_length: int  # longest run of consecutive matching samples
+    mean_distance: float  # over the matching samples
+    matched: int = 0  # matching samples in the overlap
+    overlap: int = 0  # samples of the overlap (flat ones excluded)
+    mirrored: bool = False  # b matched as a left-right mirror image
+    sample_fps: float = 0.0  # the rate compared at
+    ramp_s: float = 0.0  # extra (slowed) time in b (negative: in a) between two aligned pieces
+
+    @property
+    def matched_s(self) -> float:
+        """Seconds of matching samples."""
+        return self.matched / self.sample_fps if self.sample_fps else 0.0
+
+    @property
+    def ratio(self) -> float:
+        """Share of the overlap that matched."""
+        return self.matched / self.overlap if self.overlap else 0.0
