@@ -60,8 +60,9 @@ async def test_three_replicas_share_a_match_day_and_survive_their_leader_and_a_w
 
 
 async def test_two_replicas_through_a_match_do_everything_once(tmp_path: Path) -> None:
-    # no kills: one replica leads all along, the other shares the pipeline; every webhook event
-    # arrives exactly once and every goal, clip and object is as one daemon would leave them
+    # no kills: one replica leads all along, the other stands by and may claim pipeline work;
+    # every webhook event arrives exactly once and every goal, clip and object is as one daemon
+    # would leave them
     plan = ChaosPlan(seed=SEED, kills=0, minute_s=0.25, s3_outage_s=0.0, fixtures=(7002,),
                      converge_s=120.0, replicas=2, lease_ttl_s=REPLICA_TTL_S)
     result = await ChaosRun(plan, tmp_path / "two").run()
@@ -70,4 +71,6 @@ async def test_two_replicas_through_a_match_do_everything_once(tmp_path: Path) -
     facts = result.facts
     assert sum(facts["elections_by_replica"]) == 1, result.text()
     assert sorted(facts["poll_cycles_by_replica"])[0] == 0, result.text()  # the standby never polled
-    assert all(n > 0 for n in facts["dedup_runs_by_replica"]), result.text()
+    # no spread asserted here: the leader hands its goals on in-process at once, so with this
+    # day's two goals and no backlog the standby may find nothing left to claim (seen in CI:
+    # dedup runs [8, 0]); the three-replica day asserts the spread
