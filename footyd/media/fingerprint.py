@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from footyd.media.decode import sample_frames
-from footyd.media.match import NO_MATCH, MatchResult, longest_run
+from footyd.media.match import NO_MATCH, MatchResult, diagonals, longest_run
 from footyd.media.ramp import ramp_match
 
 __all__ = ["Fingerprint", "MatchResult", "compare", "fingerprint", "hamming", "nearest"]
@@ -259,31 +259,29 @@ def _compare(a: Fingerprint, b: Fingerprint, *, max_hamming: int, min_consecutiv
         return None
     exact = _distances(a, b)
     dist = _with_jitter(exact, jitter)
+    hits, usable, near = diagonals(exact, dist, max_hamming)
+    matched, overlap = hits.sum(axis=1), usable.sum(axis=1)
     best: tuple[float, float] | None = None
     found: MatchResult | None = None
-    for k in range(-(n_a - 1), n_b):  # diagonal k pairs a[i] with b[i + k]
-        d = np.diagonal(dist, offset=k)
-        usable = np.diagonal(exact, offset=k) < NO_MATCH
-        overlap = int(usable.sum())
-        hit = (d <= max_hamming) & usable
-        matched = int(hit.sum())
-        if matched < min_matched or matched < min_match_ratio * overlap:
-            continue
-        run = longest_run(hit)
+    for row in np.flatnonzero((matched >= min_matched) & (matched >= min_match_ratio * overlap)):
+        run = longest_run(hits[row])
         if run < min_consecutive:
             continue
+        k = int(row) - (n_a - 1)  # a[i] paired with b[i + k]
         # among qualifying offsets: most of the overlap matching, then the closest alignment
         # without jitter (which picks the true offset of a fractional trim)
-        score = (matched / overlap, -float(np.diagonal(exact, offset=k)[usable].mean()))
+        score = (matched[row] / overlap[row],
+                 -float(exact[np.flatnonzero(usable[row]), np.flatnonzero(usable[row]) + k].mean()))
         if best is None or score > best:
             best = score
             found = MatchResult(offset_s=-k / rate + 0.0, run_length=run,
-                                mean_distance=float(d[hit].mean()), matched=matched,
-                                overlap=overlap, sample_fps=rate)
+                                mean_distance=float(near[row][hits[row]].mean()),
+                                matched=int(matched[row]), overlap=int(overlap[row]),
+                                sample_fps=rate)
     if found is None:  # a speed-ramped copy lines up at two offsets, never at one
-        found = ramp_match(exact, dist, rate=rate, max_hamming=max_hamming,
-                           min_consecutive=min_consecutive, min_matched=min_matched,
-                           min_match_ratio=min_match_ratio)
+        found = ramp_match(exact, dist, (hits, usable, near), rate=rate,
+                           max_hamming=max_hamming, min_consecutive=min_consecutive,
+                           min_matched=min_matched, min_match_ratio=min_match_ratio)
     return found
 
 

@@ -18,6 +18,22 @@ def longest_run(hit: np.ndarray) -> int:
     return best
 
 
+# per time offset: (hits, usable, distances), each (offsets x a's samples)
+Diagonals = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def diagonals(exact: np.ndarray, dist: np.ndarray, max_hamming: int) -> Diagonals:
+    """Per offset k (row k + n_a - 1): hit and usable flags by a's sample index, and distances."""
+    n_a, n_b = exact.shape
+    i = np.arange(n_a)[None, :]
+    j = i + np.arange(-(n_a - 1), n_b)[:, None]  # k pairs a[i] with b[i + k]
+    inside = (j >= 0) & (j < n_b)
+    jj = np.clip(j, 0, n_b - 1)
+    usable = inside & (exact[i, jj] < NO_MATCH)
+    near = np.where(inside, dist[i, jj], NO_MATCH)
+    return usable & (near <= max_hamming), usable, near
+
+
 @dataclass(frozen=True)
 class MatchResult:
     """Best alignment of two clips: time in `a` = time in `b` + `offset_s`."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from footyd.media.match import NO_MATCH, MatchResult, longest_run
+from footyd.media.match import Diagonals, MatchResult, diagonals, longest_run
 
 RAMP_PIECE_S = 1.0  # matching seconds each piece needs on its own
 RAMP_CANDIDATES = 8  # diagonals (offsets) paired, the ones with most matching samples
@@ -31,17 +31,18 @@ RAMP_CANDIDATES = 8  # diagonals (offsets) paired, the ones with most matching s
 RAMP_MIN_RATIO = 0.9
 
 
-def ramp_match(exact: np.ndarray, dist: np.ndarray, *, rate: float, max_hamming: int,
-               min_consecutive: int, min_matched: int,
+def ramp_match(exact: np.ndarray, dist: np.ndarray, diag: Diagonals, *, rate: float,
+               max_hamming: int, min_consecutive: int, min_matched: int,
                min_match_ratio: float) -> MatchResult | None:
     """The best two-piece match of a (rows) and b (columns), or None; offset_s is the first
-    piece's (time in a = time in b + offset_s) and `ramp_s` the extra time inside one side."""
-    ab = _one_way(exact, dist, rate=rate, max_hamming=max_hamming,
+    piece's (time in a = time in b + offset_s) and `ramp_s` the extra time inside one side.
+    `diag` is `diagonals(exact, dist, max_hamming)`, already computed by the caller."""
+    ab = _one_way(exact, dist, diag, rate=rate, max_hamming=max_hamming,
                   min_consecutive=min_consecutive, min_matched=min_matched,
                   min_match_ratio=min_match_ratio)
-    ba = _one_way(exact.T, dist.T, rate=rate, max_hamming=max_hamming,
-                  min_consecutive=min_consecutive, min_matched=min_matched,
-                  min_match_ratio=min_match_ratio)
+    ba = _one_way(exact.T, dist.T, diagonals(exact.T, dist.T, max_hamming), rate=rate,
+                  max_hamming=max_hamming, min_consecutive=min_consecutive,
+                  min_matched=min_matched, min_match_ratio=min_match_ratio)
     if ba is not None:
         ba = MatchResult(offset_s=-ba.offset_s + 0.0, run_length=ba.run_length,
                          mean_distance=ba.mean_distance, matched=ba.matched, overlap=ba.overlap,
@@ -50,27 +51,14 @@ def ramp_match(exact: np.ndarray, dist: np.ndarray, *, rate: float, max_hamming:
     return max(found, key=lambda m: (m.ratio, -m.mean_distance)) if found else None
 
 
-def _diagonals(exact: np.ndarray, dist: np.ndarray,
-               max_hamming: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per offset k (row k + n_a - 1): hit and usable flags by a's sample index, and distances."""
-    n_a, n_b = exact.shape
-    i = np.arange(n_a)[None, :]
-    j = i + np.arange(-(n_a - 1), n_b)[:, None]  # k pairs a[i] with b[i + k]
-    inside = (j >= 0) & (j < n_b)
-    jj = np.clip(j, 0, n_b - 1)
-    usable = inside & (exact[i, jj] < NO_MATCH)
-    near = np.where(inside, dist[i, jj], NO_MATCH)
-    return usable & (near <= max_hamming), usable, near
-
-
-def _one_way(exact: np.ndarray, dist: np.ndarray, *, rate: float, max_hamming: int,
-             min_consecutive: int, min_matched: int,
+def _one_way(exact: np.ndarray, dist: np.ndarray, diag: Diagonals, *, rate: float,
+             max_hamming: int, min_consecutive: int, min_matched: int,
              min_match_ratio: float) -> MatchResult | None:
     """The best split of a: a[:s] at offset k1, a[s:] at k2 > k1, b's samples in between
     showing a's around s slowed down."""
     n_a, n_b = exact.shape
     piece_min = max(min_consecutive, int(np.ceil(RAMP_PIECE_S * rate - 1e-9)))
-    hits, usable, near = _diagonals(exact, dist, max_hamming)
+    hits, usable, near = diag
     counts = hits.sum(axis=1)
     rows = [int(r) for r in np.argsort(-counts, kind="stable")[:RAMP_CANDIDATES]
             if counts[r] >= piece_min and longest_run(hits[r]) >= min_consecutive]
