@@ -21,6 +21,9 @@ log = structlog.get_logger(__name__)
 # pymongo 4.20 may never finish cancelling a call the server does not answer: a stop waits this
 # long for cancelled tasks, then leaves them (the process is about to exit)
 CANCEL_WAIT_S = 5.0
+# a due scan under way gets this long to finish before it is cancelled: a task cancelled while
+# the MongoDB driver opens a connection leaks that socket (PyMongo PYTHON-5867)
+SCAN_STOP_GRACE_S = 2.0
 
 Handler = Callable[[str], Awaitable[None]]
 Handoff = Callable[[str], Awaitable[bool]]  # queue an item on a stage: False when refused
@@ -82,6 +85,7 @@ class Pipeline:
         self._clock = clock
         self._scanner: asyncio.Task[None] | None = None
         self._scan_now = asyncio.Event()
+        self._scan_stopping = False
 
     def add(self, spec: StageSpec) -> None:
         """Append a stage (before the pipeline starts); it drains after those added before it."""
@@ -119,6 +123,10 @@ class Pipeline:
 
     async def _stop_scanner(self) -> None:
         if self._scanner is not None:
+            # ask first: the scan ends after the pass under way, cancelled only past the grace
+            self._scan_stopping = True
+            self._scan_now.set()
+            await asyncio.wait({self._scanner}, timeout=SCAN_STOP_GRACE_S)
             await _cancel_within({self._scanner}, "due_scan")
             self._scanner = None
 
@@ -149,7 +157,7 @@ class Pipeline:
 
     async def _scan_loop(self) -> None:
         first = True
-        while True:
+        while not self._scan_stopping:
             try:
                 queued = await self.scan_once()
                 if first or any(queued.values()):
@@ -160,6 +168,8 @@ class Pipeline:
             except Exception:
                 # e.g. MongoDB unreachable for a while: items stay due, the next scan finds them
                 log.error("pipeline_scan_failed", exc_info=True)
+            if self._scan_stopping:
+                return
             self._scan_now.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._scan_now.wait(), self._scan_interval_s)

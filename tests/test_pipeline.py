@@ -230,6 +230,30 @@ async def test_senders_refuse_until_started_and_the_drain_follows_the_order_stag
         p.add(StageSpec("c", record, 1))  # a started (even a stopped) pipeline takes no stage
 
 
+async def test_a_stop_lets_the_scan_under_way_finish_instead_of_cutting_it() -> None:
+    # a task cancelled while the MongoDB driver opens a connection leaks that socket (PyMongo
+    # PYTHON-5867; seen as a ResourceWarning in CI): the pass under way ends, then the scan stops
+    entered = asyncio.Event()
+    outcome: list[str] = []
+
+    async def due(_now: object, _limit: int) -> list[str]:
+        entered.set()
+        try:
+            await asyncio.sleep(0.3)  # a scan pass that takes a moment
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        outcome.append("finished")
+        return []
+
+    async def handle(_item: str) -> None:
+        return None
+
+    async with Pipeline([StageSpec("search", handle, 1, due=due)], scan_interval_s=3600):
+        await asyncio.wait_for(entered.wait(), 5)
+    assert outcome == ["finished"]  # and no second pass was started on the way out
+
+
 async def test_a_drain_ends_when_a_cancelled_driver_call_never_finishes_cancelling() -> None:
     # pymongo 4.20 can sit forever in the cancellation of a call the server does not answer
     # (seen after a SIGSTOP and SIGCONT): the scan and the workers are left, the drain ends
