@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from footyd.config import Config
 from footyd.media import probe
 from footyd.media.fingerprint import Fingerprint, compare, fingerprint
-from footyd.media.groups import Pair, group_clips, match_pairs
+from footyd.media.groups import Pair, match_pairs
 from footyd.sim.corpus import CorpusClip, build_corpus, corpus_specs
 from footyd.sim.corpus_lavfi import build_corpus_b, corpus_b_specs
-from footyd.stages.dedup_rules import ClipQuality, pick_best, representative
+from footyd.stages.dedup_rules import ClipQuality, group_goal, pick_best
 
 RESULTS = Path(__file__).parent / "results"
 STORED_AT = datetime(2026, 1, 1, tzinfo=UTC)  # equal: ties fall to the clip id, as in the stage
@@ -75,7 +75,8 @@ def pairwise(specs: list[CorpusClip], prints: dict[str, Fingerprint], *,
             "tp": tp, "fp": fp, "fn": fn, "misses": misses[:10], "false_matches": false[:10]}
 
 
-def _union_find(keys: list[str], pairs: list[Pair], quality: list[ClipQuality]) -> list[list[int]]:
+def _union_find(keys: list[str], pairs: list[Pair], quality: list[ClipQuality],
+                max_hamming: int) -> list[list[int]]:
     """The grouping footyd shipped before issue 15: single-link connected components."""
     parent = list(range(len(keys)))
 
@@ -93,11 +94,12 @@ def _union_find(keys: list[str], pairs: list[Pair], quality: list[ClipQuality]) 
     return list(groups.values())
 
 
-def _agglomerative(keys: list[str], pairs: list[Pair], quality: list[ClipQuality]) -> list[list[int]]:
-    return group_clips(keys, pairs, representative=representative(quality)).groups
+def _agglomerative(keys: list[str], pairs: list[Pair], quality: list[ClipQuality],
+                   max_hamming: int) -> list[list[int]]:
+    return group_goal(keys, pairs, quality, max_hamming=max_hamming).groups
 
 
-Grouper = Callable[[list[str], list[Pair], list[ClipQuality]], list[list[int]]]
+Grouper = Callable[[list[str], list[Pair], list[ClipQuality], int], list[list[int]]]
 # name: (grouping, whether duplicates hold their blob until the goal is over)
 GROUPINGS: dict[str, tuple[Grouper, bool]] = {
     "groups, held blobs (issue 15)": (_agglomerative, True),
@@ -149,7 +151,8 @@ def replay_orders(specs: list[CorpusClip], prints: dict[str, Fingerprint],
                 if a in idx and b in idx:
                     i, j = idx[a], idx[b]
                     local.append((i, j, m) if i < j else (j, i, dataclasses.replace(m, offset_s=-m.offset_s)))
-            for group in grouping(arrived, local, [quality[n] for n in arrived]):
+            for group in grouping(arrived, local, [quality[n] for n in arrived],
+                                  rule["max_hamming"]):
                 members = [arrived[i] for i in group if arrived[i] in holders]
                 if members:
                     win = pick_best([quality[m] for m in members]).clip_id

@@ -16,10 +16,9 @@ from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.errors import ExitCode
 from footyd.media import Fingerprint, VideoInfo, compare, fingerprint, probe
-from footyd.media.groups import group_clips, match_pairs
 from footyd.procpool import ProcessPool
 from footyd.sim.clipgen import write_clip
-from footyd.stages.dedup_rules import ClipQuality, pick_best, representative
+from footyd.stages.dedup_rules import ClipQuality, match_and_group, pick_best
 from tests.plugins.cli import run_footyd
 from tests.plugins.daemon import write_toml
 from tests.test_dedup_stage import World, new_world
@@ -161,11 +160,12 @@ def _one_run_over_all_clips(corpus: dict[str, Copy]) -> dict[str, tuple[str, str
         quality = [ClipQuality.from_doc({"_id": n, "duration_s": corpus[n].info.duration_s,
                                          "width": corpus[n].info.width,
                                          "height": corpus[n].info.height}) for n in names]
-        pairs = match_pairs([corpus[n].fp for n in names], max_hamming=dc.max_hamming,
-                            min_consecutive=dc.min_consecutive, min_match_s=dc.min_match_s,
-                            min_match_ratio=dc.min_match_ratio,
-                            min_match_coverage=dc.min_match_coverage, mirrored=dc.match_mirrored)
-        for group in group_clips(names, pairs, representative=representative(quality)).groups:
+        _, grouping = match_and_group(
+            names, [corpus[n].fp for n in names], quality, max_hamming=dc.max_hamming,
+            min_consecutive=dc.min_consecutive, min_match_s=dc.min_match_s,
+            min_match_ratio=dc.min_match_ratio, min_match_coverage=dc.min_match_coverage,
+            mirrored=dc.match_mirrored)
+        for group in grouping.groups:
             win = pick_best([quality[i] for i in group]).clip_id
             out.update({names[i]: ("kept", None) if names[i] == win else ("duplicate", win)
                         for i in group})

@@ -10,9 +10,9 @@ from footyd.media.fingerprint import MatchResult
 from footyd.media.groups import KEPT_COPIES, MOST_MEMBERS, Pair, group_clips
 
 
-def m(offset_s: float = 0.0, distance: float = 1.0) -> MatchResult:
-    return MatchResult(offset_s=offset_s, run_length=30, mean_distance=distance, matched=30,
-                       overlap=30, sample_fps=5.0)
+def m(offset_s: float = 0.0, distance: float = 1.0, matched: int = 30) -> MatchResult:
+    return MatchResult(offset_s=offset_s, run_length=matched, mean_distance=distance,
+                       matched=matched, overlap=matched, sample_fps=5.0)
 
 
 def by_rank(ranking: Sequence[str], keys: Sequence[str]):  # type: ignore[no-untyped-def]
@@ -121,3 +121,32 @@ def test_grouping_does_not_depend_on_the_order_clips_are_listed() -> None:
         shuffled = keys[:]
         rng.shuffle(shuffled)
         assert grouped(shuffled, edges, ranking) == first
+
+
+# content time of one 9.5 s clip: best 0-6 s (kept), mid 2.5-8 s, late 6-9.5 s; late matches only
+# mid (2 s), and mid matches best (3.5 s); time in a = time in b + offset
+CHAIN = ["best", "mid", "late"]
+CHAIN_S = [6.0, 5.5, 3.5]
+
+
+def chain_groups(mid_late: MatchResult, durations_s: list[float] | None,
+                 best_mid: MatchResult = m(2.5, 5.9, matched=18)) -> set[frozenset[str]]:
+    pairs: list[Pair] = [(0, 1, best_mid), (1, 2, mid_late)]
+    result = group_clips(CHAIN, pairs, representative=lambda ms: min(ms), durations_s=durations_s)
+    return {frozenset(CHAIN[i] for i in g) for g in result.groups}
+
+
+def test_a_clip_never_joins_a_kept_copy_it_shares_no_frame_with() -> None:
+    """late and mid match closely (they join first); mid and best match: merging the two groups
+    would make late a duplicate of best, which shows none of late's moments: refused."""
+    close, weak = m(3.5, 1.0, matched=10), m(2.5, 9.0, matched=18)
+    assert chain_groups(close, CHAIN_S, weak) == {frozenset({"best"}), frozenset({"mid", "late"})}
+    # what the cover check prevents: without durations the chain collapses into best's group
+    assert chain_groups(close, None, weak) == {frozenset(CHAIN)}
+
+
+def test_longer_matches_outrank_a_fraction_of_a_bit() -> None:
+    """best~mid (3.6 s at 5.9 bits) goes before mid~late (2 s at 5.8 bits): late, sharing no
+    frame with best, is left on its own instead of taking mid from best's group."""
+    near_tie = m(3.5, 5.8, matched=10)
+    assert chain_groups(near_tie, CHAIN_S) == {frozenset({"best", "mid"}), frozenset({"late"})}

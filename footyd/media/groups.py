@@ -10,18 +10,26 @@ H merge only on evidence about them as wholes:
 
 Either way the offsets must agree: every member has a position in its group's time frame, each
 cross pair implies an offset between the two frames, and only pairs within OFFSET_TOL_S of the
-deciding offset (the kept copies' pair, else the median) count as support. Merge candidates are
-ranked by the mean Hamming distance of their supporting pairs (then support, then clip ids).
+deciding offset (the kept copies' pair, else the median) count as support. And the merged
+group's kept copy must show what each member shows: every member's span in the frame overlaps
+the kept copy's for at least KEPT_COVER of the shorter of the two. Merge candidates are ranked by
+the evidence of their supporting pairs, strongest first: per pair, the matched seconds weighted
+by how close they were (1 at 0 bits, 0 past `max_hamming`), averaged (then support, clip ids).
 
 Why. Single-link (union-find) turns ONE wrong pair into the merge of two whole groups, and a
 merge is the worst error dedup can make: every copy of one replay is marked a duplicate of
 another and the fan never sees it. Wrong pairs happen between degraded copies of different
 replays of one broadcast (same pitch, score bug and logo): a crop + watermark + low-bitrate copy
 of one against an end cut of the other, mean distance near the threshold. Such a pair is weak:
-each of its clips matches copies of its own replay far more closely, so ranking by distance
-settles it into its own group first, and the two replays' groups then share one or two pairs
+each of its clips matches copies of its own replay longer and more closely, so ranking by
+evidence settles it into its own group first, and the two replays' groups then share one or two pairs
 out of dozens and their best (cleanest) copies do not match. Heavy re-encodes match the clean
-best copy better than they match each other, so "kept copies match" keeps them joining.
+best copy better than they match each other, so "kept copies match" keeps them joining. The
+cover check stops a chain through a middle copy: a late-moment clip that matches only the middle
+of a trimmed copy would otherwise become the duplicate of a kept copy sharing no frame with it,
+and the moments only it shows would be lost. Evidence (matched samples and distance together)
+ranks a long close match above a short one that is a fraction of a bit closer: distances alone
+are within noise of each other for copies of one degraded source.
 
 Deterministic and independent of arrival order: the result depends only on the set of clips,
 their pairs and `keys` (ties break on keys, never on list position), given a `representative`
@@ -37,6 +45,7 @@ from dataclasses import dataclass, field
 from footyd.media.fingerprint import Fingerprint, MatchResult, compare
 
 OFFSET_TOL_S = 0.6  # three samples at 5/s: fractional trims and jitter move an offset this much
+KEPT_COVER = 0.5  # as a pair's own coverage rule: a copy is mostly contained in the other
 KEPT_COPIES = "kept_copies_match"
 MOST_MEMBERS = "most_members_match"
 
@@ -94,8 +103,17 @@ class _Group:
 
 
 @dataclass(frozen=True)
+class _Rules:
+    keys: Sequence[str]
+    representative: Callable[[Sequence[int]], int]
+    durations_s: Sequence[float] | None
+    max_hamming: int
+    tol_s: float
+
+
+@dataclass(frozen=True)
 class _Candidate:
-    rank: tuple[float, float, str, str]  # the smallest merges first
+    rank: tuple[float, float, str, str]  # the smallest ranks merge first
     rule: str
     delta_s: float
     support: float
@@ -103,9 +121,11 @@ class _Candidate:
 
 def group_clips(keys: Sequence[str], pairs: Sequence[Pair], *,
                 representative: Callable[[Sequence[int]], int],
+                durations_s: Sequence[float] | None = None, max_hamming: int = 12,
                 offset_tol_s: float = OFFSET_TOL_S) -> Grouping:
     """Group items 0..len(keys)-1 by the rule above; `representative(members)` names the copy
-    dedup would keep among them."""
+    dedup would keep among them; without `durations_s` the cover check is skipped."""
+    rules = _Rules(keys, representative, durations_s, max_hamming, offset_tol_s)
     edges: dict[tuple[int, int], MatchResult] = {(i, j): m for i, j, m in pairs}
     neighbours: dict[int, set[int]] = {i: set() for i in range(len(keys))}
     for i, j, _ in pairs:
@@ -119,7 +139,7 @@ def group_clips(keys: Sequence[str], pairs: Sequence[Pair], *,
         others = {home[n] for m in groups[gid].members for n in neighbours[m]} - {gid}
         for oid in others:
             g, h = (gid, oid) if gid < oid else (oid, gid)
-            cand = _evaluate(groups[g], groups[h], edges, keys, offset_tol_s)
+            cand = _evaluate(groups[g], groups[h], edges, rules)
             if cand is not None:
                 cands[g, h] = cand
 
@@ -155,12 +175,31 @@ def _edge(edges: dict[tuple[int, int], MatchResult], a: int, b: int) -> float | 
     return None
 
 
-def _distance(edges: dict[tuple[int, int], MatchResult], a: int, b: int) -> float:
-    return (edges.get((a, b)) or edges[b, a]).mean_distance
+def _evidence(edges: dict[tuple[int, int], MatchResult], a: int, b: int,
+              max_hamming: int) -> float:
+    m = edges.get((a, b)) or edges[b, a]
+    return m.matched / m.sample_fps * max(0.0, 1.0 - m.mean_distance / (max_hamming + 1))
+
+
+def _covered(members: Sequence[int], pos: dict[int, float], rep: int,
+             durations_s: Sequence[float]) -> bool:
+    """Whether the kept copy `rep` overlaps every member for KEPT_COVER of the shorter one
+    (a duration not above 0 is unknown and not checked)."""
+    if durations_s[rep] <= 0:
+        return True
+    lo, hi = pos[rep], pos[rep] + durations_s[rep]
+    for m in members:
+        if durations_s[m] <= 0:
+            continue
+        start, end = pos[m], pos[m] + durations_s[m]
+        shorter = min(durations_s[m], durations_s[rep])
+        if min(hi, end) - max(lo, start) < KEPT_COVER * shorter - 1e-9:
+            return False
+    return True
 
 
 def _evaluate(g: _Group, h: _Group, edges: dict[tuple[int, int], MatchResult],
-              keys: Sequence[str], tol_s: float) -> _Candidate | None:
+              rules: _Rules) -> _Candidate | None:
     """Whether G and H may merge, at which frame offset, and how strongly."""
     cross = []  # (a in G, b in H, delta = t_G - t_H implied by the pair)
     for a in g.members:
@@ -175,11 +214,17 @@ def _evaluate(g: _Group, h: _Group, edges: dict[tuple[int, int], MatchResult],
         rule, delta = KEPT_COPIES, rep_off + g.pos[g.rep] - h.pos[h.rep]
     else:
         rule, delta = MOST_MEMBERS, statistics.median_low(d for _, _, d in cross)
-    agreeing = [(a, b) for a, b, d in cross if abs(d - delta) <= tol_s]
+    agreeing = [(a, b) for a, b, d in cross if abs(d - delta) <= rules.tol_s]
     support = len(agreeing) / (len(g.members) * len(h.members))
     if rule == MOST_MEMBERS and support <= 0.5:
         return None
-    mean_distance = statistics.fmean(_distance(edges, a, b) for a, b in agreeing)
+    if rules.durations_s is not None:
+        members = g.members + h.members
+        pos = {**g.pos, **{m: p + delta for m, p in h.pos.items()}}
+        if not _covered(members, pos, rules.representative(sorted(members)), rules.durations_s):
+            return None
+    evidence = statistics.fmean(_evidence(edges, a, b, rules.max_hamming) for a, b in agreeing)
+    keys = rules.keys
     first = sorted((min(keys[m] for m in g.members), min(keys[m] for m in h.members)))
-    # closest pairs first, then most support, then a fixed order by key (never by position)
-    return _Candidate((mean_distance, -support, first[0], first[1]), rule, delta, support)
+    # strongest evidence first, then most support, then a fixed order by key (never position)
+    return _Candidate((-evidence, -support, first[0], first[1]), rule, delta, support)

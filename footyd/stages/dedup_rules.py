@@ -66,11 +66,19 @@ def representative(qualities: Sequence[ClipQuality]) -> Callable[[Sequence[int]]
     return best
 
 
+def group_goal(keys: Sequence[str], pairs: Sequence[Pair], qualities: Sequence[ClipQuality], *,
+               max_hamming: int) -> Grouping:
+    """A goal's groups from its matching pairs, each kept copy judged on quality alone."""
+    return group_clips(keys, pairs, representative=representative(qualities),
+                       durations_s=[q.duration_s for q in qualities], max_hamming=max_hamming)
+
+
 def match_and_group(keys: Sequence[str], prints: Sequence[Fingerprint],
-                    qualities: Sequence[ClipQuality], **rule: Any) -> tuple[list[Pair], Grouping]:
+                    qualities: Sequence[ClipQuality], *, max_hamming: int,
+                    **rule: Any) -> tuple[list[Pair], Grouping]:
     """Every matching pair and the goal's groups (pure: runs in the process pool)."""
-    pairs = match_pairs(prints, **rule) if len(prints) > 1 else []
-    return pairs, group_clips(keys, pairs, representative=representative(qualities))
+    pairs = match_pairs(prints, max_hamming=max_hamming, **rule) if len(prints) > 1 else []
+    return pairs, group_goal(keys, pairs, qualities, max_hamming=max_hamming)
 
 
 def loss_reason(winner: ClipQuality, loser: ClipQuality) -> str:
