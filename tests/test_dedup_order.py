@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from footyd.cli.explain import near_miss
 from footyd.clients.blobs import S3BlobStore
 from footyd.clients.store import Store
 from footyd.config import Config
@@ -241,3 +242,10 @@ async def test_explain_shows_groups_evidence_and_how_close_kept_clips_came(
     code, _, err = await run_footyd("explain", "-c", str(cfg), "no-such-goal")
     assert code == ExitCode.ERROR and "not stored" in err
 
+
+
+def test_explain_names_the_cover_check_when_two_kept_clips_match(corpus: dict[str, Copy]) -> None:
+    """Kept clips whose pair matches would have joined as "kept copies match": only the cover
+    check keeps such groups apart, and explain says so."""
+    got = near_miss(corpus["s31_best"].fp, corpus["s31_sd"].fp, Config().dedup)
+    assert got["pair_matches"] is True and "cover check" in got["failed"][0]

@@ -13,6 +13,7 @@ from typing import Any
 from footyd.clients.store import Store
 from footyd.config import DedupConfig
 from footyd.media.fingerprint import Fingerprint, compare, nearest
+from footyd.media.groups import KEPT_COVER
 from footyd.records import CLIP_DUPLICATE, CLIP_KEPT
 
 
@@ -35,8 +36,11 @@ def near_miss(a: Fingerprint, b: Fingerprint, dc: DedupConfig) -> dict[str, Any]
     if compare(a, b, max_hamming=dc.max_hamming, min_consecutive=dc.min_consecutive,
                min_match_s=dc.min_match_s, min_match_ratio=dc.min_match_ratio,
                min_match_coverage=dc.min_match_coverage, mirrored=dc.match_mirrored) is not None:
-        return {"pair_matches": True, "failed": ["group rule: kept copies differ and most "
-                                                 "members do not match"]}
+        # two kept copies that match would join under "kept copies match": only the cover
+        # check refuses that (see media/groups.py)
+        return {"pair_matches": True, "failed": [
+            "group rule: joined, a kept copy would overlap one of the clips for less than "
+            f"{KEPT_COVER:g} of the shorter (cover check)"]}
     m = nearest(a, b, max_hamming=dc.max_hamming, mirrored=dc.match_mirrored)
     if m is None:
         return {"pair_matches": False, "failed": ["no sample within max_hamming at any offset"]}
