@@ -109,17 +109,19 @@ GROUPINGS: dict[str, tuple[Grouper, bool]] = {
 
 def replay_orders(specs: list[CorpusClip], prints: dict[str, Fingerprint],
                   quality: dict[str, ClipQuality], rule: dict[str, Any], orders: int,
-                  rng: random.Random, grouping: Grouper, hold: bool) -> dict[str, Any]:
+                  rng: random.Random, grouping: Grouper, hold: bool,
+                  pair_fn: Callable[..., list[Pair]] = match_pairs) -> dict[str, Any]:
     """The dedup stage's grouping replayed for random arrival orders and batch splits: after each
     batch every fingerprinted clip takes part, the best blob holder of each group is kept and the
     others become duplicates: they lose their blob at once, or (`hold`) only when the goal is
     over, after the last batch. Exact: the kept set is the best copy of each distinct clip. Lost: a
-    distinct clip none of whose copies is kept (merged into another: the error that matters)."""
+    distinct clip none of whose copies is kept (merged into another: the error that matters).
+    `pair_fn(prints, **rule)` finds the matching pairs (an experimental matcher can stand in)."""
     scored = [s for s in specs if s.scored]  # portrait/pillarbox copies: filtered before dedup
     goals = sorted({_goal(s.name) for s in scored})
     if len(goals) > 1:  # dedup is scoped per goal: replay each goal's clips on their own
         parts = [replay_orders([s for s in scored if _goal(s.name) == g], prints, quality,
-                               rule, orders, rng, grouping, hold) for g in goals]
+                               rule, orders, rng, grouping, hold, pair_fn) for g in goals]
         return {"orders": orders * len(parts), **{k: sum(p[k] for p in parts) for k in
                                                   ("exact", "orders_losing_a_clip", "clips_lost")},
                 "exact_share": round(sum(p["exact"] for p in parts) / (orders * len(parts)), 4),
@@ -130,7 +132,7 @@ def replay_orders(specs: list[CorpusClip], prints: dict[str, Fingerprint],
             for lab in set(labels.values())}
     names = [s.name for s in scored]
     # matches are pure functions of two fingerprints: compute once, replay the orders over them
-    edges = {(names[i], names[j]): m for i, j, m in match_pairs([prints[n] for n in names], **rule)}
+    edges = {(names[i], names[j]): m for i, j, m in pair_fn([prints[n] for n in names], **rule)}
     exact = lost_orders = lost_total = 0
     extra_max = 0
     wrong: list[str] = []
@@ -192,6 +194,18 @@ def per_transform(specs: list[CorpusClip], prints: dict[str, Fingerprint], rule:
     return {k: round(sum(v) / len(v), 3) for k, v in sorted(hit.items())}
 
 
+def qualities(specs: list[CorpusClip], paths: dict[str, Path]) -> dict[str, ClipQuality]:
+    """What `pick_best` judges each file on, as the stage would record it."""
+    out = {}
+    for s in specs:
+        info = probe(str(paths[s.name]))
+        out[s.name] = ClipQuality(clip_id=s.name, duration_s=info.duration_s, width=info.width,
+                                  height=info.height,
+                                  bitrate_bps=info.size_bytes * 8 / info.duration_s,
+                                  stored_at=STORED_AT)
+    return out
+
+
 def evaluate(specs: list[CorpusClip], paths: dict[str, Path], rule: dict[str, Any],
              orders: int, seed: int) -> dict[str, Any]:
     """Every figure for one corpus at one rule."""
@@ -200,13 +214,7 @@ def evaluate(specs: list[CorpusClip], paths: dict[str, Path], rule: dict[str, An
     fp_cpu = _cpu() - c0
     video_s = sum(probe(str(paths[s.name])).duration_s for s in specs)
     match_rule = {k: v for k, v in rule.items() if k != "reference_fps"}
-    quality = {}
-    for s in specs:
-        info = probe(str(paths[s.name]))
-        quality[s.name] = ClipQuality(clip_id=s.name, duration_s=info.duration_s, width=info.width,
-                                      height=info.height,
-                                      bitrate_bps=info.size_bytes * 8 / info.duration_s,
-                                      stored_at=STORED_AT)
+    quality = qualities(specs, paths)
     c0 = _cpu()
     at_rule = pairwise(specs, prints, **match_rule)
     compare_cpu = _cpu() - c0
@@ -232,6 +240,18 @@ def rule_fps(rule: dict[str, Any]) -> float:
     return float(rule["reference_fps"])
 
 
+DEFAULT_CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "footyd-dedup-corpus"
+
+
+def default_rule() -> dict[str, Any]:
+    """The shipped dedup defaults, with the rate fingerprints are taken at."""
+    dc = Config().dedup
+    return {"reference_fps": dc.reference_fps, "max_hamming": dc.max_hamming,
+            "min_consecutive": dc.min_consecutive, "min_match_s": dc.min_match_s,
+            "min_match_ratio": dc.min_match_ratio, "min_match_coverage": dc.min_match_coverage,
+            "mirrored": dc.match_mirrored}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--goals", type=int, default=4, help="corpus A goals")
@@ -240,14 +260,10 @@ def main() -> None:
     ap.add_argument("--b-goals", type=int, default=2, help="corpus B goals")
     ap.add_argument("--b-replays", type=int, default=4, help="corpus B distinct replays per goal")
     ap.add_argument("--orders", type=int, default=100)
-    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "footyd-dedup-corpus")
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    dc = Config().dedup
-    rule = {"reference_fps": dc.reference_fps, "max_hamming": dc.max_hamming,
-            "min_consecutive": dc.min_consecutive, "min_match_s": dc.min_match_s,
-            "min_match_ratio": dc.min_match_ratio, "min_match_coverage": dc.min_match_coverage,
-            "mirrored": dc.match_mirrored}
+    rule = default_rule()
     t = time.monotonic()
     specs_a = corpus_specs(goals=args.goals, seconds=args.seconds, scale=args.scale)
     paths_a = build_corpus(args.cache / "a", specs_a)
