@@ -112,8 +112,8 @@ async def test_a_leader_that_lost_the_lease_cannot_overwrite_the_new_leaders_wri
     coll = store.db["fixtures"]
     await coll.insert_one({"_id": 1, "status": "1H"})
     async with Lease(store, 1.0, 0.25, Replica("old", "h-old", 10**7)) as old:
-        assert old._task is not None
-        old._task.cancel()  # frozen: it stops renewing
+        assert old._ticker.task is not None
+        old._ticker.task.cancel()  # frozen: it stops renewing
         stale_filter = old.guard({"_id": 1})
         stale_update = old.stamp({"$set": {"status": "1H-stale"}})
         await asyncio.sleep(1.0)

@@ -33,9 +33,9 @@ async def test_one_replica_leads_and_a_standby_takes_over_a_lapsed_lease(store: 
         await b.tick()  # a renews on time: b stays standby
         assert not b.held
         # a stops renewing (its host froze): after the TTL, b takes over with a new epoch
-        assert a._task is not None
-        a._task.cancel()
-        await asyncio.gather(a._task, return_exceptions=True)
+        assert a._ticker.task is not None
+        a._ticker.task.cancel()
+        await asyncio.gather(a._ticker.task, return_exceptions=True)
         await asyncio.sleep(TTL_S)  # the lease's own clock: the TTL has to pass
         assert not a.held  # a stops believing it leads once its last renewal is TTL old
         await b.tick()

@@ -139,17 +139,19 @@ class Demo:
         env = dict(os.environ if opts.env is None else opts.env)
         uri = opts.mongo_uri or env.get("FOOTYD_MONGO__URI")
         embedded = not uri
-        # a watchdog process ends the embedded server and deletes the temp dir when this process
-        # ends, however it ends (Ctrl-C or SIGTERM in the first seconds, SIGKILL at any time)
+        # watchdog processes delete the temp dir and end the embedded server when this process
+        # ends, however it ends (Ctrl-C or SIGTERM in the first seconds, SIGKILL at any time);
+        # the dir is watched from before the first line is printed, the server's watchdog stops
+        # it and then deletes the dir again (files it wrote after the first deletion)
         owned = self._prepare_workdir()
+        if owned is not None:
+            self._stack.callback(watchdog.stop, watchdog.spawn([], remove=owned))
         self.say(f"footyd demo: {self.script.name}: {self.script.description}")
         if not uri:
             proc, uri = await asyncio.to_thread(start_secantus, self.workdir / "mongo",
                                                 tie_to_parent=True, remove=owned)
             self._stack.callback(stop_secantus, proc)
             self.say(TEST_SERVER_NOTE)
-        elif owned is not None:
-            self._stack.callback(watchdog.stop, watchdog.spawn([], remove=owned))
         names = sorted({c.clip for kit in self.script.kits.values() for c in kit})
         clip_dir = opts.clip_dir or clip_cache_dir(env)
         if not cached(clip_dir, names):

@@ -12,7 +12,6 @@ a claim decides who works an item now, the item's state in MongoDB still decides
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -46,7 +45,7 @@ class Claims:
         self._ttl_s = ttl_s
         self._clock = clock
         self._held: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = tasks.Ticker(self._renew_step, lambda: self._ttl_s / 3, "claims-renew")
 
     @property
     def held(self) -> int:
@@ -58,12 +57,12 @@ class Claims:
 
     async def __aenter__(self) -> Claims:
         await self._free_dead_here()
-        self._task = asyncio.create_task(self._renew_loop(), name="claims-renew")
+        self._ticker.start()
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        await tasks.stop(self._task)
+        await self._ticker.stop()
         if self._held:  # work cut by the drain: free it for the others now, not after the TTL
             try:
                 await self._coll.delete_many({"_id": {"$in": sorted(self._held)},
@@ -116,13 +115,11 @@ class Claims:
         await self._coll.update_many({"_id": {"$in": ids}, "claimed_by": self.me.id},
                                      {"$set": {"claim_expires_at": expires}})
 
-    async def _renew_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._ttl_s / 3)
-            try:
-                await self.renew()
-            except StoreError as exc:  # the claims may lapse; the handlers' writes stay idempotent
-                log.warning("claims_renew_failed", claims=len(self._held), error=type(exc).__name__)
+    async def _renew_step(self) -> None:
+        try:
+            await self.renew()
+        except StoreError as exc:  # the claims may lapse; the handlers' writes stay idempotent
+            log.warning("claims_renew_failed", claims=len(self._held), error=type(exc).__name__)
 
     async def _free_dead_here(self) -> None:
         """Delete the claims of replicas that ran on this host and are gone (a crash, then this

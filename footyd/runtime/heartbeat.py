@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from collections.abc import Callable
@@ -43,7 +42,7 @@ class Heartbeat:
         self._interval_s = interval_s
         self._fields = fields
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = tasks.Ticker(self.beat, lambda: self._interval_s, "heartbeat")
         self._identity = {
             "version": version(), "commit": git_commit(), "host": socket.gethostname(),
             "pid": os.getpid(), "started_at": clock(), "interval_s": interval_s,
@@ -52,18 +51,13 @@ class Heartbeat:
 
     async def __aenter__(self) -> Heartbeat:
         await self.beat()
-        self._task = asyncio.create_task(self._loop(), name="heartbeat")
+        self._ticker.start()
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        await tasks.stop(self._task)
+        await self._ticker.stop()
         await self.beat(stopped=True)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self.beat()
 
     async def beat(self, *, stopped: bool = False) -> None:
         """Write the document; a MongoDB outage is logged and the next beat tries again."""

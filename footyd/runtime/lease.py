@@ -10,7 +10,6 @@ replicas never both believe they lead for longer than the clocks' skew.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import socket
@@ -85,7 +84,7 @@ class Lease:
         self._clock = clock
         self.epoch = 0
         self._valid_until = 0.0  # monotonic: leading past this without a renewal is unsafe
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = tasks.Ticker(self.tick, lambda: self._renew_s, "leader-lease")
         self.on_elected: Callable[[], None] | None = None  # called when this replica takes over
 
     @property
@@ -105,12 +104,12 @@ class Lease:
 
     async def __aenter__(self) -> Lease:
         await self.tick()
-        self._task = asyncio.create_task(self._loop(), name="leader-lease")
+        self._ticker.start()
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        await tasks.stop(self._task)
+        await self._ticker.stop()
         if self.held:  # hand over at once rather than after the TTL
             try:
                 await self._coll.update_one({"_id": DOC_ID, "holder": self.me.id, "epoch": self.epoch},
@@ -122,11 +121,6 @@ class Lease:
     @property
     def _coll(self) -> Any:
         return self._store.db[COLLECTION]
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._renew_s)
-            await self.tick()
 
     async def tick(self) -> None:
         """Renew the lease, or take it over when it lapsed; a MongoDB outage is logged."""
