@@ -260,7 +260,8 @@ class ChaosRun:
                     f"the day did not settle within {plan.converge_s:g} s of the last kill")
             await self._check_page()
         finally:
-            codes = [await proc.stop() for proc in self.procs]
+            # the leader last: stopped first, it would hand its lease to a standby still running
+            codes = [await proc.stop() for proc in self._leader_last()]
         if any(codes):
             self.result.problems.append(f"the last daemons exited {codes} on SIGTERM")
         if self.failovers:
@@ -385,6 +386,13 @@ class ChaosRun:
             problems += [f"event {e} received {n} times" for e, n in twice.items() if n > 1]
         self.result.facts["webhook_events"] = (f"{len(outbox)} recorded, {len(got)} received, "
                                                f"{len(cut)} cut by a kill then delivered")
+
+    def _leader_last(self) -> list[DaemonProc]:
+        """The daemons, the one elected last at the end."""
+        elected = [int(ln.get("_replica", 0)) for ln in self.lines
+                   if ln.get("event") == "leader_elected"]
+        leader = elected[-1] if elected else 0
+        return [p for n, p in enumerate(self.procs) if n != leader] + self.procs[leader:leader + 1]
 
     def _judge_replicas(self) -> None:
         """Who did what: every replica's dedup runs and poll cycles, and how often each led."""

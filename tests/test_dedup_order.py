@@ -17,7 +17,9 @@ from footyd.clients.store import Store
 from footyd.config import Config
 from footyd.errors import ExitCode
 from footyd.media import Fingerprint, VideoInfo, compare, fingerprint, probe
+from footyd.moves import move_clip
 from footyd.procpool import ProcessPool
+from footyd.records import CLIP_DOWNLOADED, CLIP_KEPT
 from footyd.sim.clipgen import write_clip
 from footyd.stages.dedup_rules import ClipQuality, match_and_group, pick_best
 from tests.plugins.cli import run_footyd
@@ -118,6 +120,31 @@ async def test_copy_matching_only_a_duplicate_stays_its_own_clip(world: World,
     await _arrive(world, g, corpus, [[c]])
 
     assert await world.states(g) == {a: ("kept", None), b: ("duplicate", a), c: ("kept", None)}
+    await world.assert_consistent(g)
+
+
+async def test_a_run_cut_after_keeping_its_winner_runs_again(world: World,
+                                                            corpus: dict[str, Copy]) -> None:
+    """A SIGKILL between a run's first write and its last (seen in a three-replica crash run):
+    the better copy already kept, the old kept copy not yet its duplicate, no clip left
+    downloaded. The run's marker keeps the goal due, and the next run settles the group."""
+    g = await world.goal("g_cut")
+    await _arrive(world, g, corpus, [["s31_sd"]])
+    c = corpus["s31_best"]
+    best = await world.add(g, "s31_best", c.path, info=c.info, fp=c.fp)
+    # what the cut run had written: its marker, then its winner kept
+    await world.store.goals.update_one({"_id": g}, {"$set": {"dedup_pending": True}})
+    assert await move_clip(world.store, best, from_=CLIP_DOWNLOADED, to=CLIP_KEPT,
+                           set_={"kept_at": world.clock()})
+    assert await world.states(g) == {"s31_sd": ("kept", None), "s31_best": ("kept", None)}
+
+    assert g in await world.stage.due(world.clock(), 100)
+    await world.stage.handle(g)
+
+    assert await world.states(g) == {"s31_best": ("kept", None), "s31_sd": ("duplicate", "s31_best")}
+    goal = await world.store.goals.find_one({"_id": g})
+    assert goal is not None and "dedup_pending" not in goal
+    assert g not in await world.stage.due(world.clock(), 100)
     await world.assert_consistent(g)
 
 

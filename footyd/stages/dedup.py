@@ -108,15 +108,17 @@ class DedupStage:
         self._cfg = cfg
 
     async def due(self, now: datetime, limit: int) -> list[str]:
-        """Goals with a downloaded clip, not cancelled, or over (done, failed) with duplicates
-        still holding blobs; whose retry time (if any) has come."""
+        """Goals with a downloaded clip or a run cut before it finished (`dedup_pending`), not
+        cancelled, or over (done, failed) with duplicates still holding blobs; whose retry time
+        (if any) has come."""
+        if limit <= 0:
+            return []
         clips = self._store.clips
         fresh = await clips.distinct("goal_id", {"state": CLIP_DOWNLOADED})
         held = await clips.distinct("goal_id", {"state": CLIP_DUPLICATE, "blob_held": True})
-        if not (fresh or held) or limit <= 0:
-            return []
         cursor = self._store.goals.find(
             {"$and": [{"$or": [{"_id": {"$in": fresh}, "state": {"$ne": GOAL_CANCELLED}},
+                               {"dedup_pending": True, "state": {"$ne": GOAL_CANCELLED}},
                                {"_id": {"$in": held}, "state": {"$in": list(GOAL_OVER)}}]},
                       {"$or": [{"dedup_next_at": None}, {"dedup_next_at": {"$lte": now}}]}]},
             {"_id": 1}).sort("_id", 1).limit(limit)
@@ -146,7 +148,7 @@ class DedupStage:
                 {"state": {"$in": list(CLIP_HOLDS_BLOB)}},
                 {"state": CLIP_DUPLICATE, "fingerprint": {"$ne": None}}]}).sort(
             [("stored_at", 1), ("_id", 1)]).to_list(None)
-        if not any(d["state"] == CLIP_DOWNLOADED for d in docs):
+        if not goal.get("dedup_pending") and not any(d["state"] == CLIP_DOWNLOADED for d in docs):
             if goal.get("state") not in GOAL_OVER:
                 return "idle"
             try:
@@ -176,13 +178,16 @@ class DedupStage:
         groups = grouping.groups
         evidence = Evidence(keys, pairs, grouping)
         duplicates = 0
+        # a run cut between its first write and its last (SIGKILL, a dead MongoDB) can leave no
+        # clip downloaded and a group with two kept copies: the marker keeps the goal due
+        await self._store.goals.update_one({"_id": goal_id}, {"$set": {"dedup_pending": True}})
         try:
             for group in groups:
                 duplicates += await self._settle([docs[i] for i in group], evidence, now)
         except Retryable as exc:  # the blob store failed mid-way: the markers make a rerun safe
             return await self._fail(goal_id, now, exc)
         await self._store.goals.update_one(
-            {"_id": goal_id}, {"$unset": {"dedup_next_at": "", "dedup_error": ""},
+            {"_id": goal_id}, {"$unset": {"dedup_next_at": "", "dedup_error": "", "dedup_pending": ""},
                                "$set": {"deduped_at": now}})
         log.info("dedup_done", groups=len(groups), kept=len(groups), duplicates=duplicates,
                  missing=len(missing))
