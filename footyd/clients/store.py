@@ -45,6 +45,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         # the notify stage finds new events by their timestamps
         IndexModel([("confirmed_at", ASCENDING)], name="confirmed_at", sparse=True),
         IndexModel([("cancelled_at", ASCENDING)], name="cancelled_at", sparse=True),
+        # the dedup due scan finds the goals whose last run was cut midway
+        IndexModel([("dedup_pending", ASCENDING)], name="dedup_pending", sparse=True),
     ],
     "clips": [
         IndexModel(
