@@ -296,16 +296,14 @@ def nearest(a: Fingerprint, b: Fingerprint, *, max_hamming: int, jitter: int = 1
     found: MatchResult | None = None
     for other, flipped in sides:
         exact = _distances(a, other)
-        dist = _with_jitter(exact, jitter)
-        for k in range(-(len(a.hashes) - 1), len(other.hashes)):
-            d = np.diagonal(dist, offset=k)
-            usable = np.diagonal(exact, offset=k) < NO_MATCH
-            hit = (d <= max_hamming) & usable
-            matched = int(hit.sum())
-            if matched == 0 or (found is not None and matched <= found.matched):
-                continue
-            found = MatchResult(offset_s=-k / a.sample_fps + 0.0, run_length=longest_run(hit),
-                                mean_distance=float(d[hit].mean()), matched=matched,
-                                overlap=int(usable.sum()), mirrored=flipped,
-                                sample_fps=a.sample_fps)
+        hits, usable, near = diagonals(exact, _with_jitter(exact, jitter), max_hamming)
+        matched = hits.sum(axis=1)
+        row = int(np.argmax(matched))  # the first offset with the most matches
+        if matched[row] == 0 or (found is not None and matched[row] <= found.matched):
+            continue
+        k = row - (len(a.hashes) - 1)  # a[i] paired with other[i + k]
+        found = MatchResult(offset_s=-k / a.sample_fps + 0.0, run_length=longest_run(hits[row]),
+                            mean_distance=float(near[row][hits[row]].mean()),
+                            matched=int(matched[row]), overlap=int(usable[row].sum()),
+                            mirrored=flipped, sample_fps=a.sample_fps)
     return found
