@@ -2,7 +2,8 @@
 
 A is `footyd.sim.corpus` (OpenCV drawing, PyAV encoding); B is `footyd.sim.corpus_lavfi`
 (ffmpeg filters and the ffmpeg binary, no shared rendering code), built around distinct replays
-of one goal from one broadcast. Thresholds are chosen on A's sweep only; B is reported as is.
+of one goal from one broadcast. Thresholds are chosen on A's sweep only (the highest recall at
+precision 1.0; ties: the setting nearest the previous one); B is reported as is.
 For each: pairwise precision/recall of `compare` at the configured defaults, recall per kind of
 copy, and grouped correctness over random arrival orders and batch splits (the dedup stage's
 rules replayed with footyd's own functions) for the new grouping and the old union-find.
@@ -331,9 +332,11 @@ def _markdown(r: dict[str, Any]) -> str:
         "# Dedup quality",
         "",
         f"Corpus A (`footyd/sim/corpus.py`, OpenCV drawing + PyAV x264; the tuning set): {a['goals']} goals of "
-        "one match x 13 files: HD, 480p, low-bitrate 360p, 1 s and 0.4 s trims, cut start+end, watermark, "
-        "two crop+watermark+trim+low-bitrate combos, another camera angle (+ a re-post), portrait and 4:3 "
-        "pillarbox (not scored for recall).",
+        "one match x 20 files: HD, 480p, low-bitrate 360p, 1 s and 0.4 s trims, cut start+end, watermark, "
+        "two crop+watermark+trim+low-bitrate combos, an off-centre crop combo, a speed-ramped slow motion, "
+        "another camera angle (+ a re-post), the main camera at later moments (a tight shot + a re-post, "
+        "another tight shot, two wide shots: distinct clips), portrait and 4:3 pillarbox (not scored for "
+        "recall).",
         "",
         f"Corpus B (`footyd/sim/corpus_lavfi.py`, ffmpeg filters + the ffmpeg binary's x264; held out, never "
         f"used to choose a threshold): {b['goals']} goals x {b['replays']} distinct replays of each goal from "

@@ -234,7 +234,7 @@ class DedupConfig(Section):
     workers: int = Field(2, ge=1, le=32)
     sample_fps: float | None = Field(None, gt=0, le=30)  # unused (reference_fps): old files still load
     reference_fps: float = Field(5.0, gt=0, le=30)
-    max_hamming: Annotated[int, HOT] = Field(12, ge=0, le=64)
+    max_hamming: Annotated[int, HOT] = Field(10, ge=0, le=64)
     min_consecutive: Annotated[int, HOT] = Field(3, ge=1, le=100)
     min_match_s: Annotated[float, HOT] = Field(2.0, gt=0, le=60)
     min_match_ratio: Annotated[float, HOT] = Field(0.7, gt=0, le=1)

@@ -121,7 +121,7 @@ class _Candidate:
 
 def group_clips(keys: Sequence[str], pairs: Sequence[Pair], *,
                 representative: Callable[[Sequence[int]], int],
-                durations_s: Sequence[float] | None = None, max_hamming: int = 12,
+                durations_s: Sequence[float] | None = None, max_hamming: int = 10,
                 offset_tol_s: float = OFFSET_TOL_S) -> Grouping:
     """Group items 0..len(keys)-1 by the rule above; `representative(members)` names the copy
     dedup would keep among them; without `durations_s` the cover check is skipped."""

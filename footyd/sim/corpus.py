@@ -3,9 +3,11 @@
 One match: every clip shares the stadium panorama and the score bug. Per goal: the HD original
 and its re-posts (480p, low-bitrate 360p, whole and fractional trims, cut ends, watermark, crop +
 watermark + trim + low-bitrate combos, one off-centre, a speed-ramped slow motion), another
-camera angle of the same goal (a distinct clip, with a re-post of its own), and a portrait cut
-and a pillarboxed 4:3 copy (which must never match another clip; whether they match their own
-is not scored).
+camera angle of the same goal (a distinct clip, with a re-post of its own), the same camera's
+shots of other moments (a zoomed-in one from the same position, with a re-post; another zoomed
+one; a wide one), which are geometrically crops of the main camera's panorama and so the hard
+negative for any crop-tolerant rule, and a portrait cut and a pillarboxed 4:3 copy (which must
+never match another clip; whether they match their own is not scored).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ def corpus_specs(*, goals: int = 4, seconds: float = 8.0, scale: float = 1.0) ->
     def abr(kbps: int) -> H264Options:
         return H264Options(bitrate_kbps=max(30, round(kbps * scale * scale)))
 
+    def tight(zoom_frac: float, shift: tuple[float, float], start_s: float) -> dict[str, Any]:
+        return {"reframe": "zoom", "zoom_frac": zoom_frac, "zoom_shift": shift,
+                "trim_start_s": start_s}
+
     out: list[CorpusClip] = []
     for g in range(goals):
         scene, label = 100 + g, f"goal{g}"
@@ -74,6 +80,18 @@ def corpus_specs(*, goals: int = 4, seconds: float = 8.0, scale: float = 1.0) ->
             ("angle_low", f"{label}_angle", {**size(640, 360), "angle": 1, "h264": abr(250)}, True),
             ("portrait", label, {**size(360, 640), "reframe": "portrait"}, False),
             ("pillar", label, {**size(640, 360), "reframe": "pillarbox"}, False),
+            # the main camera at later moments, each its own stretch of time (none overlapping
+            # the goal's or another's, so no two labels share a frame): tight shots (the bottom
+            # 70% of the wide picture, as a zoomed camera on the same gantry sees it; one with a
+            # re-post) and wide shots of a scene that nearly repeats itself
+            ("tight", f"{label}_tight", {**size(1280, 720), **tight(0.15, (0.0, 1.0), seconds + 1)},
+             True),
+            ("tight_low", f"{label}_tight", {**size(640, 360), **tight(0.15, (0.0, 1.0), seconds + 1),
+                                             "h264": abr(250)}, True),
+            ("tight2", f"{label}_tight2", {**size(1280, 720),
+                                           **tight(0.12, (0.8, -0.5), 3 * seconds + 3)}, True),
+            ("late", f"{label}_late", {**size(1280, 720), "trim_start_s": 2 * seconds + 2}, True),
+            ("late2", f"{label}_late2", {**size(1280, 720), "trim_start_s": 4 * seconds + 4}, True),
         ]
         for i, (kind, lab, kw, scored) in enumerate(variants):
             out.append(CorpusClip(f"g{g}_{kind}", lab, {**base, **kw, "seed": scene * 100 + i},
