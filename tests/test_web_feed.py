@@ -190,3 +190,31 @@ async def test_a_stream_that_stops_answering_falls_back_to_polling_and_comes_bac
                 back = await _next(sub, {"fixture", "reset"})
                 assert back.kind == "fixture" and back.data["minute"] == 22
                 assert feed.source == "change_stream"
+
+
+async def test_an_audit_that_races_a_write_waits_for_the_stream(own_mongo: Any) -> None:
+    """A write between the stream's last read and the audit's poll is sent by the poll and then
+    delivered by the stream: late, not missed, so the stream is kept. A stream that delivers
+    nothing still counts as missing it."""
+    uri = own_mongo()
+    cfg = MongoConfig(uri=SecretStr(uri), database="race", server_selection_timeout_s=1.0)
+    async with Store(cfg) as store:
+        await store.fixtures.insert_one(_fixture())
+        feed = ChangeFeed(WebConfig(feed="change_stream", stream_stall_s=20.0), store)
+        follower = feed._follower  # not entered: the test plays the stream loop's audit itself
+        stream = await follower.start()
+        silent = await store.db.watch([{"$match": {"ns.coll": "nothing"}}], max_await_time_ms=200)
+        try:
+            sub, _ = feed.subscribe(None)
+            await _write_elapsed(store, 30)  # the stream has not read it yet
+            assert await follower._audit(stream) == 0
+            assert (await _next(sub, {"fixture"})).data["minute"] == 30  # sent once, by the poll
+            assert sub.queue.empty()  # the stream's copy was the same view: not sent again
+
+            await _write_elapsed(store, 31)
+            assert await follower._audit(silent) == 1
+            assert (await _next(sub, {"fixture"})).data["minute"] == 31
+        finally:
+            await silent.close()
+            await stream.close()
+            await follower.close()

@@ -24,6 +24,8 @@ KINDS = {"fixtures": ("fixture", fixture_view), "goals": ("goal", goal_view),
 RETRY_S = 2.0
 T = TypeVar("T")
 Known = dict[str, set[Any]]  # collection -> ids the last poll read
+Key = tuple[str, Any]  # (collection, _id) of one document
+CATCH_UP_MAX = 1000  # change events an audit reads while the stream catches up with its poll
 
 
 class Sink(Protocol):
@@ -151,7 +153,7 @@ class Follower:
                         self._on_change(change)
                     if time.monotonic() >= audit_at:
                         audit_at = time.monotonic() + self._cfg.stream_audit_s
-                        if missed := await self._poll():
+                        if missed := await self._audit(stream):
                             # an answering stream that delivers nothing (SecantusDB after a
                             # restart): the poll sent what it missed; a fresh stream from here
                             log.warning("web_feed_stream_missed", changes=missed)
@@ -195,16 +197,31 @@ class Follower:
                 log.warning("web_feed_stream_error", error=type(exc).__name__)
             await asyncio.sleep(RETRY_S)
 
-    def _on_change(self, change: dict[str, Any]) -> None:
+    async def _audit(self, stream: Any) -> int:
+        """Poll, and count the changes it sent that the stream does not deliver either once it
+        has caught up: a write between the stream's last read and the poll is only late."""
+        sent = await self._poll()
+        for _ in range(CATCH_UP_MAX):
+            if not sent:
+                break
+            change = await self._bounded(stream.try_next(), self._cfg.stream_stall_s)
+            if change is None:  # nothing more within max_await_time_ms: caught up
+                break
+            sent.discard(self._on_change(change))
+        return len(sent)
+
+    def _on_change(self, change: dict[str, Any]) -> Key | None:
+        """Publish one change event; the document it is about (None: not a watched one)."""
         collection = change.get("ns", {}).get("coll")
         if collection not in KINDS:
-            return
+            return None
         doc_id = change.get("documentKey", {}).get("_id")
         doc = change.get("fullDocument")
         if change.get("operationType") == "delete" or doc is None:
             self._sink.publish(collection, doc_id, None)
-            return
-        self._sink.publish(collection, doc_id, KINDS[collection][1](doc))
+        else:
+            self._sink.publish(collection, doc_id, KINDS[collection][1](doc))
+        return collection, doc_id
 
     # -- polling -----------------------------------------------------------------------------
     async def _poll_loop(self) -> Any:
@@ -243,8 +260,8 @@ class Follower:
             self._on_change(change)
         return stream
 
-    async def _poll(self) -> int:
-        """Read the watched window and publish what differs; returns how many changes it sent."""
+    async def _poll(self) -> set[Key]:
+        """Read the watched window and publish what differs; returns the documents it sent."""
         return self._apply(await self._read())
 
     async def _read(self) -> dict[str, list[Doc]]:
@@ -259,9 +276,9 @@ class Follower:
         clips = [d async for d in db.clips.find({"fixture_id": {"$in": ids}}, HEAVY_FIELDS)]
         return {"fixtures": fixtures, "goals": goals, "clips": clips}
 
-    def _apply(self, read: dict[str, list[Doc]]) -> int:
+    def _apply(self, read: dict[str, list[Doc]]) -> set[Key]:
         """Publish what differs from what was sent (a baseline only remembers it)."""
-        known, current, published = self._known, {}, 0
+        known, current, published = self._known, {}, set()
         for collection, docs in read.items():
             kind, view = KINDS[collection]
             current[collection] = {d["_id"] for d in docs}
@@ -269,8 +286,9 @@ class Follower:
                 if known is None:
                     self._sink.remember(kind, d["_id"], view(d))
                 elif self._sink.publish(collection, d["_id"], view(d)) is not None:
-                    published += 1
+                    published.add((collection, d["_id"]))
             for gone in (known or {}).get(collection, set()) - current[collection]:
-                published += self._sink.publish(collection, gone, None) is not None
+                if self._sink.publish(collection, gone, None) is not None:
+                    published.add((collection, gone))
         self._known = current
         return published
