@@ -4,7 +4,8 @@ A is `footyd.sim.corpus` (OpenCV drawing, PyAV encoding); B is `footyd.sim.corpu
 (ffmpeg filters and the ffmpeg binary, no shared rendering code), built around distinct replays
 of one goal from one broadcast. Thresholds are chosen on A's sweep only (the highest recall at
 precision 1.0; ties: the setting nearest the previous one); B is reported as is.
-For each: pairwise precision/recall of `compare` at the configured defaults, recall per kind of
+For each: pairwise precision/recall of `compare` at the configured defaults and of the pairs the
+stage ends with after the crop step (`media/crop.py`), recall per kind of
 copy, and grouped correctness over random arrival orders and batch splits (the dedup stage's
 rules replayed with footyd's own functions) for the new grouping and the old union-find.
 Run: python -m bench.dedup_quality [--goals 4 --b-goals 2 --b-replays 4 --seconds 8 --scale 1.0
@@ -35,7 +36,7 @@ from footyd.media.fingerprint import Fingerprint, compare, fingerprint
 from footyd.media.groups import Pair, match_pairs
 from footyd.sim.corpus import CorpusClip, build_corpus, corpus_specs
 from footyd.sim.corpus_lavfi import build_corpus_b, corpus_b_specs
-from footyd.stages.dedup_rules import ClipQuality, group_goal, pick_best
+from footyd.stages.dedup_rules import ClipQuality, group_goal, match_and_group, pick_best
 
 RESULTS = Path(__file__).parent / "results"
 STORED_AT = datetime(2026, 1, 1, tzinfo=UTC)  # equal: ties fall to the clip id, as in the stage
@@ -231,10 +232,42 @@ def evaluate(specs: list[CorpusClip], paths: dict[str, Path], rule: dict[str, An
         "grouped": {name: replay_orders(specs, prints, quality, match_rule, orders,
                                         random.Random(seed), grouping, hold)
                     for name, (grouping, hold) in GROUPINGS.items()},
+        "crop_step": with_crops(specs, prints, quality, match_rule, orders, seed),
         "cpu_s": {"fingerprint": round(fp_cpu, 2), "video_s_per_cpu_s": round(video_s / fp_cpu, 1),
                   "compare_all_pairs": round(compare_cpu, 3)},
         "prints": prints,
     }
+
+
+def crop_finder(prints: dict[str, Fingerprint], quality: dict[str, ClipQuality]
+                ) -> Callable[..., list[Pair]]:
+    """The pairs the dedup stage ends with (`compare`, then the crop step), as a pair finder."""
+    name_of = {id(fp): n for n, fp in prints.items()}
+
+    def pairs(ps: list[Fingerprint], **rule: Any) -> list[Pair]:
+        names = [name_of[id(fp)] for fp in ps]
+        return match_and_group(names, ps, [quality[n] for n in names], crops=True, **rule)[0]
+    return pairs
+
+
+def with_crops(specs: list[CorpusClip], prints: dict[str, Fingerprint],
+               quality: dict[str, ClipQuality], rule: dict[str, Any], orders: int,
+               seed: int) -> dict[str, Any]:
+    """Pairwise and grouped figures with the crop step, which depends on a goal's whole set."""
+    finder = crop_finder(prints, quality)
+    hits: set[tuple[int, int]] = set()
+    c0 = _cpu()
+    for goal in sorted({_goal(s.name) for s in specs}):
+        ps = [prints[s.name] for s in specs if _goal(s.name) == goal]
+        hits |= {(id(ps[i]), id(ps[j])) for i, j, _ in finder(ps, **rule)}
+    cpu_s = _cpu() - c0
+
+    def found(a: Fingerprint, b: Fingerprint, **_: Any) -> bool:
+        return (id(a), id(b)) in hits or (id(b), id(a)) in hits
+    return {"pairwise": pairwise(specs, prints, matcher=found),
+            "grouped": replay_orders(specs, prints, quality, rule, orders, random.Random(seed),
+                                     _agglomerative, True, finder),
+            "cpu_s_all_goals": round(cpu_s, 2)}
 
 
 def rule_fps(rule: dict[str, Any]) -> float:
@@ -309,7 +342,7 @@ def main() -> None:
 
 def _row(name: str, r: dict[str, Any]) -> list[str]:
     p, q = r["pairwise"], r["pairwise_no_mirror"]
-    g = r["grouped"]
+    g, c = r["grouped"], r["crop_step"]
     return [
         f"| {name}: clips / pairs | {r['clips']} / {r['pairs']} |",
         f"| {name}: pairwise precision / recall within goals | {p['precision']} / {p['recall']} "
@@ -321,6 +354,16 @@ def _row(name: str, r: dict[str, Any]) -> list[str]:
         f"{r['across_goals']['fp']} |",
         *[f"| {name}: arrival orders exact, {k} | {v['exact']}/{v['orders']} (orders losing a clip: "
           f"{v['orders_losing_a_clip']}, most extra copies: {v['max_extra_copies']}) |" for k, v in g.items()],
+        f"| {name}: **with the crop step (shipped)**: pairwise precision / recall | "
+        f"{c['pairwise']['precision']} / {c['pairwise']['recall']} ({c['pairwise']['fp']} false, "
+        f"{c['pairwise']['fn']} missed) |",
+        f"| {name}: with the crop step: arrival orders exact, groups, held blobs | "
+        f"{c['grouped']['exact']}/{c['grouped']['orders']} (orders losing a clip: "
+        f"{c['grouped']['orders_losing_a_clip']}, most extra copies: "
+        f"{c['grouped']['max_extra_copies']}) |",
+        f"| {name}: matching and grouping every goal, with the crop step | "
+        f"{c['cpu_s_all_goals']} CPU-s (compare alone, all pairs of all goals: "
+        f"{r['cpu_s']['compare_all_pairs']} CPU-s) |",
         f"| {name}: fingerprint | {r['cpu_s']['video_s_per_cpu_s']} s of video per CPU-s |",
         f"| {name}: recall per copy kind | {', '.join(f'{k} {v}' for k, v in r['per_transform_recall'].items())} |",
     ]

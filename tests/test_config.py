@@ -165,7 +165,7 @@ def test_diff_and_hot_classification() -> None:
 def test_the_hot_marker_on_a_field_makes_its_key_live() -> None:
     # dedup reads its match thresholds on every run: a reload applies them
     assert {"dedup.min_match_s", "dedup.min_match_ratio", "dedup.min_match_coverage",
-            "dedup.match_mirrored"} <= config_mod.HOT_KEYS
+            "dedup.match_mirrored", "dedup.match_crops"} <= config_mod.HOT_KEYS
     assert config_mod.is_hot("notify.webhooks.0.url")  # a marked list covers its items
     assert not config_mod.is_hot("dedup.reference_fps") and not config_mod.is_hot("dedup.workers")
 

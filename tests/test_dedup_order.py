@@ -192,7 +192,7 @@ def _one_run_over_all_clips(corpus: dict[str, Copy]) -> dict[str, tuple[str, str
             names, [corpus[n].fp for n in names], quality, max_hamming=dc.max_hamming,
             min_consecutive=dc.min_consecutive, min_match_s=dc.min_match_s,
             min_match_ratio=dc.min_match_ratio, min_match_coverage=dc.min_match_coverage,
-            mirrored=dc.match_mirrored)
+            mirrored=dc.match_mirrored, crops=dc.match_crops)
         for group in grouping.groups:
             win = pick_best([quality[i] for i in group]).clip_id
             out.update({names[i]: ("kept", None) if names[i] == win else ("duplicate", win)

@@ -198,14 +198,25 @@ def test_doc_round_trip_is_int64_and_bson_safe(fps: dict[str, Fingerprint]) -> N
     decoded = bson.decode(bson.encode({"fp": doc}))["fp"]
     again = Fingerprint.from_doc(decoded)
     assert again == fp
+    assert np.array_equal(again.windows, fp.windows) and fp.windows.shape == (100, len(fp.hashes))
     assert to_signed64(2**63 + 5) == -(2**63) + 5
     assert hamming(to_signed64(2**64 - 1), 0) == 64
+
+
+def test_an_older_or_damaged_doc_is_refused(fps: dict[str, Fingerprint]) -> None:
+    """The dedup stage fingerprints such a clip again from storage."""
+    doc = fps["a"].to_doc()
+    with pytest.raises(ValueError, match="version"):
+        Fingerprint.from_doc({**doc, "v": 2})
+    with pytest.raises(ValueError, match="windows"):
+        Fingerprint.from_doc({**doc, "windows": doc["windows"][:-8]})
 
 
 def test_subsample_never_below_requested_rate(fps: dict[str, Fingerprint]) -> None:
     sub = fps["a"].subsample(2.0)
     assert sub.sample_fps == 2.5 and sub.hashes == fps["a"].hashes[::2]
     assert sub.zooms == tuple(z[::2] for z in fps["a"].zooms)
+    assert np.array_equal(sub.windows, fps["a"].windows[:, ::2])
     assert fps["a"].subsample(10.0) is fps["a"]
 
 

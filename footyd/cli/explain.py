@@ -12,6 +12,7 @@ from typing import Any
 
 from footyd.clients.store import Store
 from footyd.config import DedupConfig
+from footyd.media.crop import window_match
 from footyd.media.fingerprint import Fingerprint, compare, nearest
 from footyd.media.groups import KEPT_COVER
 from footyd.records import CLIP_DUPLICATE, CLIP_KEPT
@@ -35,7 +36,10 @@ def near_miss(a: Fingerprint, b: Fingerprint, dc: DedupConfig) -> dict[str, Any]
     """How close two clips came to matching, and which of the match rule's checks failed."""
     if compare(a, b, max_hamming=dc.max_hamming, min_consecutive=dc.min_consecutive,
                min_match_s=dc.min_match_s, min_match_ratio=dc.min_match_ratio,
-               min_match_coverage=dc.min_match_coverage, mirrored=dc.match_mirrored) is not None:
+               min_match_coverage=dc.min_match_coverage, mirrored=dc.match_mirrored
+               ) is not None or (dc.match_crops and window_match(
+                   a, b, min_consecutive=dc.min_consecutive, min_match_s=dc.min_match_s,
+                   min_match_coverage=dc.min_match_coverage) is not None):
         # two kept copies that match would join under "kept copies match": only the cover
         # check refuses that (see media/groups.py)
         return {"pair_matches": True, "failed": [
@@ -109,6 +113,8 @@ def _evidence(ev: dict[str, Any] | None) -> str:
         parts.append("mirrored")
     if ev.get("ramp_s"):
         parts.append(f"at two offsets around {abs(ev['ramp_s']):g} s of slow motion")
+    if ev.get("crop_window"):
+        parts.append("one seen through a crop window")
     support = ev.get("group_support")
     parts.append(f"rule {ev.get('rule')}" + (f" (group support {support:g})" if support is not None
                                               else ""))

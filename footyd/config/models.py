@@ -240,6 +240,7 @@ class DedupConfig(Section):
     min_match_ratio: Annotated[float, HOT] = Field(0.7, gt=0, le=1)
     min_match_coverage: Annotated[float, HOT] = Field(0.5, ge=0, le=1)
     match_mirrored: Annotated[bool, HOT] = True  # a left-right mirrored re-post is a copy too
+    match_crops: Annotated[bool, HOT] = True  # the crop step for off-centre crops (media/crop.py)
     worker_max_memory_mb: int = Field(3072, ge=0, le=1_048_576)  # address space per pool worker
     timeout_s: float = Field(120.0, gt=0)
     retry_backoff_s: float = Field(60.0, ge=0)

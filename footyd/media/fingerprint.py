@@ -4,12 +4,13 @@ Pure top-level functions with picklable arguments and results, run in a process 
 only the file they are given.
 
 A fingerprint holds, per sample taken at the reference rate (`dedup.reference_fps`), the dHash of
-the picture with black bars cropped off, and the dHashes of centre crops at ZOOMS (a re-poster's
-zoomed-in copy lines up with one of them). Two clips are compared sample against sample at every
-time offset (both sides at the same rate), a sample tolerating one sample of jitter on the other
-side (fractional trims land between samples). A match needs most of the overlap to agree, not
-just a short run: hard negatives (other goals of the match, other angles, same score bug and
-stadium) coincide only briefly.
+the picture with black bars cropped off, the dHashes of centre crops at ZOOMS (a re-poster's
+zoomed-in copy lines up with one of them), and the dHashes of WINDOWS, crops off centre as
+well, which only the crop step compares (`media/crop.py`). Two clips are compared sample
+against sample at every time offset (both sides at the same rate), a sample tolerating one
+sample of jitter on the other side (fractional trims land between samples). A match needs most
+of the overlap to agree, not just a short run: hard negatives (other goals of the match, other
+angles, same score bug and stadium) coincide only briefly.
 """
 
 from __future__ import annotations
@@ -27,10 +28,15 @@ from footyd.media.ramp import ramp_match
 
 __all__ = ["Fingerprint", "MatchResult", "compare", "fingerprint", "hamming", "nearest"]
 
-DOC_VERSION = 2
+DOC_VERSION = 3  # 3: crop windows (an older document is fingerprinted again)
 # a sample whose 9x8 luminance grid is this uniform (black, fades) carries no identity
 FLAT_STD = 2.5
 ZOOMS = (0.06, 0.12)  # centre crops (fraction cut off each side) hashed besides the full picture
+# crop windows: (fraction cut off each side, x shift, y shift as fractions of that margin);
+# chosen on corpus A (bench/crop_windows.py)
+WINDOW_ZOOMS = (0.06, 0.09, 0.12, 0.15)
+WINDOW_SHIFTS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+WINDOWS = tuple((z, sx, sy) for z in WINDOW_ZOOMS for sx in WINDOW_SHIFTS for sy in WINDOW_SHIFTS)
 # sampled frames are scaled by the decoder to this gray size: enough to find bars and crop zooms
 SMALL_W, SMALL_H = 72, 64
 BAR_LUMA = 28  # a column/row whose brightest pixel stays below this (on average) is a bar
@@ -55,13 +61,16 @@ def _signed(values: Any) -> tuple[int, ...]:
 @dataclass(frozen=True)
 class Fingerprint:
     """dHashes of frames sampled at `sample_fps`; `flat` lists sample indexes that never match;
-    `zooms[z][i]` hashes sample i's centre crop at ZOOMS[z]."""
+    `zooms[z][i]` hashes sample i's centre crop at ZOOMS[z]; `windows[k, i]` its crop through
+    WINDOWS[k] (unsigned; empty: not hashed, the crop step skips the clip)."""
 
     sample_fps: float
     hashes: tuple[int, ...]
     flat: tuple[int, ...] = ()
     truncated: str = ""  # decode errors met (the samples cover what decoded)
     zooms: tuple[tuple[int, ...], ...] = field(default=())
+    windows: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint64),
+                                compare=False, repr=False)
 
     @property
     def duration_s(self) -> float:
@@ -72,7 +81,10 @@ class Fingerprint:
         """A MongoDB/JSON-safe document (hashes are signed int64)."""
         doc: dict[str, Any] = {"v": DOC_VERSION, "sample_fps": self.sample_fps,
                                "hashes": list(self.hashes), "flat": list(self.flat),
-                               "zooms": [list(z) for z in self.zooms]}
+                               "zooms": [list(z) for z in self.zooms],
+                               # one binary blob: 100 windows as BSON ints would be 1.7x larger
+                               "windows": self.windows.astype("<u8").tobytes(),
+                               "window_count": int(self.windows.shape[0])}
         if self.truncated:
             doc["truncated"] = self.truncated
         return doc
@@ -82,10 +94,16 @@ class Fingerprint:
         """Inverse of `to_doc`; ValueError for another version (the caller fingerprints again)."""
         if doc.get("v") != DOC_VERSION:
             raise ValueError(f"unsupported fingerprint doc version {doc.get('v')!r}")
-        return cls(sample_fps=float(doc["sample_fps"]), hashes=_signed(doc["hashes"]),
+        hashes = _signed(doc["hashes"])
+        count = int(doc.get("window_count") or 0)
+        raw = bytes(doc.get("windows") or b"")
+        if len(raw) != count * len(hashes) * 8:
+            raise ValueError("fingerprint doc: windows do not fit the samples")
+        windows = np.frombuffer(raw, dtype="<u8").astype(np.uint64).reshape(count, len(hashes))
+        return cls(sample_fps=float(doc["sample_fps"]), hashes=hashes,
                    flat=tuple(int(i) for i in doc.get("flat", ())),
                    truncated=str(doc.get("truncated") or ""),
-                   zooms=tuple(_signed(z) for z in doc.get("zooms", ())))
+                   zooms=tuple(_signed(z) for z in doc.get("zooms", ())), windows=windows)
 
     def subsample(self, sample_fps: float) -> Fingerprint:
         """Every n-th sample, n = floor(self.sample_fps / sample_fps) (>= 1), so the rate
@@ -97,7 +115,8 @@ class Fingerprint:
         return Fingerprint(sample_fps=self.sample_fps / stride, hashes=self.hashes[::stride],
                            flat=tuple(j for j, i in enumerate(range(0, len(self.hashes), stride))
                                       if i in flat),
-                           truncated=self.truncated, zooms=tuple(z[::stride] for z in self.zooms))
+                           truncated=self.truncated, zooms=tuple(z[::stride] for z in self.zooms),
+                           windows=self.windows[:, ::stride])
 
 
 def dhash_grid(grid: np.ndarray) -> tuple[int, bool]:
@@ -161,8 +180,33 @@ def fingerprint_frames(frames: tuple[np.ndarray, ...], *, sample_fps: float,
         for z, frac in enumerate(ZOOMS):
             dy, dx = round(h * frac), round(w * frac)
             zooms[z].append(_hash_region(picture[dy:h - dy, dx:w - dx])[0])
+    windows = window_hashes(np.stack([f[top:bottom, left:right] for f in frames]))
     return Fingerprint(sample_fps=sample_fps, hashes=tuple(hashes), flat=tuple(flat),
-                       truncated=truncated, zooms=tuple(tuple(z) for z in zooms))
+                       truncated=truncated, zooms=tuple(tuple(z) for z in zooms), windows=windows)
+
+
+def window_hashes(pictures: np.ndarray) -> np.ndarray:
+    """(windows, samples) unsigned dHashes of each picture seen through each of WINDOWS.
+
+    All at once from summed-area tables: a 9x8 grid cell's mean is the picture's area average
+    over it, as an INTER_AREA resize of the window computes (pictures: samples x h x w)."""
+    n, h, w = pictures.shape
+    table = np.zeros((n, h + 1, w + 1))
+    table[:, 1:, 1:] = pictures.astype(np.float64).cumsum(axis=1).cumsum(axis=2)
+    frac, sx, sy = (np.array(c)[:, None] for c in zip(*WINDOWS, strict=True))
+    top = np.round(h * frac * (1 + sy)) + np.round(h * (1 - 2 * frac)) * np.arange(9) / 8
+    left = np.round(w * frac * (1 + sx)) + np.round(w * (1 - 2 * frac)) * np.arange(10) / 9
+    # the table between whole pixels: bilinear, as the area of a constant pixel grows linearly
+    y0 = np.minimum(np.floor(top).astype(int), h - 1)
+    x0 = np.minimum(np.floor(left).astype(int), w - 1)
+    ty, tx = (top - y0)[:, :, None], (left - x0)[:, None, :]
+    yy, xx = y0[:, :, None], x0[:, None, :]
+    corner = (table[:, yy, xx] * (1 - ty) * (1 - tx) + table[:, yy + 1, xx] * ty * (1 - tx)
+              + table[:, yy, xx + 1] * (1 - ty) * tx + table[:, yy + 1, xx + 1] * ty * tx)
+    cells = corner[..., 1:, 1:] - corner[..., :-1, 1:] - corner[..., 1:, :-1] + corner[..., :-1, :-1]
+    bits = cells[..., 1:] > cells[..., :-1]  # samples x windows x 8 x 8, as dhash_grid
+    packed = np.packbits(bits.reshape(n, len(WINDOWS), 64), axis=-1)
+    return np.ascontiguousarray(packed.view(">u8")[..., 0].T.astype(np.uint64))
 
 
 def _as_u64(hashes: tuple[int, ...]) -> np.ndarray:
@@ -182,6 +226,7 @@ def _mirror(hashes: tuple[int, ...]) -> tuple[int, ...]:
 
 def mirror_print(fp: Fingerprint) -> Fingerprint:
     """The fingerprint a left-right mirror image of the clip would have (up to ties)."""
+    # windows are left out: a mirrored copy is not tried through crop windows
     return Fingerprint(sample_fps=fp.sample_fps, hashes=_mirror(fp.hashes), flat=fp.flat,
                        truncated=fp.truncated, zooms=tuple(_mirror(z) for z in fp.zooms))
 

@@ -46,6 +46,7 @@ class MatchResult:
     mirrored: bool = False  # b matched as a left-right mirror image
     sample_fps: float = 0.0  # the rate compared at
     ramp_s: float = 0.0  # extra (slowed) time in b (negative: in a) between two aligned pieces
+    crop_window: bool = False  # found by the crop step: one side seen through a crop window
 
     @property
     def matched_s(self) -> float:

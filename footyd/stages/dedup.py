@@ -166,7 +166,7 @@ class DedupStage:
                 [ClipQuality.from_doc(d) for d in docs], max_hamming=dc.max_hamming,
                 min_consecutive=dc.min_consecutive, min_match_s=dc.min_match_s,
                 min_match_ratio=dc.min_match_ratio, min_match_coverage=dc.min_match_coverage,
-                mirrored=dc.match_mirrored, timeout_s=MATCH_TIMEOUT_S)
+                mirrored=dc.match_mirrored, crops=dc.match_crops, timeout_s=MATCH_TIMEOUT_S)
         except StoreError:
             raise
         except Exception as exc:  # fail closed on anything the media side throws (cv2 included)

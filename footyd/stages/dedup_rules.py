@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from footyd.media.crop import crop_pairs
 from footyd.media.fingerprint import Fingerprint
 from footyd.media.groups import Grouping, Pair, group_clips, match_pairs
 from footyd.records import CLIP_KEPT
@@ -74,10 +75,25 @@ def group_goal(keys: Sequence[str], pairs: Sequence[Pair], qualities: Sequence[C
 
 
 def match_and_group(keys: Sequence[str], prints: Sequence[Fingerprint],
-                    qualities: Sequence[ClipQuality], *, max_hamming: int,
-                    **rule: Any) -> tuple[list[Pair], Grouping]:
-    """Every matching pair and the goal's groups (pure: runs in the process pool)."""
-    pairs = match_pairs(prints, max_hamming=max_hamming, **rule) if len(prints) > 1 else []
+                    qualities: Sequence[ClipQuality], *, max_hamming: int, min_consecutive: int,
+                    min_match_s: float, min_match_ratio: float, min_match_coverage: float,
+                    mirrored: bool = False, crops: bool = False) -> tuple[list[Pair], Grouping]:
+    """Every matching pair and the goal's groups (pure: runs in the process pool); with
+    `crops`, the crop step's pairs too (`media/crop.py`) and the groups made again with them."""
+    if len(prints) < 2:
+        return [], group_goal(keys, [], qualities, max_hamming=max_hamming)
+    pairs = match_pairs(prints, max_hamming=max_hamming, min_consecutive=min_consecutive,
+                        min_match_s=min_match_s, min_match_ratio=min_match_ratio,
+                        min_match_coverage=min_match_coverage, mirrored=mirrored)
+    grouping = group_goal(keys, pairs, qualities, max_hamming=max_hamming)
+    if not crops:
+        return pairs, grouping
+    found = crop_pairs(prints, grouping, pairs, representative(qualities),
+                       min_consecutive=min_consecutive, min_match_s=min_match_s,
+                       min_match_coverage=min_match_coverage)
+    if not found:
+        return pairs, grouping
+    pairs = sorted([*pairs, *found], key=lambda p: (p[0], p[1]))
     return pairs, group_goal(keys, pairs, qualities, max_hamming=max_hamming)
 
 
@@ -129,4 +145,6 @@ class Evidence:
                        if direct.sample_fps else None, mirrored=direct.mirrored)
             if direct.ramp_s:  # matched at two offsets around this much slowed time
                 doc["ramp_s"] = round(direct.ramp_s, 2)
+            if direct.crop_window:  # one of the two seen through a crop window
+                doc["crop_window"] = True
         return doc

@@ -1,0 +1,91 @@
+"""The crop step on real H.264 clips (footyd.sim.corpus, real PyAV and OpenCV)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from footyd.cli import explain
+from footyd.config import Config
+from footyd.media.crop import crop_pairs, window_match
+from footyd.media.fingerprint import Fingerprint, compare, fingerprint
+from footyd.media.probe import probe
+from footyd.sim.corpus import build_corpus, corpus_specs
+from footyd.stages.dedup_rules import ClipQuality, Evidence, match_and_group, representative
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_crop")]
+
+DC = Config().dedup
+RULE = {"max_hamming": DC.max_hamming, "min_consecutive": DC.min_consecutive,
+        "min_match_s": DC.min_match_s, "min_match_ratio": DC.min_match_ratio,
+        "min_match_coverage": DC.min_match_coverage}
+# one goal, 5 s, quarter size: its copies (an off-centre crop among them), another angle, and
+# the main camera at later moments (tight and wide): the full-size figures are bench/dedup_quality
+SPECS = [s for s in corpus_specs(goals=1, seconds=5.0, scale=0.25) if s.scored]
+NAMES = [s.name for s in SPECS]
+LABEL = {s.name: s.label for s in SPECS}
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_corpus(tmp_path_factory.mktemp("crop"), SPECS)
+
+
+@pytest.fixture(scope="module")
+def prints(paths: dict[str, Path]) -> list[Fingerprint]:
+    return [fingerprint(str(paths[n]), sample_fps=DC.reference_fps) for n in NAMES]
+
+
+@pytest.fixture(scope="module")
+def quality(paths: dict[str, Path]) -> list[ClipQuality]:
+    return [ClipQuality(clip_id=n, duration_s=info.duration_s, width=info.width,
+                        height=info.height, bitrate_bps=info.size_bytes * 8 / info.duration_s,
+                        stored_at=datetime(2026, 1, 1, tzinfo=UTC))
+            for n in NAMES for info in [probe(str(paths[n]))]]
+
+
+def _labels(groups: list[list[int]]) -> list[set[str]]:
+    return [{LABEL[NAMES[i]] for i in g} for g in groups]
+
+
+def _group_of(name: str, groups: list[list[int]]) -> set[str]:
+    return next({NAMES[i] for i in g} for g in groups if NAMES.index(name) in g)
+
+
+def test_an_off_centre_crop_is_found_through_one_window_at_its_offset(
+        prints: list[Fingerprint]) -> None:
+    hd, crop = prints[NAMES.index("g0_hd")], prints[NAMES.index("g0_offcrop")]
+    assert compare(hd, crop, **RULE) is None  # no centre crop lines up with it
+    found = window_match(hd, crop, min_consecutive=DC.min_consecutive,
+                         min_match_s=DC.min_match_s, min_match_coverage=DC.min_match_coverage)
+    assert found is not None and found.crop_window
+    assert found.offset_s == pytest.approx(0.5, abs=0.2 + 1e-9)  # the crop's copy starts 0.5 s in
+    assert found.ratio >= 0.9
+
+
+def test_the_crop_step_joins_the_crop_and_keeps_every_clip_apart(
+        prints: list[Fingerprint], quality: list[ClipQuality]) -> None:
+    _, before = match_and_group(NAMES, prints, quality, **RULE)
+    assert _group_of("g0_offcrop", before.groups) == {"g0_offcrop"}
+    pairs, after = match_and_group(NAMES, prints, quality, crops=True, **RULE)
+    assert {"g0_hd", "g0_offcrop"} <= _group_of("g0_offcrop", after.groups)
+    assert any(m.crop_window for i, j, m in pairs if "g0_offcrop" in (NAMES[i], NAMES[j]))
+    group = next(g for g in after.groups if NAMES.index("g0_offcrop") in g)
+    kept = NAMES[representative(quality)(group)]
+    evidence = Evidence(NAMES, pairs, after).of("g0_offcrop", kept)
+    assert evidence.get("crop_window") and "crop window" in explain._evidence(evidence)
+    # the tight shots are crops of the main camera too, of other moments: never joined
+    assert all(len(labels) == 1 for labels in _labels(after.groups))
+    assert len(after.groups) == len(set(LABEL.values()))
+
+
+def test_the_crop_step_stops_at_its_budget(prints: list[Fingerprint],
+                                           quality: list[ClipQuality]) -> None:
+    pairs, grouping = match_and_group(NAMES, prints, quality, **RULE)
+    rule = {"min_consecutive": DC.min_consecutive, "min_match_s": DC.min_match_s,
+            "min_match_coverage": DC.min_match_coverage}
+    best = representative(quality)
+    assert crop_pairs(prints, grouping, pairs, best, **rule)
+    assert crop_pairs(prints, grouping, pairs, best, budget=0, **rule) == []
