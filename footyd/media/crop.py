@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from footyd.media.fingerprint import Fingerprint, _as_u64
+from footyd.media.fingerprint import Fingerprint, _as_u64, _with_jitter
 from footyd.media.groups import Grouping, Pair
-from footyd.media.match import NO_MATCH, MatchResult, longest_run
+from footyd.media.match import NO_MATCH, MatchResult, diagonals, longest_run
 
 WINDOW_MAX_HAMMING = 10
 WINDOW_MIN_RATIO = 0.9  # stricter than compare's share: a hundred windows, a hundred chances
@@ -110,20 +110,8 @@ def _one_way(a: Fingerprint, b: Fingerprint, min_consecutive: int, min_match_s: 
         exact[:, list(a.flat), :] = NO_MATCH
     if b.flat:
         exact[:, :, list(b.flat)] = NO_MATCH
-    near = exact.copy()  # one sample of jitter either way on either side, as compare
-    for axis in (1, 2):
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        lo[axis], hi[axis] = slice(1, None), slice(None, -1)
-        near[tuple(lo)] = np.minimum(near[tuple(lo)], exact[tuple(hi)])
-        near[tuple(hi)] = np.minimum(near[tuple(hi)], exact[tuple(lo)])
-    i = np.arange(n_a)[None, :]
-    j = i + np.arange(-(n_a - 1), n_b)[:, None]  # offset row r pairs a[i] with b[i + r - n_a + 1]
-    inside = (j >= 0) & (j < n_b)
-    jj = np.clip(j, 0, n_b - 1)
-    usable = inside[None] & (exact[:, i, jj] < NO_MATCH)
-    dist = np.where(inside[None], near[:, i, jj], NO_MATCH)
-    hits = usable & (dist <= WINDOW_MAX_HAMMING)
+    # one sample of jitter either way on either side, as compare; per window, per offset
+    hits, usable, dist = diagonals(exact, _with_jitter(exact, 1), WINDOW_MAX_HAMMING)
     matched, overlap = hits.sum(axis=2), usable.sum(axis=2)
     best: MatchResult | None = None
     for w, row in zip(*np.nonzero((matched >= need) & (matched >= WINDOW_MIN_RATIO * overlap)),

@@ -248,12 +248,13 @@ def _distances(a: Fingerprint, b: Fingerprint) -> np.ndarray:
 
 
 def _with_jitter(dist: np.ndarray, jitter: int) -> np.ndarray:
-    """Each cell the nearest within `jitter` samples on either side's time axis."""
+    """Each cell the nearest within `jitter` samples on either side's time axis (the last
+    two axes: a stack of distance matrices is taken whole)."""
     near = dist.copy()
     for j in range(1, jitter + 1):
-        for axis in (0, 1):
-            lo = [slice(None), slice(None)]
-            hi = [slice(None), slice(None)]
+        for axis in (-2, -1):
+            lo = [slice(None)] * dist.ndim
+            hi = [slice(None)] * dist.ndim
             lo[axis], hi[axis] = slice(j, None), slice(None, -j)
             near[tuple(lo)] = np.minimum(near[tuple(lo)], dist[tuple(hi)])
             near[tuple(hi)] = np.minimum(near[tuple(hi)], dist[tuple(lo)])

@@ -23,14 +23,15 @@ Diagonals = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def diagonals(exact: np.ndarray, dist: np.ndarray, max_hamming: int) -> Diagonals:
-    """Per offset k (row k + n_a - 1): hit and usable flags by a's sample index, and distances."""
-    n_a, n_b = exact.shape
+    """Per offset k (row k + n_a - 1): hit and usable flags by a's sample index, and distances.
+    Leading axes are carried through: a stack of (n_a, n_b) matrices gives a stack of results."""
+    n_a, n_b = exact.shape[-2:]
     i = np.arange(n_a)[None, :]
     j = i + np.arange(-(n_a - 1), n_b)[:, None]  # k pairs a[i] with b[i + k]
     inside = (j >= 0) & (j < n_b)
     jj = np.clip(j, 0, n_b - 1)
-    usable = inside & (exact[i, jj] < NO_MATCH)
-    near = np.where(inside, dist[i, jj], NO_MATCH)
+    usable = inside & (exact[..., i, jj] < NO_MATCH)
+    near = np.where(inside, dist[..., i, jj], NO_MATCH)
     return usable & (near <= max_hamming), usable, near
 
 
