@@ -1,6 +1,6 @@
 """The crop step tried on every pair against the shipped one (kept copies and lone clips only).
 
-`footyd.media.crop` tries clips left apart by `compare` once more through 100 crop windows
+`footyd.media.crop` tries clips left apart by `compare` once more through 175 crop windows
 (settings chosen on corpus A: max_hamming 10, share 0.9, motion correlation 0.4). footyd runs
 it only between the kept copies of groups and from clips left alone, then groups again; this
 bench measures what trying it on EVERY pair would add and cost, against the shipped step and

@@ -375,8 +375,9 @@ def _markdown(r: dict[str, Any]) -> str:
         "# Dedup quality",
         "",
         f"Corpus A (`footyd/sim/corpus.py`, OpenCV drawing + PyAV x264; the tuning set): {a['goals']} goals of "
-        "one match x 20 files: HD, 480p, low-bitrate 360p, 1 s and 0.4 s trims, cut start+end, watermark, "
-        "two crop+watermark+trim+low-bitrate combos, an off-centre crop combo, a speed-ramped slow motion, "
+        "one match x 21 files: HD, 480p, low-bitrate 360p, 1 s and 0.4 s trims, cut start+end, watermark, "
+        "two crop+watermark+trim+low-bitrate combos, two off-centre crop combos (one between the crop "
+        "windows), a speed-ramped slow motion, "
         "another camera angle (+ a re-post), the main camera at later moments (a tight shot + a re-post, "
         "another tight shot, two wide shots: distinct clips), portrait and 4:3 pillarbox (not scored for "
         "recall).",

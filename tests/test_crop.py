@@ -5,12 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from footyd.cli import explain
 from footyd.config import Config
 from footyd.media.crop import crop_pairs, window_match
-from footyd.media.fingerprint import Fingerprint, compare, fingerprint
+from footyd.media.fingerprint import (
+    SMALL_H,
+    SMALL_W,
+    WINDOWS,
+    Fingerprint,
+    _hash_region,
+    compare,
+    fingerprint,
+    hamming,
+    window_hashes,
+)
 from footyd.media.probe import probe
 from footyd.sim.corpus import build_corpus, corpus_specs
 from footyd.stages.dedup_rules import ClipQuality, Evidence, match_and_group, representative
@@ -89,3 +101,17 @@ def test_the_crop_step_stops_at_its_budget(prints: list[Fingerprint],
     best = representative(quality)
     assert crop_pairs(prints, grouping, pairs, best, **rule)
     assert crop_pairs(prints, grouping, pairs, best, budget=0, **rule) == []
+
+
+def test_every_window_hash_is_the_dhash_of_the_picture_cropped_there() -> None:
+    """The summed-area hashing of all WINDOWS (every zoom, every shift) against OpenCV's
+    area resize of each window cut out (ties between near-equal cells may flip a bit)."""
+    rng = np.random.default_rng(7)
+    h, w = SMALL_H, SMALL_W
+    picture = cv2.GaussianBlur(rng.uniform(0, 255, (h, w)), (0, 0), 3).astype(np.uint8)
+    hashed = window_hashes(picture[None])
+    for k, (frac, sx, sy) in enumerate(WINDOWS):
+        top, left = round(h * frac * (1 + sy)), round(w * frac * (1 + sx))
+        cut = picture[top:top + round(h * (1 - 2 * frac)), left:left + round(w * (1 - 2 * frac))]
+        assert hamming(int(hashed[k, 0]), _hash_region(cut)[0]) <= 2, WINDOWS[k]
+    assert len({z for z, _, _ in WINDOWS}) == 7 and len(WINDOWS) == 175

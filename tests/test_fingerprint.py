@@ -17,7 +17,7 @@ import pytest
 from footyd.config import Config
 from footyd.errors import DownloadFailed
 from footyd.media import Fingerprint, compare, fingerprint, hamming, probe
-from footyd.media.fingerprint import to_signed64
+from footyd.media.fingerprint import WINDOWS, to_signed64
 from footyd.sim.clipgen import write_clip, write_garbage
 
 # its module-scoped clips are built once: one worker runs the file
@@ -198,7 +198,7 @@ def test_doc_round_trip_is_int64_and_bson_safe(fps: dict[str, Fingerprint]) -> N
     decoded = bson.decode(bson.encode({"fp": doc}))["fp"]
     again = Fingerprint.from_doc(decoded)
     assert again == fp
-    assert np.array_equal(again.windows, fp.windows) and fp.windows.shape == (100, len(fp.hashes))
+    assert np.array_equal(again.windows, fp.windows) and fp.windows.shape == (len(WINDOWS), len(fp.hashes))
     assert to_signed64(2**63 + 5) == -(2**63) + 5
     assert hamming(to_signed64(2**64 - 1), 0) == 64
 
@@ -207,7 +207,7 @@ def test_an_older_or_damaged_doc_is_refused(fps: dict[str, Fingerprint]) -> None
     """The dedup stage fingerprints such a clip again from storage."""
     doc = fps["a"].to_doc()
     with pytest.raises(ValueError, match="version"):
-        Fingerprint.from_doc({**doc, "v": 2})
+        Fingerprint.from_doc({**doc, "v": 3})  # 100 windows, fewer than a v4 doc's
     with pytest.raises(ValueError, match="windows"):
         Fingerprint.from_doc({**doc, "windows": doc["windows"][:-8]})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from collections.abc import Sequence
@@ -150,3 +151,28 @@ def test_longer_matches_outrank_a_fraction_of_a_bit() -> None:
     frame with best, is left on its own instead of taking mid from best's group."""
     near_tie = m(3.5, 5.8, matched=10)
     assert chain_groups(near_tie, CHAIN_S) == {frozenset({"best", "mid"}), frozenset({"late"})}
+
+
+def test_a_family_joined_through_a_slowed_kept_copy_keeps_its_true_place() -> None:
+    """The kept copy is a speed-ramped replay (the longest file): the HD family matches its
+    first piece, the 360p family only its second, a second later. Placing the 360p family by
+    the kept copies' pair alone would put it a second off the HD family it matches at 0 s, and a
+    heavy re-encode matching all four (never the slowed copy) would agree with only half the
+    group and stay an extra copy. The offset most cross pairs agree with places it right."""
+    keys = ["slowmo", "hd", "sd", "low", "lq", "combo2"]
+
+    def ramp(offset_s: float, distance: float, matched: int) -> MatchResult:
+        return MatchResult(offset_s=offset_s, run_length=matched, mean_distance=distance,
+                           matched=matched, overlap=matched, sample_fps=5.0, ramp_s=1.2)
+    edges = {("hd", "slowmo"): ramp(0.6, 1.2, 46), ("sd", "slowmo"): ramp(0.6, 1.2, 46),
+             ("low", "slowmo"): m(1.6, 3.5, 29), ("lq", "slowmo"): m(1.6, 3.5, 29),
+             ("hd", "sd"): m(0.0, 0.1, 40), ("low", "lq"): m(0.0, 0.6, 40),
+             **{(a, b): m(0.0, 0.6, 40) for a in ("hd", "sd") for b in ("low", "lq")},
+             **{(a, "combo2"): m(0.8, 6.9, 27) for a in ("hd", "sd", "low", "lq")}}
+    idx = {k: i for i, k in enumerate(keys)}
+    pairs: list[Pair] = [(idx[a], idx[b], x) if idx[a] < idx[b] else
+                         (idx[b], idx[a], dataclasses.replace(x, offset_s=-x.offset_s))
+                         for (a, b), x in edges.items()]
+    result = group_clips(keys, pairs, representative=by_rank(keys, keys))
+    assert [sorted(keys[i] for i in g) for g in result.groups] == [sorted(keys)]
+    assert result.position_s[idx["low"]] == result.position_s[idx["hd"]]

@@ -9,7 +9,7 @@ checks; and the change between consecutive samples must agree along the match (c
 least MIN_MOTION_CORR): a zoomed shot from the same camera position at another moment is
 geometrically a crop too, and at still moments only motion tells them apart.
 
-Why only some pairs. A hundred windows make a comparison 10-15x dearer and give wrong pairs
+Why only some pairs. 175 windows make a comparison 20-25x dearer and give wrong pairs
 more chances, so the step runs after grouping and only where a missed copy shows: between the
 kept copies of two groups, and between a clip left alone and every other clip. The grouping is
 then made again with the pairs found, so its rules (kept copies match, cover) still decide.
@@ -33,11 +33,11 @@ WINDOW_MIN_RATIO = 0.9  # stricter than compare's share: a hundred windows, a hu
 MIN_MOTION_CORR = 0.4
 # bounds on the work of one goal's step (the cost grows with samples squared): clips are
 # compared at a rate giving at most CROP_MAX_SAMPLES each (30 s at 5/s), and the pairs tried,
-# most telling first, stop once their samples multiplied together pass CROP_BUDGET (~180 pairs
-# of 30 s clips at ~0.08 CPU-s each here: a goal's step stays within ~15 s, the stage's match
+# most telling first, stop once their samples multiplied together pass CROP_BUDGET (~100 pairs
+# of 30 s clips at ~0.13 CPU-s each here: a goal's step stays within ~15 s, the stage's match
 # timeout is 60 s)
 CROP_MAX_SAMPLES = 150
-CROP_BUDGET = 4_000_000
+CROP_BUDGET = 2_300_000
 
 
 def crop_pairs(prints: Sequence[Fingerprint], grouping: Grouping, pairs: Sequence[Pair],

@@ -28,13 +28,13 @@ from footyd.media.ramp import ramp_match
 
 __all__ = ["Fingerprint", "MatchResult", "compare", "fingerprint", "hamming", "nearest"]
 
-DOC_VERSION = 3  # 3: crop windows (an older document is fingerprinted again)
+DOC_VERSION = 4  # 3: crop windows; 4: 175 of them (an older document is fingerprinted again)
 # a sample whose 9x8 luminance grid is this uniform (black, fades) carries no identity
 FLAT_STD = 2.5
 ZOOMS = (0.06, 0.12)  # centre crops (fraction cut off each side) hashed besides the full picture
 # crop windows: (fraction cut off each side, x shift, y shift as fractions of that margin);
 # chosen on corpus A (bench/crop_windows.py)
-WINDOW_ZOOMS = (0.06, 0.09, 0.12, 0.15)
+WINDOW_ZOOMS = (0.06, 0.075, 0.09, 0.105, 0.12, 0.135, 0.15)
 WINDOW_SHIFTS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 WINDOWS = tuple((z, sx, sy) for z in WINDOW_ZOOMS for sx in WINDOW_SHIFTS for sy in WINDOW_SHIFTS)
 # sampled frames are scaled by the decoder to this gray size: enough to find bars and crop zooms

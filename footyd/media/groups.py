@@ -10,7 +10,10 @@ H merge only on evidence about them as wholes:
 
 Either way the offsets must agree: every member has a position in its group's time frame, each
 cross pair implies an offset between the two frames, and only pairs within OFFSET_TOL_S of the
-deciding offset (the kept copies' pair, else the median) count as support. And the merged
+deciding offset count as support. That offset is the one most cross pairs agree with (on a tie
+the kept copies' pair, else the median): a speed-ramped copy matches at the offset of either of
+its pieces, so when it is a kept copy, the kept copies' pair alone can put a family of copies a
+second off in the frame, and every later copy then agrees with only half the group. And the merged
 group's kept copy must show what each member shows: every member's span in the frame overlaps
 the kept copy's for at least KEPT_COVER of the shorter of the two. Merge candidates are ranked by
 the evidence of their supporting pairs, strongest first: per pair, the matched seconds weighted
@@ -41,6 +44,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from footyd.media.fingerprint import Fingerprint, MatchResult, compare
 
@@ -198,6 +203,13 @@ def _covered(members: Sequence[int], pos: dict[int, float], rep: int,
     return True
 
 
+def _best_supported(first: float, deltas: Sequence[float], tol_s: float) -> float:
+    """The offset most cross pairs agree with: `first` unless another has more support."""
+    d = np.array([first, *deltas])
+    support = (np.abs(d[:, None] - d[None, 1:]) <= tol_s).sum(axis=1)
+    return float(d[int(np.argmax(support))])  # argmax: the first of the best, `first` on a tie
+
+
 def _evaluate(g: _Group, h: _Group, edges: dict[tuple[int, int], MatchResult],
               rules: _Rules) -> _Candidate | None:
     """Whether G and H may merge, at which frame offset, and how strongly."""
@@ -214,6 +226,7 @@ def _evaluate(g: _Group, h: _Group, edges: dict[tuple[int, int], MatchResult],
         rule, delta = KEPT_COPIES, rep_off + g.pos[g.rep] - h.pos[h.rep]
     else:
         rule, delta = MOST_MEMBERS, statistics.median_low(d for _, _, d in cross)
+    delta = _best_supported(delta, [d for _, _, d in cross], rules.tol_s)
     agreeing = [(a, b) for a, b, d in cross if abs(d - delta) <= rules.tol_s]
     support = len(agreeing) / (len(g.members) * len(h.members))
     if rule == MOST_MEMBERS and support <= 0.5:

@@ -2,7 +2,7 @@
 
 One match: every clip shares the stadium panorama and the score bug. Per goal: the HD original
 and its re-posts (480p, low-bitrate 360p, whole and fractional trims, cut ends, watermark, crop +
-watermark + trim + low-bitrate combos, one off-centre, a speed-ramped slow motion), another
+watermark + trim + low-bitrate combos, two off-centre, a speed-ramped slow motion), another
 camera angle of the same goal (a distinct clip, with a re-post of its own), the same camera's
 shots of other moments (a zoomed-in one from the same position, with a re-post; another zoomed
 one; a wide one), which are geometrically crops of the main camera's panorama and so the hard
@@ -92,6 +92,11 @@ def corpus_specs(*, goals: int = 4, seconds: float = 8.0, scale: float = 1.0) ->
                                            **tight(0.12, (0.8, -0.5), 3 * seconds + 3)}, True),
             ("late", f"{label}_late", {**size(1280, 720), "trim_start_s": 2 * seconds + 2}, True),
             ("late2", f"{label}_late2", {**size(1280, 720), "trim_start_s": 4 * seconds + 4}, True),
+            # an off-centre crop that falls between the crop windows in zoom and both shifts
+            ("offcrop2", label, {**size(854, 480), "reframe": "zoom", "zoom_frac": 0.105,
+                                 "zoom_shift": (0.3, -0.3), "trim_start_s": 0.9,
+                                 "seconds": seconds - 1.7, "watermark": "@matchday",
+                                 "h264": abr(320)}, True),
         ]
         for i, (kind, lab, kw, scored) in enumerate(variants):
             out.append(CorpusClip(f"g{g}_{kind}", lab, {**base, **kw, "seed": scene * 100 + i},
