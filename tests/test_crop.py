@@ -15,15 +15,15 @@ from footyd.media.crop import crop_pairs, window_match
 from footyd.media.fingerprint import (
     SMALL_H,
     SMALL_W,
-    WINDOWS,
     Fingerprint,
     _hash_region,
     compare,
     fingerprint,
+    fingerprint_frames,
     hamming,
-    window_hashes,
 )
 from footyd.media.probe import probe
+from footyd.media.windows import WINDOW_MAX_SAMPLES, WINDOWS, window_hashes
 from footyd.sim.corpus import build_corpus, corpus_specs
 from footyd.stages.dedup_rules import ClipQuality, Evidence, match_and_group, representative
 
@@ -115,3 +115,50 @@ def test_every_window_hash_is_the_dhash_of_the_picture_cropped_there() -> None:
         cut = picture[top:top + round(h * (1 - 2 * frac)), left:left + round(w * (1 - 2 * frac))]
         assert hamming(int(hashed[k, 0]), _hash_region(cut)[0]) <= 2, WINDOWS[k]
     assert len({z for z, _, _ in WINDOWS}) == 7 and len(WINDOWS) == 175
+
+
+def _pan(samples: int, crop: tuple[float, float, float] | None = None) -> tuple[np.ndarray, ...]:
+    """Small gray pictures of a camera panning over a textured world at a varying speed;
+    with `crop` (as a window: zoom, x shift, y shift), a re-poster's crop of each."""
+    rng = np.random.default_rng(3)
+    world = cv2.GaussianBlur(rng.uniform(0, 255, (300, 2400)), (0, 0), 12)
+    world = (world - world.min()) * 255 / np.ptp(world)  # shapes the size of a hash cell
+    xs = np.cumsum(rng.uniform(0.0, 8.0, samples)).astype(int)
+    ys = (40 + 30 * np.sin(np.arange(samples) / 9)).astype(int)
+    out = []
+    for x, y in zip(xs, ys, strict=True):
+        view = world[y:y + 180, x:x + 320]
+        if crop is not None:
+            frac, sx, sy = crop
+            top, left = round(180 * frac * (1 + sy)), round(320 * frac * (1 + sx))
+            view = view[top:top + round(180 * (1 - 2 * frac)), left:left + round(320 * (1 - 2 * frac))]
+        out.append(cv2.resize(view.astype(np.float32), (SMALL_W, SMALL_H),
+                              interpolation=cv2.INTER_AREA).astype(np.uint8))
+    return tuple(out)
+
+
+def test_a_long_clip_holds_its_windows_at_a_stride_and_still_finds_its_crop() -> None:
+    """80 s at 5/s: windows for every 4th sample (a bounded document), and an off-centre crop
+    re-posted from 8 s in is still found through one window, at 8 s, which `compare` misses."""
+    long_print = fingerprint_frames(_pan(400), sample_fps=5.0)
+    crop_print = fingerprint_frames(_pan(400, crop=(0.12, 1.0, -1.0))[40:300], sample_fps=5.0)
+    assert (long_print.window_stride, crop_print.window_stride) == (4, 2)
+    assert long_print.windows.shape == (len(WINDOWS), 100) and 100 <= WINDOW_MAX_SAMPLES
+    doc = long_print.to_doc()
+    assert len(doc["windows"]) == len(WINDOWS) * 100 * 8
+    again = Fingerprint.from_doc(doc)
+    assert again.window_stride == 4 and np.array_equal(again.windows, long_print.windows)
+    assert compare(long_print, crop_print, **RULE) is None
+    found = window_match(long_print, crop_print, min_consecutive=DC.min_consecutive,
+                         min_match_s=DC.min_match_s, min_match_coverage=DC.min_match_coverage)
+    assert found is not None and found.crop_window and found.offset_s == pytest.approx(8.0, abs=0.8)
+
+
+def test_windows_held_at_a_stride_are_kept_only_where_they_line_up() -> None:
+    fp = fingerprint_frames(_pan(400), sample_fps=5.0)  # windows for every 4th sample
+    half = fp.every(2)
+    assert half.window_stride == 2 and np.array_equal(half.windows, fp.windows)
+    eighth = fp.every(8)
+    assert eighth.window_stride == 1 and np.array_equal(eighth.windows, fp.windows[:, ::2])
+    assert eighth.windows.shape[1] == len(eighth.hashes)
+    assert fp.every(3).windows.size == 0  # no sample of every 3rd has its windows

@@ -17,7 +17,8 @@ import pytest
 from footyd.config import Config
 from footyd.errors import DownloadFailed
 from footyd.media import Fingerprint, compare, fingerprint, hamming, probe
-from footyd.media.fingerprint import WINDOWS, to_signed64
+from footyd.media.fingerprint import to_signed64
+from footyd.media.windows import WINDOWS
 from footyd.sim.clipgen import write_clip, write_garbage
 
 # its module-scoped clips are built once: one worker runs the file

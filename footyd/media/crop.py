@@ -27,16 +27,16 @@ import numpy as np
 from footyd.media.fingerprint import Fingerprint, _as_u64, _with_jitter
 from footyd.media.groups import Grouping, Pair
 from footyd.media.match import NO_MATCH, MatchResult, diagonals, longest_run
+from footyd.media.windows import WINDOW_MAX_SAMPLES, window_stride_for
 
 WINDOW_MAX_HAMMING = 10
 WINDOW_MIN_RATIO = 0.9  # stricter than compare's share: a hundred windows, a hundred chances
 MIN_MOTION_CORR = 0.4
 # bounds on the work of one goal's step (the cost grows with samples squared): clips are
-# compared at a rate giving at most CROP_MAX_SAMPLES each (30 s at 5/s), and the pairs tried,
-# most telling first, stop once their samples multiplied together pass CROP_BUDGET (~100 pairs
-# of 30 s clips at ~0.13 CPU-s each here: a goal's step stays within ~15 s, the stage's match
-# timeout is 60 s)
-CROP_MAX_SAMPLES = 150
+# compared at most WINDOW_MAX_SAMPLES each (30 s at 5/s: longer ones at a stride), and the pairs
+# tried, most telling first, stop once their samples multiplied together pass CROP_BUDGET (~100
+# pairs of 30 s clips at ~0.13 CPU-s each here: a goal's step stays within ~15 s, the stage's
+# match timeout is 60 s)
 CROP_BUDGET = 2_300_000
 
 
@@ -61,8 +61,8 @@ def crop_pairs(prints: Sequence[Fingerprint], grouping: Grouping, pairs: Sequenc
     found = []
     spent = 0
     for i, j in order:
-        spent += min(len(prints[i].hashes), CROP_MAX_SAMPLES) * min(len(prints[j].hashes),
-                                                                     CROP_MAX_SAMPLES)
+        spent += (min(len(prints[i].hashes), WINDOW_MAX_SAMPLES)
+                  * min(len(prints[j].hashes), WINDOW_MAX_SAMPLES))
         if spent > budget:
             break
         m = window_match(prints[i], prints[j], min_consecutive=min_consecutive,
@@ -77,13 +77,13 @@ def window_match(a: Fingerprint, b: Fingerprint, *, min_consecutive: int, min_ma
     """The better of a's windows against b's pictures and b's windows against a's (offset: time
     in a = time in b + offset_s, as `compare`); None when neither matches."""
     rate = min(a.sample_fps, b.sample_fps)
-    longest = max(len(a.hashes) * rate / a.sample_fps, len(b.hashes) * rate / b.sample_fps)
-    if longest > CROP_MAX_SAMPLES:
-        rate *= CROP_MAX_SAMPLES / longest
-    if rate < max(a.sample_fps, b.sample_fps):
-        a, b = a.subsample(rate), b.subsample(rate)
+    a, b = a.subsample(rate), b.subsample(rate)
     if a.sample_fps != b.sample_fps:  # rates that no stride brings together
         return None
+    # both at the stride of the longer (a power of two, as the windows held: they line up)
+    stride = max(window_stride_for(max(len(a.hashes), len(b.hashes))), a.window_stride,
+                 b.window_stride)
+    a, b = a.every(stride), b.every(stride)
     there = _one_way(a, b, min_consecutive, min_match_s, min_match_coverage)
     back = _one_way(b, a, min_consecutive, min_match_s, min_match_coverage)
     if back is not None:
@@ -95,7 +95,7 @@ def window_match(a: Fingerprint, b: Fingerprint, *, min_consecutive: int, min_ma
 def _one_way(a: Fingerprint, b: Fingerprint, min_consecutive: int, min_match_s: float,
              min_match_coverage: float) -> MatchResult | None:
     """b's full pictures against one of a's windows, the same window for the whole clip."""
-    if a.windows.shape[0] == 0 or a.windows.shape[1] != len(a.hashes):
+    if a.windows.shape[0] == 0 or a.window_stride != 1 or a.windows.shape[1] != len(a.hashes):
         return None
     full_b = _as_u64(b.hashes)
     n_a, n_b = len(a.hashes), len(full_b)

@@ -5,10 +5,10 @@ only the file they are given.
 
 A fingerprint holds, per sample taken at the reference rate (`dedup.reference_fps`), the dHash of
 the picture with black bars cropped off, the dHashes of centre crops at ZOOMS (a re-poster's
-zoomed-in copy lines up with one of them), and the dHashes of WINDOWS, crops off centre as
-well, which only the crop step compares (`media/crop.py`). Two clips are compared sample
-against sample at every time offset (both sides at the same rate), a sample tolerating one
-sample of jitter on the other side (fractional trims land between samples). A match needs most
+zoomed-in copy lines up with one of them), and the dHashes of crop windows, off centre as
+well, which only the crop step compares (`media/windows.py`, `media/crop.py`). Two clips are
+compared sample against sample at every time offset (both sides at the same rate), a sample
+tolerating one sample of jitter on the other side (fractional trims land between samples). A match needs most
 of the overlap to agree, not just a short run: hard negatives (other goals of the match, other
 angles, same score bug and stadium) coincide only briefly.
 """
@@ -25,18 +25,14 @@ import numpy as np
 from footyd.media.decode import sample_frames
 from footyd.media.match import NO_MATCH, MatchResult, diagonals, longest_run
 from footyd.media.ramp import ramp_match
+from footyd.media.windows import window_hashes, window_stride_for
 
 __all__ = ["Fingerprint", "MatchResult", "compare", "fingerprint", "hamming", "nearest"]
 
-DOC_VERSION = 4  # 3: crop windows; 4: 175 of them (an older document is fingerprinted again)
+DOC_VERSION = 4  # 3: crop windows; 4: 175, at most 150 samples' (older docs: fingerprinted again)
 # a sample whose 9x8 luminance grid is this uniform (black, fades) carries no identity
 FLAT_STD = 2.5
 ZOOMS = (0.06, 0.12)  # centre crops (fraction cut off each side) hashed besides the full picture
-# crop windows: (fraction cut off each side, x shift, y shift as fractions of that margin);
-# chosen on corpus A (bench/crop_windows.py)
-WINDOW_ZOOMS = (0.06, 0.075, 0.09, 0.105, 0.12, 0.135, 0.15)
-WINDOW_SHIFTS = (-1.0, -0.5, 0.0, 0.5, 1.0)
-WINDOWS = tuple((z, sx, sy) for z in WINDOW_ZOOMS for sx in WINDOW_SHIFTS for sy in WINDOW_SHIFTS)
 # sampled frames are scaled by the decoder to this gray size: enough to find bars and crop zooms
 SMALL_W, SMALL_H = 72, 64
 BAR_LUMA = 28  # a column/row whose brightest pixel stays below this (on average) is a bar
@@ -61,8 +57,9 @@ def _signed(values: Any) -> tuple[int, ...]:
 @dataclass(frozen=True)
 class Fingerprint:
     """dHashes of frames sampled at `sample_fps`; `flat` lists sample indexes that never match;
-    `zooms[z][i]` hashes sample i's centre crop at ZOOMS[z]; `windows[k, i]` its crop through
-    WINDOWS[k] (unsigned; empty: not hashed, the crop step skips the clip)."""
+    `zooms[z][i]` hashes sample i's centre crop at ZOOMS[z]; `windows[k, i]` sample
+    (i x window_stride)'s crop through WINDOWS[k] (unsigned; empty: not hashed, the crop step
+    skips the clip; media/windows.py)."""
 
     sample_fps: float
     hashes: tuple[int, ...]
@@ -71,6 +68,7 @@ class Fingerprint:
     zooms: tuple[tuple[int, ...], ...] = field(default=())
     windows: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint64),
                                 compare=False, repr=False)
+    window_stride: int = 1
 
     @property
     def duration_s(self) -> float:
@@ -82,9 +80,10 @@ class Fingerprint:
         doc: dict[str, Any] = {"v": DOC_VERSION, "sample_fps": self.sample_fps,
                                "hashes": list(self.hashes), "flat": list(self.flat),
                                "zooms": [list(z) for z in self.zooms],
-                               # one binary blob: 100 windows as BSON ints would be 1.7x larger
+                               # one binary blob: windows as BSON ints would be 1.7x larger
                                "windows": self.windows.astype("<u8").tobytes(),
-                               "window_count": int(self.windows.shape[0])}
+                               "window_count": int(self.windows.shape[0]),
+                               "window_stride": self.window_stride}
         if self.truncated:
             doc["truncated"] = self.truncated
         return doc
@@ -96,27 +95,41 @@ class Fingerprint:
             raise ValueError(f"unsupported fingerprint doc version {doc.get('v')!r}")
         hashes = _signed(doc["hashes"])
         count = int(doc.get("window_count") or 0)
+        stride = int(doc.get("window_stride") or 1)
         raw = bytes(doc.get("windows") or b"")
-        if len(raw) != count * len(hashes) * 8:
+        held = -(-len(hashes) // stride) if count else 0
+        if stride < 1 or len(raw) != count * held * 8:
             raise ValueError("fingerprint doc: windows do not fit the samples")
-        windows = np.frombuffer(raw, dtype="<u8").astype(np.uint64).reshape(count, len(hashes))
+        windows = np.frombuffer(raw, dtype="<u8").astype(np.uint64).reshape(count, held)
         return cls(sample_fps=float(doc["sample_fps"]), hashes=hashes,
                    flat=tuple(int(i) for i in doc.get("flat", ())),
                    truncated=str(doc.get("truncated") or ""),
-                   zooms=tuple(_signed(z) for z in doc.get("zooms", ())), windows=windows)
+                   zooms=tuple(_signed(z) for z in doc.get("zooms", ())), windows=windows,
+                   window_stride=stride if count else 1)
 
     def subsample(self, sample_fps: float) -> Fingerprint:
         """Every n-th sample, n = floor(self.sample_fps / sample_fps) (>= 1), so the rate
         returned (`self.sample_fps / n`) is never below the one asked for."""
-        stride = max(1, int(self.sample_fps / sample_fps + 1e-9))
+        return self.every(max(1, int(self.sample_fps / sample_fps + 1e-9)))
+
+    def every(self, stride: int) -> Fingerprint:
+        """Every `stride`-th sample; the windows kept where they line up with those samples
+        (one stride a multiple of the other), else dropped."""
         if stride == 1:
             return self
         flat = set(self.flat)
+        held = self.window_stride
+        if stride % held == 0:
+            windows, window_stride = self.windows[:, ::stride // held], 1
+        elif held % stride == 0:
+            windows, window_stride = self.windows, held // stride
+        else:
+            windows, window_stride = np.zeros((0, 0), np.uint64), 1
         return Fingerprint(sample_fps=self.sample_fps / stride, hashes=self.hashes[::stride],
                            flat=tuple(j for j, i in enumerate(range(0, len(self.hashes), stride))
                                       if i in flat),
                            truncated=self.truncated, zooms=tuple(z[::stride] for z in self.zooms),
-                           windows=self.windows[:, ::stride])
+                           windows=windows, window_stride=window_stride)
 
 
 def dhash_grid(grid: np.ndarray) -> tuple[int, bool]:
@@ -180,33 +193,11 @@ def fingerprint_frames(frames: tuple[np.ndarray, ...], *, sample_fps: float,
         for z, frac in enumerate(ZOOMS):
             dy, dx = round(h * frac), round(w * frac)
             zooms[z].append(_hash_region(picture[dy:h - dy, dx:w - dx])[0])
-    windows = window_hashes(np.stack([f[top:bottom, left:right] for f in frames]))
+    stride = window_stride_for(len(frames))
+    windows = window_hashes(np.stack([f[top:bottom, left:right] for f in frames[::stride]]))
     return Fingerprint(sample_fps=sample_fps, hashes=tuple(hashes), flat=tuple(flat),
-                       truncated=truncated, zooms=tuple(tuple(z) for z in zooms), windows=windows)
-
-
-def window_hashes(pictures: np.ndarray) -> np.ndarray:
-    """(windows, samples) unsigned dHashes of each picture seen through each of WINDOWS.
-
-    All at once from summed-area tables: a 9x8 grid cell's mean is the picture's area average
-    over it, as an INTER_AREA resize of the window computes (pictures: samples x h x w)."""
-    n, h, w = pictures.shape
-    table = np.zeros((n, h + 1, w + 1))
-    table[:, 1:, 1:] = pictures.astype(np.float64).cumsum(axis=1).cumsum(axis=2)
-    frac, sx, sy = (np.array(c)[:, None] for c in zip(*WINDOWS, strict=True))
-    top = np.round(h * frac * (1 + sy)) + np.round(h * (1 - 2 * frac)) * np.arange(9) / 8
-    left = np.round(w * frac * (1 + sx)) + np.round(w * (1 - 2 * frac)) * np.arange(10) / 9
-    # the table between whole pixels: bilinear, as the area of a constant pixel grows linearly
-    y0 = np.minimum(np.floor(top).astype(int), h - 1)
-    x0 = np.minimum(np.floor(left).astype(int), w - 1)
-    ty, tx = (top - y0)[:, :, None], (left - x0)[:, None, :]
-    yy, xx = y0[:, :, None], x0[:, None, :]
-    corner = (table[:, yy, xx] * (1 - ty) * (1 - tx) + table[:, yy + 1, xx] * ty * (1 - tx)
-              + table[:, yy, xx + 1] * (1 - ty) * tx + table[:, yy + 1, xx + 1] * ty * tx)
-    cells = corner[..., 1:, 1:] - corner[..., :-1, 1:] - corner[..., 1:, :-1] + corner[..., :-1, :-1]
-    bits = cells[..., 1:] > cells[..., :-1]  # samples x windows x 8 x 8, as dhash_grid
-    packed = np.packbits(bits.reshape(n, len(WINDOWS), 64), axis=-1)
-    return np.ascontiguousarray(packed.view(">u8")[..., 0].T.astype(np.uint64))
+                       truncated=truncated, zooms=tuple(tuple(z) for z in zooms), windows=windows,
+                       window_stride=stride)
 
 
 def _as_u64(hashes: tuple[int, ...]) -> np.ndarray:
