@@ -3,13 +3,14 @@
 A is `footyd.sim.corpus` (OpenCV drawing, PyAV encoding); B is `footyd.sim.corpus_lavfi`
 (ffmpeg filters and the ffmpeg binary, no shared rendering code), built around distinct replays
 of one goal from one broadcast. Thresholds are chosen on A's sweep only (the highest recall at
-precision 1.0; ties: the setting nearest the previous one); B is reported as is.
+precision 1.0; ties: the setting nearest the previous one); B is reported as is, and so is a
+fresh draw of B's generator (its next goals), as B itself has been studied for failures.
 For each: pairwise precision/recall of `compare` at the configured defaults and of the pairs the
 stage ends with after the crop step (`media/crop.py`), recall per kind of
 copy, and grouped correctness over random arrival orders and batch splits (the dedup stage's
 rules replayed with footyd's own functions) for the new grouping and the old union-find.
-Run: python -m bench.dedup_quality [--goals 4 --b-goals 2 --b-replays 4 --seconds 8 --scale 1.0
---orders 100]. Writes bench/results/dedup_quality.{json,md}.
+Run: python -m bench.dedup_quality [--goals 4 --b-goals 2 --b-replays 4 --fresh-goals 2 --seconds 8
+--scale 1.0 --orders 100]. Writes bench/results/dedup_quality.{json,md}.
 """
 
 from __future__ import annotations
@@ -293,6 +294,8 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--b-goals", type=int, default=2, help="corpus B goals")
     ap.add_argument("--b-replays", type=int, default=4, help="corpus B distinct replays per goal")
+    ap.add_argument("--fresh-goals", type=int, default=2,
+                    help="B's generator, the goals after B's: a draw no choice was made on")
     ap.add_argument("--orders", type=int, default=100)
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     ap.add_argument("--seed", type=int, default=1)
@@ -304,10 +307,14 @@ def main() -> None:
     specs_b = corpus_b_specs(goals=args.b_goals, replays=args.b_replays, seconds=args.seconds,
                              scale=args.scale)
     paths_b = build_corpus_b(args.cache / "b", specs_b)
-    print(f"corpora: {len(specs_a)} + {len(specs_b)} clips ready in {time.monotonic() - t:.0f}s",
-          file=sys.stderr)
+    specs_f = corpus_b_specs(goals=args.b_goals + args.fresh_goals, replays=args.b_replays,
+                             seconds=args.seconds, scale=args.scale)[len(specs_b):]
+    paths_f = build_corpus_b(args.cache / "b", specs_f)
+    print(f"corpora: {len(specs_a)} + {len(specs_b)} + {len(specs_f)} clips ready in "
+          f"{time.monotonic() - t:.0f}s", file=sys.stderr)
     a = evaluate(specs_a, paths_a, rule, args.orders, args.seed)
     b = evaluate(specs_b, paths_b, rule, args.orders, args.seed)
+    fresh = evaluate(specs_f, paths_f, rule, args.orders, args.seed) if specs_f else None
     match_rule = {k: v for k, v in rule.items() if k not in ("reference_fps", "max_hamming",
                                                              "min_match_ratio", "min_match_coverage")}
     # the sweep that chose the defaults: corpus A only (B is held out)
@@ -325,11 +332,13 @@ def main() -> None:
     c0 = _cpu()
     match_pairs(one_goal, **goal_rule)
     goal_compare_ms = (_cpu() - c0) * 1000
-    for r in (a, b):
-        del r["prints"]
+    for r in (a, b, fresh):
+        if r is not None:
+            del r["prints"]
     result = {"defaults": rule, "seconds": args.seconds, "scale": args.scale,
               "corpus_a": {"goals": args.goals, **a}, "corpus_b": {"goals": args.b_goals,
                                                                     "replays": args.b_replays, **b},
+              "corpus_b_fresh": fresh and {"goals": args.fresh_goals, **fresh},
               "compare_one_goal_ms": round(goal_compare_ms, 1),
               "compare_one_goal_no_mirror_ms": round(goal_compare_plain_ms, 1),
               "one_goal_clips": len(per_goal),
@@ -389,6 +398,10 @@ def _markdown(r: dict[str, Any]) -> str:
         "overlay, two crop+watermark+trim+low-bitrate combos (one off-centre), pillarbox and portrait (not "
         "scored for recall), a speed-ramped slow motion and a mirrored copy.",
         "",
+        "B fresh: B's generator, the goals after B's (their action drawn from other seeds), first "
+        "rendered on 2026-12-05 after every choice now shipped: B was studied to find its last "
+        "failures, this draw never was.",
+        "",
         f"Clips {r['seconds']:g} s, scale {r['scale']:g}. Defaults {r['defaults']}; comparing one goal's "
         f"{r['one_goal_clips']} clips: {r['compare_one_goal_ms']} ms "
         f"({r['compare_one_goal_no_mirror_ms']} ms without mirror matching).",
@@ -397,6 +410,7 @@ def _markdown(r: dict[str, Any]) -> str:
         "|---|---|",
         *_row("A", a),
         *_row("B", b),
+        *(_row("B fresh", r["corpus_b_fresh"]) if r.get("corpus_b_fresh") else []),
         "",
         "Threshold sweep on A (max_hamming x min_match_ratio x min_match_coverage, other keys at defaults):",
         "",
