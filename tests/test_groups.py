@@ -169,10 +169,12 @@ def test_a_family_joined_through_a_slowed_kept_copy_keeps_its_true_place() -> No
              ("hd", "sd"): m(0.0, 0.1, 40), ("low", "lq"): m(0.0, 0.6, 40),
              **{(a, b): m(0.0, 0.6, 40) for a in ("hd", "sd") for b in ("low", "lq")},
              **{(a, "combo2"): m(0.8, 6.9, 27) for a in ("hd", "sd", "low", "lq")}}
-    idx = {k: i for i, k in enumerate(keys)}
-    pairs: list[Pair] = [(idx[a], idx[b], x) if idx[a] < idx[b] else
-                         (idx[b], idx[a], dataclasses.replace(x, offset_s=-x.offset_s))
-                         for (a, b), x in edges.items()]
-    result = group_clips(keys, pairs, representative=by_rank(keys, keys))
-    assert [sorted(keys[i] for i in g) for g in result.groups] == [sorted(keys)]
-    assert result.position_s[idx["low"]] == result.position_s[idx["hd"]]
+    ranking = list(keys)
+    for listed in [keys, *(random.Random(seed).sample(keys, len(keys)) for seed in range(20))]:
+        idx = {k: i for i, k in enumerate(listed)}
+        pairs: list[Pair] = [(idx[a], idx[b], x) if idx[a] < idx[b] else
+                             (idx[b], idx[a], dataclasses.replace(x, offset_s=-x.offset_s))
+                             for (a, b), x in edges.items()]
+        result = group_clips(listed, pairs, representative=by_rank(ranking, listed))
+        assert [sorted(listed[i] for i in g) for g in result.groups] == [sorted(keys)], listed
+        assert result.position_s[idx["low"]] == result.position_s[idx["hd"]], listed

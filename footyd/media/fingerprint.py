@@ -8,9 +8,9 @@ the picture with black bars cropped off, the dHashes of centre crops at ZOOMS (a
 zoomed-in copy lines up with one of them), and the dHashes of crop windows, off centre as
 well, which only the crop step compares (`media/windows.py`, `media/crop.py`). Two clips are
 compared sample against sample at every time offset (both sides at the same rate), a sample
-tolerating one sample of jitter on the other side (fractional trims land between samples). A match needs most
-of the overlap to agree, not just a short run: hard negatives (other goals of the match, other
-angles, same score bug and stadium) coincide only briefly.
+tolerating one sample of jitter on the other side (fractional trims land between samples). A
+match needs most of the overlap to agree, not just a short run: hard negatives (other goals of
+the match, other angles, same score bug and stadium) coincide only briefly.
 """
 
 from __future__ import annotations

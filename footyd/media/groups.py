@@ -13,11 +13,12 @@ cross pair implies an offset between the two frames, and only pairs within OFFSE
 deciding offset count as support. That offset is the one most cross pairs agree with (on a tie
 the kept copies' pair, else the median): a speed-ramped copy matches at the offset of either of
 its pieces, so when it is a kept copy, the kept copies' pair alone can put a family of copies a
-second off in the frame, and every later copy then agrees with only half the group. And the merged
-group's kept copy must show what each member shows: every member's span in the frame overlaps
-the kept copy's for at least KEPT_COVER of the shorter of the two. Merge candidates are ranked by
-the evidence of their supporting pairs, strongest first: per pair, the matched seconds weighted
-by how close they were (1 at 0 bits, 0 past `max_hamming`), averaged (then support, clip ids).
+second off in the frame, and every later copy then agrees with only half the group. And the
+merged group's kept copy must show what each member shows: every member's span in the frame
+overlaps the kept copy's for at least KEPT_COVER of the shorter of the two. Merge candidates are
+ranked by the evidence of their supporting pairs, strongest first: per pair, the matched seconds
+weighted by how close they were (1 at 0 bits, 0 past `max_hamming`), averaged (then support,
+clip ids).
 
 Why. Single-link (union-find) turns ONE wrong pair into the merge of two whole groups, and a
 merge is the worst error dedup can make: every copy of one replay is marked a duplicate of
@@ -204,10 +205,13 @@ def _covered(members: Sequence[int], pos: dict[int, float], rep: int,
 
 
 def _best_supported(first: float, deltas: Sequence[float], tol_s: float) -> float:
-    """The offset most cross pairs agree with: `first` unless another has more support."""
+    """The offset most cross pairs agree with: `first` unless another has more support (ties
+    among others: the smallest, never the first listed, which depends on clip positions)."""
     d = np.array([first, *deltas])
     support = (np.abs(d[:, None] - d[None, 1:]) <= tol_s).sum(axis=1)
-    return float(d[int(np.argmax(support))])  # argmax: the first of the best, `first` on a tie
+    if support[0] == support.max():
+        return first
+    return float(d[support == support.max()].min())
 
 
 def _evaluate(g: _Group, h: _Group, edges: dict[tuple[int, int], MatchResult],
