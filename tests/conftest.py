@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.plugins.web",
     "tests.plugins.browser",
     "tests.plugins.demo",
+    "tests.plugins.corpus",
 ]

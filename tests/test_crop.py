@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,8 +25,9 @@ from footyd.media.fingerprint import (
 )
 from footyd.media.probe import probe
 from footyd.media.windows import WINDOW_MAX_SAMPLES, WINDOWS, window_hashes
-from footyd.sim.corpus import build_corpus, corpus_specs
+from footyd.sim.corpus import build_corpus
 from footyd.stages.dedup_rules import ClipQuality, Evidence, match_and_group, representative
+from tests.plugins.corpus import quarter_specs
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_crop")]
 
@@ -35,14 +37,14 @@ RULE = {"max_hamming": DC.max_hamming, "min_consecutive": DC.min_consecutive,
         "min_match_coverage": DC.min_match_coverage}
 # one goal, 5 s, quarter size: its copies (an off-centre crop among them), another angle, and
 # the main camera at later moments (tight and wide): the full-size figures are bench/dedup_quality
-SPECS = [s for s in corpus_specs(goals=1, seconds=5.0, scale=0.25) if s.scored]
+SPECS = [s for s in quarter_specs(goals=1) if s.scored]
 NAMES = [s.name for s in SPECS]
 LABEL = {s.name: s.label for s in SPECS}
 
 
 @pytest.fixture(scope="module")
-def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_corpus(tmp_path_factory.mktemp("crop"), SPECS)
+def paths(quarter_corpus: Path) -> dict[str, Path]:
+    return build_corpus(quarter_corpus, SPECS)
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +119,7 @@ def test_every_window_hash_is_the_dhash_of_the_picture_cropped_there() -> None:
     assert len({z for z, _, _ in WINDOWS}) == 7 and len(WINDOWS) == 175
 
 
+@functools.cache
 def _pan(samples: int, crop: tuple[float, float, float] | None = None) -> tuple[np.ndarray, ...]:
     """Small gray pictures of a camera panning over a textured world at a varying speed;
     with `crop` (as a window: zoom, x shift, y shift), a re-poster's crop of each."""
@@ -137,10 +140,15 @@ def _pan(samples: int, crop: tuple[float, float, float] | None = None) -> tuple[
     return tuple(out)
 
 
+@functools.cache
+def _long_print() -> Fingerprint:
+    return fingerprint_frames(_pan(400), sample_fps=5.0)  # windows for every 4th sample
+
+
 def test_a_long_clip_holds_its_windows_at_a_stride_and_still_finds_its_crop() -> None:
     """80 s at 5/s: windows for every 4th sample (a bounded document), and an off-centre crop
     re-posted from 8 s in is still found through one window, at 8 s, which `compare` misses."""
-    long_print = fingerprint_frames(_pan(400), sample_fps=5.0)
+    long_print = _long_print()
     crop_print = fingerprint_frames(_pan(400, crop=(0.12, 1.0, -1.0))[40:300], sample_fps=5.0)
     assert (long_print.window_stride, crop_print.window_stride) == (4, 2)
     assert long_print.windows.shape == (len(WINDOWS), 100) and 100 <= WINDOW_MAX_SAMPLES
@@ -155,7 +163,7 @@ def test_a_long_clip_holds_its_windows_at_a_stride_and_still_finds_its_crop() ->
 
 
 def test_windows_held_at_a_stride_are_kept_only_where_they_line_up() -> None:
-    fp = fingerprint_frames(_pan(400), sample_fps=5.0)  # windows for every 4th sample
+    fp = _long_print()
     half = fp.every(2)
     assert half.window_stride == 2 and np.array_equal(half.windows, fp.windows)
     eighth = fp.every(8)

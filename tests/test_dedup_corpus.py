@@ -13,8 +13,9 @@ from footyd.config import Config
 from footyd.media.decode import sample_frames
 from footyd.media.fingerprint import SMALL_H, SMALL_W, Fingerprint, compare, content_box, fingerprint
 from footyd.media.probe import probe
-from footyd.sim.corpus import CorpusClip, build_corpus, corpus_specs
+from footyd.sim.corpus import CorpusClip, build_corpus
 from footyd.stages.dedup_rules import ClipQuality, match_and_group
+from tests.plugins.corpus import quarter_specs
 
 # `pytest -m "not slow"` skips it; its clips are built once, so one worker runs the file
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_dedup_corpus")]
@@ -25,8 +26,7 @@ RULE = {"max_hamming": DC.max_hamming, "min_consecutive": DC.min_consecutive,
         "min_match_coverage": DC.min_match_coverage}
 # 2 goals x 19 files, 5 s, quarter size: the full-size version is bench/dedup_quality.py. The
 # off-centre crops are left out: `compare` does not match them, the crop step does (test_crop)
-SPECS = [s for s in corpus_specs(goals=2, seconds=5.0, scale=0.25)
-         if not s.name.endswith(("offcrop", "offcrop2"))]
+SPECS = [s for s in quarter_specs(goals=2) if not s.name.endswith(("offcrop", "offcrop2"))]
 _HD = next(s for s in SPECS if s.name == "g0_hd")
 # the main camera 17 s on, where this scene nearly repeats its goal: at max_hamming 12 some
 # copies of the goal match it (found by trying moments; at 10 none does)
@@ -36,8 +36,8 @@ BY_NAME = {s.name: s for s in SPECS}
 
 
 @pytest.fixture(scope="module")
-def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_corpus(tmp_path_factory.mktemp("harsh"), SPECS)
+def paths(quarter_corpus: Path) -> dict[str, Path]:
+    return build_corpus(quarter_corpus, SPECS)  # g0_repeat is added to the shared cache
 
 
 @pytest.fixture(scope="module")
