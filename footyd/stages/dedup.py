@@ -371,8 +371,9 @@ class DedupStage:
         """The goal is over: delete the blobs its duplicates held (mark, delete, unmark)."""
         clips = self._store.clips
         released = 0
+        # only what releasing needs: a clip's fingerprint is its largest field
         async for dup in clips.find({"goal_id": goal_id, "state": CLIP_DUPLICATE,
-                                     "blob_held": True}):
+                                     "blob_held": True}, {"releasing_at": 1, "blob_key": 1}):
             res = await clips.update_one(
                 {"_id": dup["_id"], "state": CLIP_DUPLICATE, "blob_held": True},
                 {"$set": {"releasing_at": dup.get("releasing_at") or now}})

@@ -189,10 +189,12 @@ class NotifyStage:
         facts: dict[str, Any] = {"occurred_at": ev.occurred_at, "goal": _goal_facts(goal),
                                  "fixture": _fixture_facts(fx, goal)}
         if ev.source == "clips":
-            clip = await self._store.clips.find_one({"_id": ev.source_id}) or {"_id": ev.source_id}
+            lean = {"fingerprint": 0}  # a clip's largest field, never a fact
+            clip = (await self._store.clips.find_one({"_id": ev.source_id}, lean)
+                    or {"_id": ev.source_id})
             if ev.kind == "clip_replaced" and clip.get("duplicate_of"):
                 facts["replaced_clip_id"] = clip["_id"]
-                clip = (await self._store.clips.find_one({"_id": clip["duplicate_of"]})
+                clip = (await self._store.clips.find_one({"_id": clip["duplicate_of"]}, lean)
                         or {"_id": clip["duplicate_of"]})
             facts["clip"] = _clip_facts(clip)
         return facts
